@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is the server's configuration. Every flag --some-name can also be
+// set with the environment variable SESSIOND_SOME_NAME; a flag on the command
+// line wins over the environment.
+type config struct {
+	NodeID            string
+	DataDir           string
+	HTTPAddr          string
+	RaftAddr          string
+	GossipAddr        string
+	AdvertiseAddr     string
+	Join              []string
+	BootstrapExpect   int
+	Shards            int
+	Replicas          int
+	SessionTTL        time.Duration
+	RaftHeartbeat     time.Duration
+	SnapshotThreshold uint64
+	LogLevel          string
+	LogFormat         string
+}
+
+func parseConfig(args []string) (*config, error) {
+	host, _ := os.Hostname()
+	c := &config{}
+	fs := flag.NewFlagSet("sessiond", flag.ContinueOnError)
+	var join string
+	fs.StringVar(&c.NodeID, "node-id", host, "unique id of this node (default: hostname)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for raft logs, snapshots and cluster identity")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP API listen address")
+	fs.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:7000", "raft listen address (one port for all shards)")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", "127.0.0.1:7946", "memberlist gossip listen address")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "host other nodes use to reach this one (default: the listen host)")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of existing nodes")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", 1, "number of nodes that form a new cluster")
+	fs.IntVar(&c.Shards, "shards", 16, "number of shards, fixed when the cluster is bootstrapped (1-1024)")
+	fs.IntVar(&c.Replicas, "replicas", 3, "replicas per shard, capped by the number of nodes")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", 0, "remove sessions not written for this long (0 keeps them forever)")
+	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", 300*time.Millisecond, "raft heartbeat and election timeout")
+	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between shard snapshots")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	if err := applyEnv(fs, args); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			c.Join = append(c.Join, j)
+		}
+	}
+	return c, c.validate()
+}
+
+// applyEnv sets every flag not given on the command line from its
+// SESSIOND_* variable.
+func applyEnv(fs *flag.FlagSet, args []string) error {
+	given := map[string]bool{}
+	for _, a := range args {
+		name := strings.TrimLeft(a, "-")
+		if name == a {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "=")
+		given[name] = true
+	}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		bad("--node-id must not be empty")
+	}
+	if c.DataDir == "" {
+		bad("--data-dir must not be empty")
+	}
+	for name, addr := range map[string]string{"--http-addr": c.HTTPAddr, "--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr} {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad("%s %q must be host:port", name, addr)
+		}
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		bad("--shards must be between 1 and 1024, not %d", c.Shards)
+	}
+	if c.Replicas < 1 || c.Replicas > 7 {
+		bad("--replicas must be between 1 and 7, not %d", c.Replicas)
+	}
+	if c.BootstrapExpect < 1 {
+		bad("--bootstrap-expect must be at least 1")
+	}
+	if c.SessionTTL < 0 {
+		bad("--session-ttl must not be negative")
+	}
+	if c.RaftHeartbeat < 50*time.Millisecond {
+		bad("--raft-heartbeat must be at least 50ms")
+	}
+	if c.SnapshotThreshold < 16 {
+		bad("--snapshot-threshold must be at least 16")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("--log-level must be debug, info, warn or error")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("--log-format must be text or json")
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad("--join address %q must be host:port", j)
+		}
+	}
+	if c.BootstrapExpect > 1 || len(c.Join) > 0 {
+		bad("--join and --bootstrap-expect > 1 need clustering, which this version does not have yet; run a single node")
+	}
+	if _, err := c.raftAdvertise(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// raftAdvertise is the raft address written into shard configurations.
+func (c *config) raftAdvertise() (string, error) {
+	host, port, err := net.SplitHostPort(c.RaftAddr)
+	if err != nil {
+		return "", nil // reported by validate
+	}
+	if c.AdvertiseAddr != "" {
+		host = c.AdvertiseAddr
+		if h, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
+			host = h
+		}
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "", errors.New("--raft-addr binds every interface: set --advertise-addr to the address other nodes reach this one at")
+	}
+	return net.JoinHostPort(host, port), nil
+}

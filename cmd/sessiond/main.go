@@ -1,0 +1,199 @@
+// Command sessiond runs a sessiond node: the chat-session HTTP API over
+// Raft-replicated shards.
+//
+//	sessiond [flags]             run a node (see -h for flags)
+//	sessiond healthcheck [flags] exit 0 if the node at --addr is ready
+//	sessiond version             print the build version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/shard"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Println("sessiond", version)
+			return
+		case "healthcheck":
+			os.Exit(healthcheck(args[1:]))
+		}
+	}
+	cfg, err := parseConfig(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sessiond:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "sessiond:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(cfg *config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.New(h).With("node", cfg.NodeID)
+}
+
+func run(cfg *config) error {
+	logger := newLogger(cfg)
+	slog.SetDefault(logger)
+	advertise, _ := cfg.raftAdvertise()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("raft listener: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		raftLn.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+
+	timing := shard.DefaultTiming
+	timing.Heartbeat = cfg.RaftHeartbeat
+	timing.LeaderLease = cfg.RaftHeartbeat / 2
+	snaps := shard.DefaultSnapshots
+	snaps.Threshold = cfg.SnapshotThreshold
+	snaps.TrailingLogs = max(snaps.Threshold+snaps.Threshold/4, 64)
+	host, err := cluster.StartSingle(cluster.SingleConfig{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Listener: raftLn, Advertise: advertise,
+		ShardCount: cfg.Shards, Logger: logger,
+		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps},
+	})
+	if err != nil {
+		httpLn.Close()
+		raftLn.Close()
+		return err
+	}
+
+	apiCfg := httpapi.DefaultConfig()
+	apiCfg.Logger = logger
+	apiCfg.Version = version
+	srv := &http.Server{
+		Handler:           httpapi.New(host, apiCfg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(httpLn) }()
+	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
+		"raft", raftLn.Addr().String(), "raft_advertise", advertise, "data_dir", cfg.DataDir, "shards", host.ShardCount())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if cfg.SessionTTL > 0 {
+		go expireLoop(ctx, host, cfg.SessionTTL, logger)
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err = <-serveErr:
+		logger.Error("http server stopped", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		logger.Warn("http shutdown", "err", serr)
+	}
+	if cerr := host.Close(); cerr != nil {
+		logger.Warn("closing shards", "err", cerr)
+	}
+	logger.Info("stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// expireLoop removes idle sessions on the shards this node leads.
+func expireLoop(ctx context.Context, host *shard.Host, ttl time.Duration, logger *slog.Logger) {
+	every := min(max(ttl/10, time.Second), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := host.ExpireIdle(ctx, ttl)
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("session expiry", "err", err)
+			}
+			if n > 0 {
+				logger.Info("expired idle sessions", "count", n, "ttl", ttl)
+			}
+		}
+	}
+}
+
+// healthcheck is the container health probe: exit 0 when /readyz is 200.
+func healthcheck(args []string) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	def := os.Getenv("SESSIOND_HTTP_ADDR")
+	if def == "" {
+		def = "127.0.0.1:8080"
+	}
+	addr := fs.String("addr", def, "HTTP address of the node")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for an answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck: --addr must be host:port")
+		return 2
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: /readyz answered", resp.Status)
+		return 1
+	}
+	return 0
+}

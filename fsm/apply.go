@@ -1,0 +1,180 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// appendMessages stores the command's messages that are not stored yet.
+// Messages whose id is already stored with identical role, content and meta
+// are answered with the stored copy; a differing one fails the whole batch.
+func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
+	if len(cmd.Messages) == 0 {
+		return &Result{Status: StatusInvalid, Detail: "append needs at least one message"}
+	}
+	for _, m := range cmd.Messages {
+		if err := f.limits.ValidMessage(m); err != nil {
+			return &Result{Status: StatusInvalid, Detail: err.Error()}
+		}
+		if len(m.Meta) > 0 && !json.Valid(m.Meta) {
+			return &Result{Status: StatusInvalid, Detail: "message meta is not valid JSON"}
+		}
+	}
+	ids := f.msgIndex[cmd.Session]
+	var stored []Message
+	if cur != nil {
+		stored = cur.messages
+	}
+	out := make([]Message, len(cmd.Messages))
+	var fresh []int // positions in cmd.Messages to append
+	var batchSeq map[string]uint64
+	for i, m := range cmd.Messages {
+		if seq, ok := ids[m.ID]; ok {
+			old := stored[seq-1]
+			if !sameMessage(old, m) {
+				return &Result{Status: StatusIDConflict, Version: versionOf(cur), Session: cur,
+					Detail: fmt.Sprintf("message id %q is already stored with different content", m.ID)}
+			}
+			out[i] = old
+			continue
+		}
+		if seq, ok := batchSeq[m.ID]; ok { // the same id twice in one batch
+			if !sameMessage(out[seq], m) {
+				return &Result{Status: StatusIDConflict, Version: versionOf(cur), Session: cur,
+					Detail: fmt.Sprintf("message id %q appears twice with different content", m.ID)}
+			}
+			out[i] = out[seq]
+			continue
+		}
+		if batchSeq == nil {
+			batchSeq = map[string]uint64{}
+		}
+		batchSeq[m.ID] = uint64(i)
+		fresh = append(fresh, i)
+		out[i] = Message{ID: m.ID, Role: m.Role, Content: m.Content, Meta: m.Meta, CreatedAt: cmd.At}
+	}
+	if len(fresh) == 0 {
+		return &Result{Status: StatusOK, Version: versionOf(cur), Messages: out, Session: cur}
+	}
+	if r := checkVersion(cur, cmd); r != nil {
+		return r
+	}
+	if len(stored)+len(fresh) > f.limits.MaxMessages {
+		return &Result{Status: StatusTooLarge, Version: versionOf(cur), Session: cur,
+			Detail: fmt.Sprintf("session would exceed %d messages", f.limits.MaxMessages)}
+	}
+	s, created := next(index, cur, cmd)
+	if ids == nil {
+		ids = make(map[string]uint64, len(fresh))
+		f.msgIndex[cmd.Session] = ids
+	}
+	// Appending to the newest version only writes past every older version's
+	// length; see Session.messages.
+	msgs := stored
+	for _, i := range fresh {
+		m := out[i]
+		m.Seq = uint64(len(msgs) + 1)
+		msgs = append(msgs, m)
+		ids[m.ID] = m.Seq
+		out[i] = m
+	}
+	for i, m := range cmd.Messages { // duplicates within the batch get the seq too
+		if out[i].Seq == 0 {
+			out[i] = msgs[ids[m.ID]-1]
+		}
+	}
+	s.messages = msgs
+	if created {
+		s.fields = map[string]json.RawMessage{}
+	}
+	f.put(cmd.Session, s)
+	return &Result{Status: StatusOK, Version: index, Created: created, Changed: true, Messages: out, Session: s}
+}
+
+func sameMessage(old Message, m NewMessage) bool {
+	return old.Role == m.Role && old.Content == m.Content && bytes.Equal(old.Meta, m.Meta)
+}
+
+// writeFields applies the field commands. The new fields map is built on the
+// side and published only if it passes the limits.
+func (f *FSM) writeFields(index uint64, cur *Session, cmd *Command) *Result {
+	if cur == nil && cmd.Op == OpDeleteField {
+		return &Result{Status: StatusNotFound, Detail: "session not found"}
+	}
+	var old map[string]json.RawMessage
+	if cur != nil {
+		old = cur.fields
+	}
+	fields := make(map[string]json.RawMessage, len(old)+len(cmd.Fields)+1)
+	for k, v := range old {
+		fields[k] = v
+	}
+	switch cmd.Op {
+	case OpMergeFields:
+		for k, v := range cmd.Fields {
+			if err := f.limits.ValidFieldName(k); err != nil {
+				return &Result{Status: StatusInvalid, Detail: err.Error()}
+			}
+			if isNull(v) {
+				delete(fields, k)
+				continue
+			}
+			cv, err := compactJSON(v)
+			if err != nil {
+				return &Result{Status: StatusInvalid, Detail: fmt.Sprintf("field %q: %v", k, err)}
+			}
+			fields[k] = cv
+		}
+	case OpPatchFields:
+		if err := mergePatchFields(fields, cmd.Patch, f.limits); err != nil {
+			return &Result{Status: StatusInvalid, Detail: err.Error()}
+		}
+	case OpPutField:
+		if err := f.limits.ValidFieldName(cmd.Field); err != nil {
+			return &Result{Status: StatusInvalid, Detail: err.Error()}
+		}
+		cv, err := compactJSON(cmd.Value)
+		if err != nil {
+			return &Result{Status: StatusInvalid, Detail: fmt.Sprintf("field %q: %v", cmd.Field, err)}
+		}
+		fields[cmd.Field] = cv
+	case OpDeleteField:
+		if _, ok := fields[cmd.Field]; !ok {
+			return &Result{Status: StatusNotFound, Version: versionOf(cur), Session: cur, Detail: "field not found"}
+		}
+		delete(fields, cmd.Field)
+	}
+	size := fieldsSize(fields)
+	if size > f.limits.MaxFieldBytes {
+		return &Result{Status: StatusTooLarge, Version: versionOf(cur), Session: cur,
+			Detail: fmt.Sprintf("fields would take %d bytes, over the limit of %d", size, f.limits.MaxFieldBytes)}
+	}
+	s, created := next(index, cur, cmd)
+	s.fields = fields
+	s.fieldBytes = size
+	f.put(cmd.Session, s)
+	return &Result{Status: StatusOK, Version: index, Created: created, Changed: true, Session: s}
+}
+
+func fieldsSize(fields map[string]json.RawMessage) int {
+	n := 0
+	for k, v := range fields {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+func isNull(v json.RawMessage) bool {
+	return len(v) == 0 || string(bytes.TrimSpace(v)) == "null"
+}
+
+// compactJSON validates v and returns it without insignificant whitespace,
+// so equal values are stored as equal bytes on every replica.
+func compactJSON(v json.RawMessage) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return nil, fmt.Errorf("not valid JSON")
+	}
+	return buf.Bytes(), nil
+}

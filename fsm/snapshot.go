@@ -1,0 +1,213 @@
+package fsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/hashicorp/raft"
+)
+
+// Snapshot stream format, version 1:
+//
+//	magic "SSNP", version byte, applied index (8 bytes big-endian),
+//	then records: uvarint length + session record, ended by a zero length.
+//
+// A session record holds id, createdAt, updatedAt, version, the fields
+// (sorted by name) and the messages in seq order. Sessions are written bucket
+// by bucket, sorted by id, so equal states produce equal snapshots.
+var snapshotMagic = []byte("SSNP")
+
+const snapshotVersion byte = 1
+
+// maxRecordBytes rejects a corrupt record length before allocating it. A
+// session at the default limits is well under this.
+const maxRecordBytes = 1 << 30
+
+// Snapshot freezes the current buckets; Persist streams them while Apply goes
+// on writing to copies. It runs on the apply goroutine and costs O(buckets).
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &snapshot{applied: f.applied.Load()}
+	for i, b := range f.buckets {
+		b.frozen = true
+		s.buckets[i] = b
+	}
+	return s, nil
+}
+
+type snapshot struct {
+	applied uint64
+	buckets [bucketCount]*bucket
+}
+
+// Persist writes the snapshot to sink. Safe to run concurrently with Apply.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.write(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// write streams the snapshot to w.
+func (s *snapshot) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	e := encoder{buf: make([]byte, 0, 4096)}
+	e.buf = append(e.buf, snapshotMagic...)
+	e.byte(snapshotVersion)
+	e.fixed64(s.applied)
+	if _, err := bw.Write(e.buf); err != nil {
+		return err
+	}
+	var rec, lenBuf encoder
+	for _, b := range s.buckets {
+		ids := make([]string, 0, len(b.sessions))
+		for id := range b.sessions {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			rec.reset()
+			encodeSession(&rec, b.sessions[id])
+			lenBuf.reset()
+			lenBuf.uvarint(uint64(len(rec.buf)))
+			if _, err := bw.Write(lenBuf.buf); err != nil {
+				return err
+			}
+			if _, err := bw.Write(rec.buf); err != nil {
+				return err
+			}
+		}
+	}
+	if err := bw.WriteByte(0); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// Release is a no-op: frozen buckets are garbage once nobody holds them.
+func (s *snapshot) Release() {}
+
+func encodeSession(e *encoder, s *Session) {
+	e.string(s.ID)
+	e.varint(s.CreatedAt)
+	e.varint(s.UpdatedAt)
+	e.uvarint(s.Version)
+	names := s.FieldNames()
+	e.uvarint(uint64(len(names)))
+	for _, k := range names {
+		e.string(k)
+		e.bytes(s.fields[k])
+	}
+	e.uvarint(uint64(len(s.messages)))
+	for i := range s.messages {
+		m := &s.messages[i]
+		e.string(m.ID)
+		e.string(m.Role)
+		e.string(m.Content)
+		e.varint(m.CreatedAt)
+		e.bytes(m.Meta)
+	}
+}
+
+func decodeSession(b []byte) (*Session, error) {
+	d := decoder{buf: b}
+	s := &Session{ID: d.string(), CreatedAt: d.varint(), UpdatedAt: d.varint(), Version: d.uvarint()}
+	nf := d.count(2)
+	s.fields = make(map[string]json.RawMessage, nf)
+	for i := 0; i < nf && d.err == nil; i++ {
+		k := d.string()
+		v := d.bytes()
+		s.fields[k] = v
+		s.fieldBytes += len(k) + len(v)
+	}
+	nm := d.count(5)
+	if nm > 0 {
+		s.messages = make([]Message, nm)
+	}
+	for i := 0; i < nm && d.err == nil; i++ {
+		s.messages[i] = Message{Seq: uint64(i + 1), ID: d.string(), Role: d.string(),
+			Content: d.string(), CreatedAt: d.varint(), Meta: d.bytes()}
+	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = errors.New("fsm: trailing bytes in session record")
+	}
+	return s, d.err
+}
+
+// Restore replaces the whole state with the snapshot read from rc. The new
+// state is built on the side and swapped in only when the stream decoded
+// completely, so a bad snapshot leaves the FSM as it was.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 256<<10)
+	head := make([]byte, len(snapshotMagic)+1+8)
+	if _, err := io.ReadFull(br, head); err != nil {
+		return fmt.Errorf("fsm: read snapshot header: %w", err)
+	}
+	if string(head[:4]) != string(snapshotMagic) {
+		return errors.New("fsm: not a sessiond snapshot")
+	}
+	if head[4] != snapshotVersion {
+		return fmt.Errorf("fsm: unknown snapshot version %d", head[4])
+	}
+	hd := decoder{buf: head[5:]}
+	applied := hd.fixed64()
+
+	var buckets [bucketCount]*bucket
+	for i := range buckets {
+		buckets[i] = &bucket{sessions: map[string]*Session{}}
+	}
+	index := map[string]map[string]uint64{}
+	var rec []byte
+	for {
+		n, err := readUvarint(br)
+		if err != nil {
+			return fmt.Errorf("fsm: read snapshot: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if n > maxRecordBytes {
+			return fmt.Errorf("fsm: snapshot record of %d bytes is corrupt", n)
+		}
+		if uint64(cap(rec)) < n {
+			rec = make([]byte, n)
+		}
+		rec = rec[:n]
+		if _, err := io.ReadFull(br, rec); err != nil {
+			return fmt.Errorf("fsm: read snapshot: %w", err)
+		}
+		s, err := decodeSession(rec)
+		if err != nil {
+			return fmt.Errorf("fsm: decode snapshot: %w", err)
+		}
+		ids := make(map[string]uint64, len(s.messages))
+		for _, m := range s.messages {
+			ids[m.ID] = m.Seq
+		}
+		index[s.ID] = ids
+		buckets[bucketOf(s.ID)].sessions[s.ID] = s
+	}
+
+	f.mu.Lock()
+	f.buckets = buckets
+	f.msgIndex = index
+	f.mu.Unlock()
+	f.publishApplied(applied)
+	return nil
+}
+
+func readUvarint(br *bufio.Reader) (uint64, error) {
+	v, err := binary.ReadUvarint(br)
+	if err == io.EOF {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return v, err
+}

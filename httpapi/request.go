@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/shard"
+)
+
+type scopeKey struct{}
+
+// sessionScope validates the :id path parameter, resolves its shard and
+// names the shard on the response.
+func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("id")
+		if err := s.cfg.Limits.ValidSessionID(id); err != nil {
+			return errorf(http.StatusBadRequest, CodeInvalidSessionID, "%v", err)
+		}
+		sh := s.store.ShardFor(id)
+		c.Response().Header().Set("X-Sessiond-Shard", strconv.FormatUint(uint64(sh), 10))
+		c.Set("sessionID", id)
+		c.Set("shard", sh)
+		return next(c)
+	}
+}
+
+func scope(c echo.Context) (id string, sh uint32) {
+	return c.Get("sessionID").(string), c.Get("shard").(uint32)
+}
+
+// readBody reads the whole request body up to the configured limit.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxBodyBytes)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+				"request body is over the limit of %d bytes", s.cfg.MaxBodyBytes)
+		}
+		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "could not read the request body: %v", err)
+	}
+	return b, nil
+}
+
+// readJSON reads a body that must be one valid JSON value.
+func (s *Server) readJSON(c echo.Context) (json.RawMessage, error) {
+	b, err := s.readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "request body is empty; send a JSON value")
+	}
+	if !json.Valid(b) {
+		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON")
+	}
+	return b, nil
+}
+
+// readObject reads a body that must be a JSON object and returns its members.
+func (s *Server) readObject(c echo.Context, code string) (map[string]json.RawMessage, json.RawMessage, error) {
+	b, err := s.readJSON(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b[0] != '{' {
+		return nil, nil, errorf(http.StatusBadRequest, code, "request body must be a JSON object")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON")
+	}
+	return m, b, nil
+}
+
+// ifMatch parses If-Match into a command condition. It accepts the ETag
+// this API sends ("42") and, leniently, a bare number.
+func ifMatch(c echo.Context, cmd *fsm.Command) error {
+	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if h == "" {
+		return nil
+	}
+	v := strings.TrimPrefix(h, "W/")
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return errorf(http.StatusBadRequest, CodeInvalidIfMatch,
+			"If-Match must be a version ETag such as \"42\" (\"0\" means the session must not exist)")
+	}
+	cmd.HasIfVersion = true
+	cmd.IfVersion = n
+	return nil
+}
+
+func consistency(c echo.Context) (shard.Consistency, error) {
+	level, err := shard.ParseConsistency(c.QueryParam("consistency"))
+	if err != nil {
+		return 0, errorf(http.StatusBadRequest, CodeInvalidConsistency, "%v", err)
+	}
+	return level, nil
+}
+
+func setETag(c echo.Context, version uint64) {
+	c.Response().Header().Set("ETag", fmt.Sprintf("%q", strconv.FormatUint(version, 10)))
+}

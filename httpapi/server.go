@@ -1,0 +1,107 @@
+// Package httpapi serves sessiond's HTTP API with echo: the chat-session
+// routes under /api/chat/session/{id}, the operations routes under /v1, and
+// health checks. It validates input, turns it into fsm commands and renders
+// results; it knows shards only through the small Store interface below.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/shard"
+)
+
+// Store is what the HTTP layer needs from the node's shards.
+type Store interface {
+	// NodeID names this node in X-Sessiond-Node.
+	NodeID() string
+	// ShardCount is the fixed number of shards.
+	ShardCount() int
+	// ShardFor maps a session id to its shard.
+	ShardFor(sessionID string) uint32
+	// Apply proposes cmd on the shard and returns the FSM's result.
+	Apply(ctx context.Context, shard uint32, cmd *fsm.Command) (*fsm.Result, error)
+	// Read waits until the shard may be read at the given consistency and
+	// returns its state.
+	Read(ctx context.Context, shard uint32, c shard.Consistency) (*fsm.FSM, error)
+	// ShardStatus reports this node's replica of a shard, if it has one.
+	ShardStatus(shard uint32) (shard.Status, bool)
+	// Ready reports whether the node can serve every shard it replicates.
+	Ready() bool
+}
+
+// Config tunes the HTTP layer.
+type Config struct {
+	Limits       fsm.Limits
+	MaxBodyBytes int64 // whole request body
+	MaxBatch     int   // messages in one append request
+	Logger       *slog.Logger
+	Version      string // build version, shown by /v1/cluster
+}
+
+// DefaultConfig returns the limits of DESIGN §3.
+func DefaultConfig() Config {
+	return Config{Limits: fsm.DefaultLimits, MaxBodyBytes: 2 << 20, MaxBatch: 1000, Logger: slog.Default()}
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	store  Store
+	cfg    Config
+	logger *slog.Logger
+	echo   *echo.Echo
+}
+
+// New builds the API over store.
+func New(store Store, cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New()}
+	e := s.echo
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(s.nodeHeader)
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes the Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	e := s.echo
+	g := e.Group("/api/chat/session/:id", s.sessionScope)
+	g.GET("", s.getSession)
+	g.PUT("", s.putSession)
+	g.PATCH("", s.patchSession)
+	g.DELETE("", s.deleteSession)
+	g.POST("/messages", s.appendMessages)
+	g.GET("/messages", s.listMessages)
+	g.GET("/state", s.getFields)
+	g.GET("/state/:field", s.getField)
+	g.PUT("/state/:field", s.putField)
+	g.DELETE("/state/:field", s.deleteField)
+	g.GET("/pending-match", s.getField)
+	g.PUT("/pending-match", s.putField)
+	g.DELETE("/pending-match", s.deleteField)
+
+	e.GET("/v1/cluster", s.clusterStatus)
+	e.GET("/v1/sessions/:id/owner", s.sessionOwner, s.sessionScope)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+}
+
+// nodeHeader names the serving node on every response, errors included.
+func (s *Server) nodeHeader(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("X-Sessiond-Node", s.store.NodeID())
+		return next(c)
+	}
+}

@@ -1,0 +1,170 @@
+package shard
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// HostConfig configures all replicas of one node.
+type HostConfig struct {
+	NodeID     string
+	DataDir    string // replicas live in DataDir/shards/NNN
+	Listener   net.Listener
+	Advertise  string // raft address other nodes dial
+	ClusterID  uint64
+	ShardCount int
+	Limits     fsm.Limits
+	Timing     Timing
+	Snapshots  Snapshots
+	Logger     *slog.Logger
+}
+
+// Host holds the replicas this node runs and the mux they share.
+type Host struct {
+	cfg       HostConfig
+	mux       *Mux
+	advertise raft.ServerAddress
+
+	mu     sync.RWMutex
+	shards map[uint32]*Shard
+
+	serveDone chan struct{}
+}
+
+// NewHost starts the raft mux on cfg.Listener. It hosts no replica until
+// OpenShard is called.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if cfg.ShardCount < 1 {
+		return nil, errors.New("shard count must be at least 1")
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		return nil, fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
+	}
+	h := &Host{
+		cfg:       cfg,
+		mux:       NewMux(cfg.Listener, adv, cfg.ClusterID, cfg.Logger),
+		advertise: raft.ServerAddress(cfg.Advertise),
+		shards:    map[uint32]*Shard{},
+		serveDone: make(chan struct{}),
+	}
+	go func() {
+		defer close(h.serveDone)
+		h.mux.Serve()
+	}()
+	return h, nil
+}
+
+// NodeID is this node's id.
+func (h *Host) NodeID() string { return h.cfg.NodeID }
+
+// RaftAddr is the raft address this node advertises.
+func (h *Host) RaftAddr() raft.ServerAddress { return h.advertise }
+
+// ShardCount is the fixed number of shards in the cluster.
+func (h *Host) ShardCount() int { return h.cfg.ShardCount }
+
+// ShardFor maps a session id onto its shard.
+func (h *Host) ShardFor(sessionID string) uint32 { return ShardFor(sessionID, h.cfg.ShardCount) }
+
+// Mux is the node's raft connection demultiplexer.
+func (h *Host) Mux() *Mux { return h.mux }
+
+// OpenShard starts the local replica of shard id (restoring it from disk if it
+// exists). Opening a shard that is already open returns it.
+func (h *Host) OpenShard(id uint32) (*Shard, error) {
+	if int(id) >= h.cfg.ShardCount {
+		return nil, fmt.Errorf("shard %d out of range (cluster has %d)", id, h.cfg.ShardCount)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.shards[id]; s != nil {
+		return s, nil
+	}
+	layer, err := h.mux.Listen(id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Open(Config{
+		ShardID: id, NodeID: h.cfg.NodeID, Dir: h.shardDir(id), Layer: layer,
+		Limits: h.cfg.Limits, Timing: h.cfg.Timing, Snapshots: h.cfg.Snapshots, Logger: h.cfg.Logger,
+	})
+	if err != nil {
+		layer.Close()
+		return nil, err
+	}
+	h.shards[id] = s
+	return s, nil
+}
+
+func (h *Host) shardDir(id uint32) string {
+	return filepath.Join(h.cfg.DataDir, "shards", fmt.Sprintf("%03d", id))
+}
+
+// Shard returns the local replica of shard id, or nil.
+func (h *Host) Shard(id uint32) *Shard {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.shards[id]
+}
+
+// Shards returns the local replicas ordered by shard id.
+func (h *Host) Shards() []*Shard {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Shard, 0, len(h.shards))
+	for id := uint32(0); int(id) < h.cfg.ShardCount; id++ {
+		if s := h.shards[id]; s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Self is this node as a raft voter.
+func (h *Host) Self() raft.Server {
+	return raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(h.cfg.NodeID), Address: h.advertise}
+}
+
+// Close shuts down every replica and the mux, keeping all data.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	shards := h.shards
+	h.shards = map[uint32]*Shard{}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, 0, len(shards))
+	var emu sync.Mutex
+	for _, s := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Close(); err != nil {
+				emu.Lock()
+				errs = append(errs, fmt.Errorf("shard %d: %w", s.ID(), err))
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	errs = append(errs, h.mux.Close())
+	<-h.serveDone
+	return errors.Join(errs...)
+}
+
+// ShardStatus reports the local replica of shard id, if hosted here.
+func (h *Host) ShardStatus(id uint32) (Status, bool) {
+	s := h.Shard(id)
+	if s == nil {
+		return Status{}, false
+	}
+	return s.Status(), true
+}

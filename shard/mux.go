@@ -1,0 +1,184 @@
+package shard
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Every raft connection between sessiond nodes opens with this preamble:
+//
+//	magic "SSD" | version (1) | cluster id (8 bytes) | shard id (4 bytes)
+//
+// all big-endian. The mux reads it under a deadline and hands the connection
+// to that shard's stream layer; raft's own framing starts right after it.
+const (
+	preambleLen     = 16
+	preambleVersion = 1
+)
+
+var preambleMagic = [3]byte{'S', 'S', 'D'}
+
+func encodePreamble(clusterID uint64, shardID uint32) []byte {
+	b := make([]byte, preambleLen)
+	copy(b, preambleMagic[:])
+	b[3] = preambleVersion
+	binary.BigEndian.PutUint64(b[4:12], clusterID)
+	binary.BigEndian.PutUint32(b[12:16], shardID)
+	return b
+}
+
+// Mux serves every raft group of a node on one TCP listener. It never creates
+// a replica: a connection for another cluster, or for a shard this node does
+// not host, is closed and counted.
+type Mux struct {
+	ln        net.Listener
+	advertise net.Addr
+	clusterID atomic.Uint64
+	timeout   time.Duration // for reading the preamble
+	logger    *slog.Logger
+
+	mu     sync.Mutex
+	layers map[uint32]*StreamLayer
+	closed bool
+
+	rejected atomic.Uint64
+}
+
+// NewMux wraps ln. advertise is the address other nodes dial (it may differ
+// from ln's when binding 0.0.0.0). Call Serve to start accepting.
+func NewMux(ln net.Listener, advertise net.Addr, clusterID uint64, logger *slog.Logger) *Mux {
+	m := &Mux{ln: ln, advertise: advertise, timeout: 5 * time.Second, logger: logger,
+		layers: map[uint32]*StreamLayer{}}
+	m.clusterID.Store(clusterID)
+	return m
+}
+
+// SetClusterID sets the id new connections must carry (a node learns it when
+// it joins a cluster).
+func (m *Mux) SetClusterID(id uint64) { m.clusterID.Store(id) }
+
+// ClusterID is the id connections must carry.
+func (m *Mux) ClusterID() uint64 { return m.clusterID.Load() }
+
+// Addr is the address the mux listens on.
+func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
+
+// Rejected counts connections closed for a wrong preamble, cluster or shard.
+func (m *Mux) Rejected() uint64 { return m.rejected.Load() }
+
+// Serve accepts connections until Close. Each connection's preamble is read
+// on its own goroutine so one slow peer cannot hold up the others.
+func (m *Mux) Serve() error {
+	var backoff time.Duration
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Temporary failures (EMFILE and the like): back off and go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			m.logger.Warn("raft mux accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		go m.handoff(conn)
+	}
+}
+
+func (m *Mux) handoff(conn net.Conn) {
+	b := make([]byte, preambleLen)
+	_ = conn.SetReadDeadline(time.Now().Add(m.timeout))
+	if _, err := io.ReadFull(conn, b); err != nil {
+		m.reject(conn, "unreadable preamble", "err", err)
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{}) // raft idles between heartbeats
+	if [3]byte(b[:3]) != preambleMagic || b[3] != preambleVersion {
+		m.reject(conn, "bad preamble")
+		return
+	}
+	cluster := binary.BigEndian.Uint64(b[4:12])
+	shardID := binary.BigEndian.Uint32(b[12:16])
+	if cluster != m.clusterID.Load() {
+		m.reject(conn, "connection from another cluster", "cluster", fmt.Sprintf("%016x", cluster))
+		return
+	}
+	m.mu.Lock()
+	layer := m.layers[shardID]
+	m.mu.Unlock()
+	if layer == nil || !layer.deliver(conn) {
+		m.reject(conn, "connection for a shard not hosted here", "shard", shardID)
+	}
+}
+
+func (m *Mux) reject(conn net.Conn, why string, args ...any) {
+	m.rejected.Add(1)
+	m.logger.Debug("raft mux rejected connection", append([]any{"remote", conn.RemoteAddr().String(), "reason", why}, args...)...)
+	conn.Close()
+}
+
+// Listen registers shardID and returns the stream layer its raft transport
+// uses. Closing the layer unregisters it.
+func (m *Mux) Listen(shardID uint32) (*StreamLayer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, net.ErrClosed
+	}
+	if _, ok := m.layers[shardID]; ok {
+		return nil, fmt.Errorf("shard %d already listens on the raft mux", shardID)
+	}
+	l := &StreamLayer{mux: m, shardID: shardID, conns: make(chan net.Conn),
+		done: make(chan struct{}), accepted: map[net.Conn]struct{}{}}
+	m.layers[shardID] = l
+	return l, nil
+}
+
+func (m *Mux) unregister(l *StreamLayer) {
+	m.mu.Lock()
+	if m.layers[l.shardID] == l {
+		delete(m.layers, l.shardID)
+	}
+	m.mu.Unlock()
+}
+
+// Close stops accepting and closes every registered layer.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	layers := make([]*StreamLayer, 0, len(m.layers))
+	for _, l := range m.layers {
+		layers = append(layers, l)
+	}
+	m.mu.Unlock()
+	for _, l := range layers {
+		l.Close()
+	}
+	return m.ln.Close()
+}
+
+// dial opens a connection to a peer's mux and writes the preamble.
+func (m *Mux) dial(addr raft.ServerAddress, shardID uint32, timeout time.Duration) (net.Conn, error) {
+	conn, err := net.DialTimeout("tcp", string(addr), timeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write(encodePreamble(m.clusterID.Load(), shardID)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	return conn, nil
+}

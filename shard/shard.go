@@ -1,0 +1,253 @@
+// Package shard runs the raft groups of one node: each Shard is one
+// hashicorp/raft instance with its own raft-boltdb/v2 log and file snapshot
+// store, and all of a node's shards share one TCP port through the Mux. A
+// Shard applies commands, answers reads at the requested consistency level
+// and reports its raft state; the Host holds all of a node's shards.
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// Config describes one local replica of a shard.
+type Config struct {
+	ShardID   uint32
+	NodeID    string
+	Dir       string // this replica's directory, e.g. DATA/shards/007
+	Layer     *StreamLayer
+	Limits    fsm.Limits
+	Timing    Timing
+	Snapshots Snapshots
+	Logger    *slog.Logger
+}
+
+// Shard is one local replica of one raft group.
+type Shard struct {
+	id     uint32
+	nodeID string
+	timing Timing
+	logger *slog.Logger
+
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	logStore  *raftboltdb.BoltStore
+
+	// readyTerm is the term in which this node, as leader, has applied its
+	// first command. Until then its FSM may miss entries of earlier terms and
+	// it must not serve reads.
+	readyTerm atomic.Uint64
+	reads     *readLoop
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open starts the replica described by cfg, restoring its state from the
+// latest snapshot and log on disk. A replica with no state stays empty until
+// it is bootstrapped or a leader adds it.
+func Open(cfg Config) (*Shard, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("shard", cfg.ShardID)
+	hl := newHCLogger(logger)
+	logStore, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.Dir, "raft.db"),
+		// A second process on the same data dir fails instead of waiting
+		// forever for bolt's file lock. Not syncing the freelist makes every
+		// commit cheaper at the price of a slower open (DESIGN §5).
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: open log store: %w", cfg.ShardID, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Snapshots.Retain, hl.Named("snapshot"))
+	if err != nil {
+		logStore.Close()
+		return nil, fmt.Errorf("shard %d: open snapshot store: %w", cfg.ShardID, err)
+	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  cfg.Layer,
+		MaxPool: 3,
+		Timeout: 5 * time.Second,
+		Logger:  hl.Named("transport"),
+	})
+	s := &Shard{
+		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger,
+		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore,
+		closed: make(chan struct{}),
+	}
+	rc := raftConfig(cfg.NodeID, cfg.Timing, cfg.Snapshots)
+	rc.Logger = hl
+	leaderCh := make(chan bool, 8)
+	rc.NotifyCh = leaderCh
+	r, err := raft.NewRaft(rc, s.fsm, logStore, logStore, snaps, transport)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("shard %d: start raft: %w", cfg.ShardID, err)
+	}
+	s.raft = r
+	s.reads = newReadLoop(s)
+	s.wg.Add(2)
+	go s.watchLeadership(leaderCh)
+	go s.reads.run()
+	return s, nil
+}
+
+// ID is the shard number.
+func (s *Shard) ID() uint32 { return s.id }
+
+// FSM is the replica's state. Read it only after Read confirmed the level.
+func (s *Shard) FSM() *fsm.FSM { return s.fsm }
+
+// Raft exposes the raft instance to the packages that manage membership.
+func (s *Shard) Raft() *raft.Raft { return s.raft }
+
+// HasState reports whether the replica has any raft state on disk, i.e. it
+// was bootstrapped or has joined a group.
+func (s *Shard) HasState() (bool, error) {
+	last, err := s.logStore.LastIndex()
+	if err != nil {
+		return false, err
+	}
+	return last > 0 || s.raft.LastIndex() > 0, nil
+}
+
+// Bootstrap makes the replica a member of a new group with the given voters.
+// It is a no-op on a replica that already has state, so every placed replica
+// of a new shard can call it with the same configuration.
+func (s *Shard) Bootstrap(servers []raft.Server) error {
+	err := s.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+// watchLeadership drains raft's leadership notifications (raft blocks on a
+// full channel) and, on gaining leadership, applies a no-op so the read path
+// knows when this leader's FSM has caught up with all earlier terms.
+func (s *Shard) watchLeadership(ch <-chan bool) {
+	defer s.wg.Done()
+	for {
+		select {
+		case leader := <-ch:
+			if leader {
+				s.logger.Info("became shard leader", "term", s.raft.CurrentTerm())
+				s.wg.Add(1)
+				go s.establishLeadership()
+			} else {
+				s.readyTerm.Store(0)
+				s.logger.Info("lost shard leadership")
+			}
+		case <-s.closed:
+			return
+		}
+	}
+}
+
+func (s *Shard) establishLeadership() {
+	defer s.wg.Done()
+	term := s.raft.CurrentTerm()
+	noop := (&fsm.Command{Op: fsm.OpNoop}).Encode()
+	for {
+		err := s.raft.Apply(noop, s.timing.Apply).Error()
+		if err == nil {
+			if s.raft.CurrentTerm() == term && s.raft.State() == raft.Leader {
+				s.readyTerm.Store(term)
+			}
+			return
+		}
+		if !errors.Is(err, raft.ErrEnqueueTimeout) && !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return // no longer leader or shutting down; a later term retries
+		}
+		select {
+		case <-s.closed:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Apply proposes cmd and waits until it is committed and applied. The error
+// says whether the command may have been applied; see the package errors.
+// Results the FSM decided (conflicts, not found) are not errors.
+func (s *Shard) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
+	select {
+	case <-s.closed:
+		return nil, ErrShutdown
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	default:
+	}
+	if s.raft.State() != raft.Leader {
+		return nil, s.notLeader()
+	}
+	f := s.raft.Apply(cmd.Encode(), s.timing.Apply)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return nil, s.notLeader()
+		case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, ErrNotEnqueued
+		default: // ErrLeadershipLost, ErrRaftShutdown with the entry in flight, …
+			return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		}
+	}
+	res, ok := f.Response().(*fsm.Result)
+	if !ok {
+		return nil, fmt.Errorf("shard %d: unexpected apply response %T", s.id, f.Response())
+	}
+	return res, nil
+}
+
+func (s *Shard) notLeader() error {
+	addr, id := s.raft.LeaderWithID()
+	return &NotLeaderError{Shard: s.id, LeaderID: string(id), LeaderAddr: string(addr)}
+}
+
+// IsLeader reports whether this replica currently leads its group.
+func (s *Shard) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the current leader's node id and raft address, if known.
+func (s *Shard) Leader() (id, addr string) {
+	a, i := s.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Snapshot asks raft for a snapshot now (used by operators and tests).
+func (s *Shard) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// Close shuts the replica down: raft, its transport and its log store. It
+// keeps the data on disk.
+func (s *Shard) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		err = s.raft.Shutdown().Error()
+		s.transport.CloseStreams()
+		s.transport.Close()
+		s.wg.Wait()
+		if cerr := s.logStore.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}

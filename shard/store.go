@@ -1,0 +1,78 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sessiond/sessiond/fsm"
+)
+
+// ErrShardNotHosted means this node has no replica of the shard.
+type ErrShardNotHosted struct{ Shard uint32 }
+
+func (e *ErrShardNotHosted) Error() string {
+	return fmt.Sprintf("shard %d has no replica on this node", e.Shard)
+}
+
+func (h *Host) local(id uint32) (*Shard, error) {
+	if s := h.Shard(id); s != nil {
+		return s, nil
+	}
+	return nil, &ErrShardNotHosted{Shard: id}
+}
+
+// Apply proposes cmd to the local replica of shard id.
+func (h *Host) Apply(ctx context.Context, id uint32, cmd *fsm.Command) (*fsm.Result, error) {
+	s, err := h.local(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Apply(ctx, cmd)
+}
+
+// Read waits until the local replica of shard id may be read at level c and
+// returns its state.
+func (h *Host) Read(ctx context.Context, id uint32, c Consistency) (*fsm.FSM, error) {
+	s, err := h.local(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Read(ctx, c); err != nil {
+		return nil, err
+	}
+	return s.FSM(), nil
+}
+
+// Ready reports whether every local replica knows a leader.
+func (h *Host) Ready() bool {
+	shards := h.Shards()
+	if len(shards) == 0 {
+		return false
+	}
+	for _, s := range shards {
+		if id, _ := s.Leader(); id == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// ExpireIdle proposes, on every shard this node leads, the removal of
+// sessions not written for ttl. The cutoff is computed here, on the leader,
+// and travels in the command so every replica removes the same sessions.
+func (h *Host) ExpireIdle(ctx context.Context, ttl time.Duration) (expired int, err error) {
+	cutoff := time.Now().Add(-ttl).UnixMilli()
+	for _, s := range h.Shards() {
+		if !s.IsLeader() {
+			continue
+		}
+		res, aerr := s.Apply(ctx, &fsm.Command{Op: fsm.OpExpire, At: time.Now().UnixMilli(), Before: cutoff})
+		if aerr != nil {
+			err = aerr
+			continue
+		}
+		expired += res.Expired
+	}
+	return expired, err
+}
