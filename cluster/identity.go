@@ -22,6 +22,13 @@ type Identity struct {
 	ClusterID  uint64 `json:"clusterId"`
 	ShardCount int    `json:"shardCount"`
 	NodeID     string `json:"nodeId"`
+	// Founders are the nodes that bootstrapped the cluster together; empty
+	// for a node that joined an existing cluster.
+	Founders []string `json:"founders,omitempty"`
+	// Settled is set once every founder has formed. From then on a node
+	// without an identity is a newcomer (or a wiped old member) and must
+	// never bootstrap a shard.
+	Settled bool `json:"settled"`
 }
 
 const identityFile = "cluster.json"

@@ -41,6 +41,9 @@ const (
 	CodeShuttingDown       = "shutting_down"
 	CodeShardUnavailable   = "shard_unavailable"
 	CodeTimeout            = "timeout"
+	CodeInvalidShard       = "invalid_shard"
+	CodeNoOtherReplica     = "no_other_replica"
+	CodeTransferFailed     = "transfer_failed"
 	CodeInternal           = "internal"
 )
 

@@ -46,7 +46,7 @@ func (s *Server) getField(c echo.Context) error {
 	if !ok {
 		return errorf(http.StatusNotFound, CodeFieldNotFound, "field %q not set", name)
 	}
-	return c.JSONBlob(http.StatusOK, v)
+	return c.JSONBlob(http.StatusOK, append(v[:len(v):len(v)], '\n'))
 }
 
 // putField sets one field to the body's JSON value; null removes it, as in a

@@ -2,27 +2,45 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/cluster"
 
 	"github.com/sessiond/sessiond/shard"
 )
 
 type clusterResponse struct {
-	Node       string         `json:"node"`
-	Version    string         `json:"version,omitempty"`
-	ShardCount int            `json:"shardCount"`
-	Ready      bool           `json:"ready"`
-	Shards     []shard.Status `json:"shards"`
+	Node       string                 `json:"node"`
+	Version    string                 `json:"version,omitempty"`
+	ShardCount int                    `json:"shardCount"`
+	Ready      bool                   `json:"ready"`
+	Members    []cluster.MemberStatus `json:"members"`
+	Shards     []shardView            `json:"shards"`
+}
+
+// shardView is one shard as this node sees it: its replica's raft status
+// when it has one, otherwise the leader known from gossip.
+type shardView struct {
+	shard.Status
+	Local bool `json:"local"`
 }
 
 // clusterStatus reports this node's view of every shard it replicates.
 func (s *Server) clusterStatus(c echo.Context) error {
 	resp := clusterResponse{Node: s.store.NodeID(), Version: s.cfg.Version,
-		ShardCount: s.store.ShardCount(), Ready: s.store.Ready(), Shards: []shard.Status{}}
-	for id := 0; id < resp.ShardCount; id++ {
-		if st, ok := s.store.ShardStatus(uint32(id)); ok {
-			resp.Shards = append(resp.Shards, st)
+		ShardCount: s.store.ShardCount(), Ready: s.store.Ready(),
+		Members: []cluster.MemberStatus{}, Shards: []shardView{}}
+	if s.cfg.Cluster != nil {
+		resp.Members = s.cfg.Cluster.Members()
+	}
+	for id := uint32(0); int(id) < resp.ShardCount; id++ {
+		if st, ok := s.store.ShardStatus(id); ok {
+			resp.Shards = append(resp.Shards, shardView{Status: st, Local: true})
+		} else if s.cfg.Cluster != nil {
+			leader, _, _ := s.cfg.Cluster.Leader(id)
+			resp.Shards = append(resp.Shards, shardView{Status: shard.Status{ID: id, Leader: leader, Replicas: []shard.Replica{}}})
 		}
 	}
 	return c.JSON(http.StatusOK, resp)
@@ -46,6 +64,29 @@ func (s *Server) sessionOwner(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// transferLeadership moves leadership of a shard, optionally to ?to=NODE. It
+// runs on the shard's leader; other nodes forward it there.
+func (s *Server) transferLeadership(c echo.Context) error {
+	n, err := strconv.ParseUint(c.Param("shard"), 10, 32)
+	if err != nil || int(n) >= s.store.ShardCount() {
+		return errorf(http.StatusBadRequest, CodeInvalidShard, "shard must be a number below %d", s.store.ShardCount())
+	}
+	sh := uint32(n)
+	if s.cfg.Cluster == nil {
+		return errorf(http.StatusConflict, CodeNoOtherReplica, "a standalone node has no other replica to lead")
+	}
+	return s.routeToLeader(c, sh, false, func(c echo.Context) error {
+		if err := s.cfg.Cluster.TransferLeadership(sh, c.QueryParam("to")); err != nil {
+			if se := storeError(err); se != nil {
+				return se
+			}
+			return errorf(http.StatusConflict, CodeTransferFailed, "%v", err)
+		}
+		leader, _, _ := s.cfg.Cluster.Leader(sh)
+		return c.JSON(http.StatusOK, map[string]any{"shard": sh, "leader": leader})
+	})
 }
 
 // healthz answers 200 while the process serves HTTP.

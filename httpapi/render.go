@@ -32,7 +32,7 @@ func sessionDocument(s *fsm.Session) []byte {
 		b.WriteByte(':')
 		b.Write(v)
 	}
-	b.WriteByte('}')
+	b.WriteString("}\n")
 	return b.Bytes()
 }
 
@@ -50,7 +50,7 @@ func fieldsDocument(s *fsm.Session) []byte {
 		b.WriteByte(':')
 		b.Write(v)
 	}
-	b.WriteByte('}')
+	b.WriteString("}\n")
 	return b.Bytes()
 }
 

@@ -18,8 +18,10 @@ import (
 
 type scopeKey struct{}
 
-// sessionScope validates the :id path parameter, resolves its shard and
-// names the shard on the response.
+// sessionScope validates the :id path parameter, resolves its shard, names
+// the shard on the response and sends the request to the node that may
+// serve it: the shard leader, or any replica for stale reads and owner
+// lookups.
 func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Param("id")
@@ -30,7 +32,8 @@ func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set("X-Sessiond-Shard", strconv.FormatUint(uint64(sh), 10))
 		c.Set("sessionID", id)
 		c.Set("shard", sh)
-		return next(c)
+		servesLocally := readsStale(c) || c.Path() == "/v1/sessions/:id/owner"
+		return s.routeToLeader(c, sh, servesLocally, next)
 	}
 }
 

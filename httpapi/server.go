@@ -41,6 +41,9 @@ type Config struct {
 	MaxBatch     int   // messages in one append request
 	Logger       *slog.Logger
 	Version      string // build version, shown by /v1/cluster
+	// Cluster routes requests for shards led elsewhere; nil serves every
+	// request locally (a standalone node).
+	Cluster Cluster
 }
 
 // DefaultConfig returns the limits of DESIGN §3.
@@ -50,10 +53,11 @@ func DefaultConfig() Config {
 
 // Server is the HTTP API of one node.
 type Server struct {
-	store  Store
-	cfg    Config
-	logger *slog.Logger
-	echo   *echo.Echo
+	store   Store
+	cfg     Config
+	logger  *slog.Logger
+	echo    *echo.Echo
+	forward *forwarder
 }
 
 // New builds the API over store.
@@ -61,7 +65,7 @@ func New(store Store, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New()}
+	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID())}
 	e := s.echo
 	e.HideBanner = true
 	e.HidePort = true
@@ -94,6 +98,7 @@ func (s *Server) routes() {
 
 	e.GET("/v1/cluster", s.clusterStatus)
 	e.GET("/v1/sessions/:id/owner", s.sessionOwner, s.sessionScope)
+	e.POST("/v1/shards/:shard/transfer-leadership", s.transferLeadership)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 }

@@ -3,9 +3,12 @@ package shard
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -25,6 +28,10 @@ type HostConfig struct {
 	Timing     Timing
 	Snapshots  Snapshots
 	Logger     *slog.Logger
+
+	// AddressOf and OnLeadership are passed to every replica; see Config.
+	AddressOf    raft.ServerAddressProvider
+	OnLeadership func(shard uint32, leader bool)
 }
 
 // Host holds the replicas this node runs and the mux they share.
@@ -96,6 +103,7 @@ func (h *Host) OpenShard(id uint32) (*Shard, error) {
 	s, err := Open(Config{
 		ShardID: id, NodeID: h.cfg.NodeID, Dir: h.shardDir(id), Layer: layer,
 		Limits: h.cfg.Limits, Timing: h.cfg.Timing, Snapshots: h.cfg.Snapshots, Logger: h.cfg.Logger,
+		AddressOf: h.cfg.AddressOf, OnLeadership: h.cfg.OnLeadership,
 	})
 	if err != nil {
 		layer.Close()
@@ -107,6 +115,29 @@ func (h *Host) OpenShard(id uint32) (*Shard, error) {
 
 func (h *Host) shardDir(id uint32) string {
 	return filepath.Join(h.cfg.DataDir, "shards", fmt.Sprintf("%03d", id))
+}
+
+// SetClusterID sets the cluster id raft connections carry, once the node
+// has learned which cluster it belongs to.
+func (h *Host) SetClusterID(id uint64) { h.mux.SetClusterID(id) }
+
+// ExistingShards lists the shards that have a replica directory on disk.
+func (h *Host) ExistingShards() ([]uint32, error) {
+	entries, err := os.ReadDir(filepath.Join(h.cfg.DataDir, "shards"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []uint32
+	for _, e := range entries {
+		n, err := strconv.ParseUint(e.Name(), 10, 32)
+		if e.IsDir() && err == nil && int(n) < h.cfg.ShardCount {
+			out = append(out, uint32(n))
+		}
+	}
+	return out, nil
 }
 
 // Shard returns the local replica of shard id, or nil.

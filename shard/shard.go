@@ -33,14 +33,23 @@ type Config struct {
 	Timing    Timing
 	Snapshots Snapshots
 	Logger    *slog.Logger
+
+	// AddressOf resolves a peer's current raft address from its node id, so
+	// a node that comes back on another IP stays reachable without a
+	// configuration change. Optional.
+	AddressOf raft.ServerAddressProvider
+	// OnLeadership is called, on its own goroutine, whenever this replica
+	// gains or loses leadership. Optional.
+	OnLeadership func(shard uint32, leader bool)
 }
 
 // Shard is one local replica of one raft group.
 type Shard struct {
-	id     uint32
-	nodeID string
-	timing Timing
-	logger *slog.Logger
+	id           uint32
+	nodeID       string
+	timing       Timing
+	logger       *slog.Logger
+	onLeadership func(shard uint32, leader bool)
 
 	fsm       *fsm.FSM
 	raft      *raft.Raft
@@ -83,13 +92,14 @@ func Open(cfg Config) (*Shard, error) {
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", cfg.ShardID, err)
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  cfg.Layer,
-		MaxPool: 3,
-		Timeout: 5 * time.Second,
-		Logger:  hl.Named("transport"),
+		Stream:                cfg.Layer,
+		MaxPool:               3,
+		Timeout:               5 * time.Second,
+		Logger:                hl.Named("transport"),
+		ServerAddressProvider: cfg.AddressOf,
 	})
 	s := &Shard{
-		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger,
+		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
 		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore,
 		closed: make(chan struct{}),
 	}
@@ -156,6 +166,9 @@ func (s *Shard) watchLeadership(ch <-chan bool) {
 			} else {
 				s.readyTerm.Store(0)
 				s.logger.Info("lost shard leadership")
+			}
+			if s.onLeadership != nil {
+				s.onLeadership(s.id, leader)
 			}
 		case <-s.closed:
 			return

@@ -137,18 +137,22 @@ func (c *config) validate() error {
 			bad("--join address %q must be host:port", j)
 		}
 	}
-	if c.BootstrapExpect > 1 || len(c.Join) > 0 {
-		bad("--join and --bootstrap-expect > 1 need clustering, which this version does not have yet; run a single node")
+	if len(c.NodeID) > 64 {
+		bad("--node-id must be at most 64 bytes")
 	}
-	if _, err := c.raftAdvertise(); err != nil {
-		errs = append(errs, err)
+	for _, flag := range []string{"--raft-addr", "--http-addr", "--gossip-addr"} {
+		if _, err := c.advertise(flag); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// raftAdvertise is the raft address written into shard configurations.
-func (c *config) raftAdvertise() (string, error) {
-	host, port, err := net.SplitHostPort(c.RaftAddr)
+// advertise is the address other nodes use for the listener named by flag:
+// its port, on --advertise-addr's host when given, else the listen host.
+func (c *config) advertise(flag string) (string, error) {
+	listen := map[string]string{"--raft-addr": c.RaftAddr, "--http-addr": c.HTTPAddr, "--gossip-addr": c.GossipAddr}[flag]
+	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", nil // reported by validate
 	}
@@ -159,7 +163,7 @@ func (c *config) raftAdvertise() (string, error) {
 		}
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		return "", errors.New("--raft-addr binds every interface: set --advertise-addr to the address other nodes reach this one at")
+		return "", fmt.Errorf("%s binds every interface: set --advertise-addr to the address other nodes reach this one at", flag)
 	}
 	return net.JoinHostPort(host, port), nil
 }

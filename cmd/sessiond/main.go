@@ -67,7 +67,9 @@ func newLogger(cfg *config) *slog.Logger {
 func run(cfg *config) error {
 	logger := newLogger(cfg)
 	slog.SetDefault(logger)
-	advertise, _ := cfg.raftAdvertise()
+	raftAdv, _ := cfg.advertise("--raft-addr")
+	httpAdv, _ := cfg.advertise("--http-addr")
+	gossipAdv, _ := cfg.advertise("--gossip-addr")
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
@@ -88,10 +90,13 @@ func run(cfg *config) error {
 	snaps := shard.DefaultSnapshots
 	snaps.Threshold = cfg.SnapshotThreshold
 	snaps.TrailingLogs = max(snaps.Threshold+snaps.Threshold/4, 64)
-	host, err := cluster.StartSingle(cluster.SingleConfig{
-		NodeID: cfg.NodeID, DataDir: cfg.DataDir, Listener: raftLn, Advertise: advertise,
-		ShardCount: cfg.Shards, Logger: logger,
-		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps},
+	node, err := cluster.Start(cluster.Config{
+		NodeID: cfg.NodeID, DataDir: cfg.DataDir,
+		RaftListener: raftLn, RaftAdvertise: raftAdv, HTTPAdvertise: httpAdv,
+		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
+		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
+		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps},
+		Logger: logger,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -102,8 +107,9 @@ func run(cfg *config) error {
 	apiCfg := httpapi.DefaultConfig()
 	apiCfg.Logger = logger
 	apiCfg.Version = version
+	apiCfg.Cluster = node
 	srv := &http.Server{
-		Handler:           httpapi.New(host, apiCfg),
+		Handler:           httpapi.New(node, apiCfg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -114,12 +120,13 @@ func run(cfg *config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLn) }()
 	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
-		"raft", raftLn.Addr().String(), "raft_advertise", advertise, "data_dir", cfg.DataDir, "shards", host.ShardCount())
+		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
+		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if cfg.SessionTTL > 0 {
-		go expireLoop(ctx, host, cfg.SessionTTL, logger)
+		go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
 	}
 
 	select {
@@ -127,13 +134,14 @@ func run(cfg *config) error {
 		logger.Info("shutting down")
 	case err = <-serveErr:
 		logger.Error("http server stopped", "err", err)
+	case err = <-node.Fatal():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		logger.Warn("http shutdown", "err", serr)
 	}
-	if cerr := host.Close(); cerr != nil {
+	if cerr := node.Close(); cerr != nil {
 		logger.Warn("closing shards", "err", cerr)
 	}
 	logger.Info("stopped")

@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Meta is what each node gossips about itself through memberlist. memberlist
+// panics on metadata over 512 bytes, so it is a compact binary record with
+// nothing per shard except one bit of leadership each (a routing hint: raft
+// stays the truth, a stale hint costs one extra forward).
+type Meta struct {
+	NodeID          string
+	RaftAddr        string
+	HTTPAddr        string
+	ClusterID       uint64 // 0 until the node belongs to a formed cluster
+	ShardCount      int
+	BootstrapExpect int
+	Formed          bool // the node belongs to a cluster (has an identity)
+	Settled         bool // every founder of the cluster has formed
+	Draining        bool
+	Leads           []byte // bitmap: bit s set when the node leads shard s
+}
+
+const (
+	metaVersion = 1
+	// MetaMaxSize is memberlist's limit.
+	MetaMaxSize = 512
+
+	flagFormed   = 1 << 0
+	flagSettled  = 1 << 1
+	flagDraining = 1 << 2
+)
+
+// Encode returns the binary form, or an error if it would exceed MetaMaxSize.
+func (m *Meta) Encode() ([]byte, error) {
+	b := make([]byte, 0, 64+len(m.NodeID)+len(m.RaftAddr)+len(m.HTTPAddr)+len(m.Leads))
+	var flags byte
+	if m.Formed {
+		flags |= flagFormed
+	}
+	if m.Settled {
+		flags |= flagSettled
+	}
+	if m.Draining {
+		flags |= flagDraining
+	}
+	b = append(b, metaVersion, flags)
+	b = binary.BigEndian.AppendUint64(b, m.ClusterID)
+	b = binary.BigEndian.AppendUint16(b, uint16(m.ShardCount))
+	b = binary.BigEndian.AppendUint16(b, uint16(m.BootstrapExpect))
+	for _, s := range []string{m.NodeID, m.RaftAddr, m.HTTPAddr, string(m.Leads)} {
+		if len(s) > 255 {
+			return nil, fmt.Errorf("node metadata field of %d bytes is too long", len(s))
+		}
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	if len(b) > MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes, over memberlist's limit of %d", len(b), MetaMaxSize)
+	}
+	return b, nil
+}
+
+var errBadMeta = errors.New("malformed node metadata")
+
+// DecodeMeta parses what Encode wrote.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if len(b) < 14 || b[0] != metaVersion {
+		return m, errBadMeta
+	}
+	flags := b[1]
+	m.Formed, m.Settled, m.Draining = flags&flagFormed != 0, flags&flagSettled != 0, flags&flagDraining != 0
+	m.ClusterID = binary.BigEndian.Uint64(b[2:10])
+	m.ShardCount = int(binary.BigEndian.Uint16(b[10:12]))
+	m.BootstrapExpect = int(binary.BigEndian.Uint16(b[12:14]))
+	rest := b[14:]
+	var fields [4]string
+	for i := range fields {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return m, errBadMeta
+		}
+		n := int(rest[0])
+		fields[i] = string(rest[1 : 1+n])
+		rest = rest[1+n:]
+	}
+	m.NodeID, m.RaftAddr, m.HTTPAddr = fields[0], fields[1], fields[2]
+	m.Leads = []byte(fields[3])
+	return m, nil
+}
+
+// LeadsShard reports whether the bitmap says the node leads shard s.
+func (m *Meta) LeadsShard(s uint32) bool {
+	i := int(s / 8)
+	return i < len(m.Leads) && m.Leads[i]&(1<<(s%8)) != 0
+}
+
+// LeaderCount counts the shards the bitmap says the node leads.
+func (m *Meta) LeaderCount() int {
+	n := 0
+	for _, b := range m.Leads {
+		for ; b != 0; b &= b - 1 {
+			n++
+		}
+	}
+	return n
+}
+
+func leadsBitmap(shardCount int, leads func(uint32) bool) []byte {
+	b := make([]byte, (shardCount+7)/8)
+	for s := 0; s < shardCount; s++ {
+		if leads(uint32(s)) {
+			b[s/8] |= 1 << (s % 8)
+		}
+	}
+	return b
+}

@@ -1,0 +1,308 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/shard"
+)
+
+// Config describes one node of a cluster.
+type Config struct {
+	NodeID          string
+	DataDir         string
+	RaftListener    net.Listener
+	RaftAdvertise   string // host:port other nodes dial for raft
+	HTTPAdvertise   string // host:port other nodes forward requests to
+	GossipBind      string // host:port memberlist listens on
+	GossipAdvertise string // host:port other nodes gossip to; default GossipBind
+	Join            []string
+	BootstrapExpect int
+	ShardCount      int
+	Replicas        int
+	Host            shard.HostConfig // Limits, Timing and Snapshots are used
+	Logger          *slog.Logger
+	// TuneGossip adjusts memberlist's LAN defaults (tests use faster probes).
+	TuneGossip func(*memberlist.Config)
+}
+
+// Node is this process's membership in a cluster: its shard replicas, its
+// gossip view of the other nodes, and the loops that form the cluster and
+// spread shard leadership.
+type Node struct {
+	cfg     Config
+	logger  *slog.Logger
+	host    *shard.Host
+	ml      *memberlist.Memberlist
+	members *members
+
+	mu       sync.Mutex
+	identity Identity
+	formed   bool
+	formedCh chan struct{}
+
+	metaKick chan struct{}
+	fatal    chan error
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Start opens the node's replicas from disk, joins gossip, and starts the
+// loops that form or join the cluster. It returns once gossip is up; use
+// Formed to wait for cluster membership and Fatal for errors that must stop
+// the process (such as a shard-count mismatch).
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, logger: cfg.Logger, members: newMembers(cfg.Logger),
+		formedCh: make(chan struct{}), metaKick: make(chan struct{}, 1),
+		fatal: make(chan error, 1), stop: make(chan struct{})}
+
+	id, err := LoadIdentity(cfg.DataDir)
+	switch {
+	case errors.Is(err, ErrNoIdentity):
+	case err != nil:
+		return nil, err
+	case id.ShardCount != cfg.ShardCount:
+		return nil, fmt.Errorf("data dir %s belongs to a cluster of %d shards; refusing to start with --shards %d (the shard count is fixed when a cluster is bootstrapped)",
+			cfg.DataDir, id.ShardCount, cfg.ShardCount)
+	case id.NodeID != cfg.NodeID:
+		return nil, fmt.Errorf("data dir %s belongs to node %q; refusing to start as %q",
+			cfg.DataDir, id.NodeID, cfg.NodeID)
+	default:
+		n.identity, n.formed = id, true
+		close(n.formedCh)
+	}
+
+	hc := cfg.Host
+	hc.NodeID, hc.DataDir, hc.Listener, hc.Advertise = cfg.NodeID, cfg.DataDir, cfg.RaftListener, cfg.RaftAdvertise
+	hc.ClusterID, hc.ShardCount, hc.Logger = n.identity.ClusterID, cfg.ShardCount, cfg.Logger
+	hc.AddressOf = addressBook{n.members}
+	hc.OnLeadership = func(uint32, bool) { n.kickMeta() }
+	host, err := shard.NewHost(hc)
+	if err != nil {
+		return nil, err
+	}
+	n.host = host
+	if n.formed {
+		if err := n.openExistingShards(); err != nil {
+			host.Close()
+			return nil, err
+		}
+	}
+	if err := n.startGossip(); err != nil {
+		host.Close()
+		return nil, err
+	}
+	n.wg.Add(3)
+	go n.joinLoop()
+	go n.metaLoop()
+	go n.membershipLoop()
+	n.wg.Add(1)
+	go n.balanceLoop()
+	return n, nil
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.NodeID == "" || len(c.NodeID) > 64:
+		return errors.New("node id must be 1 to 64 bytes")
+	case c.ShardCount < 1 || c.ShardCount > 1024:
+		return errors.New("shard count must be 1 to 1024")
+	case c.Replicas < 1:
+		return errors.New("replicas must be at least 1")
+	case c.BootstrapExpect < 1:
+		return errors.New("bootstrap-expect must be at least 1")
+	case c.Logger == nil:
+		return errors.New("cluster: Logger is required")
+	}
+	for _, a := range []string{c.RaftAdvertise, c.HTTPAdvertise} {
+		if len(a) > 128 {
+			return fmt.Errorf("address %q is too long", a)
+		}
+	}
+	return nil
+}
+
+func (n *Node) openExistingShards() error {
+	ids, err := n.host.ExistingShards()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := n.host.OpenShard(id); err != nil {
+			return err
+		}
+	}
+	n.logger.Info("opened local replicas", "count", len(ids))
+	return nil
+}
+
+func (n *Node) startGossip() error {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = n.cfg.NodeID
+	host, port, err := splitHostPort(n.cfg.GossipBind)
+	if err != nil {
+		return fmt.Errorf("gossip address: %w", err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	adv := n.cfg.GossipAdvertise
+	if adv == "" {
+		adv = n.cfg.GossipBind
+	}
+	if host, port, err = splitHostPort(adv); err != nil {
+		return fmt.Errorf("gossip advertise address: %w", err)
+	}
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	mc.Delegate = &metaDelegate{meta: n.localMeta, logger: n.logger}
+	mc.Events = n.members
+	mc.Logger = newGossipLogger(n.logger)
+	if n.cfg.TuneGossip != nil {
+		n.cfg.TuneGossip(mc)
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("start gossip: %w", err)
+	}
+	n.ml = ml
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return h, port, err
+}
+
+// localMeta is the metadata this node gossips now.
+func (n *Node) localMeta() Meta {
+	n.mu.Lock()
+	id, formed := n.identity, n.formed
+	n.mu.Unlock()
+	m := Meta{NodeID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAdvertise,
+		ClusterID: id.ClusterID, ShardCount: n.cfg.ShardCount, BootstrapExpect: n.cfg.BootstrapExpect,
+		Formed: formed, Settled: id.Settled}
+	if n.host != nil {
+		m.Leads = leadsBitmap(n.cfg.ShardCount, func(s uint32) bool {
+			r := n.host.Shard(s)
+			return r != nil && r.IsLeader()
+		})
+	}
+	return m
+}
+
+func (n *Node) kickMeta() {
+	select {
+	case n.metaKick <- struct{}{}:
+	default:
+	}
+}
+
+// metaLoop re-gossips this node's metadata after changes (leadership,
+// formation), coalescing bursts such as many shards electing at once.
+func (n *Node) metaLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.metaKick:
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if err := n.ml.UpdateNode(2 * time.Second); err != nil {
+			n.logger.Debug("gossip metadata update", "err", err)
+		}
+	}
+}
+
+// joinLoop contacts the --join seeds until one answers: containers start in
+// any order, so a seed that is not up yet is retried rather than fatal.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		joined, err := n.ml.Join(n.cfg.Join)
+		if joined > 0 {
+			n.logger.Info("joined gossip", "contacted", joined)
+			return
+		}
+		if attempt%10 == 0 {
+			n.logger.Warn("no --join seed answered yet; retrying", "seeds", n.cfg.Join, "err", err)
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// addressBook resolves a peer's current raft address from gossip.
+type addressBook struct{ m *members }
+
+func (a addressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	m, ok := a.m.get(string(id))
+	if !ok || m.RaftAddr == "" {
+		return "", fmt.Errorf("node %s not known to gossip", id)
+	}
+	return raft.ServerAddress(m.RaftAddr), nil
+}
+
+// Host is the node's shard host.
+func (n *Node) Host() *shard.Host { return n.host }
+
+// Formed is closed once the node belongs to a cluster.
+func (n *Node) Formed() <-chan struct{} { return n.formedCh }
+
+// Fatal delivers an error after which the node must stop.
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+func (n *Node) fail(err error) {
+	select {
+	case n.fatal <- err:
+	default:
+	}
+}
+
+// Close leaves gossip and shuts down every replica, keeping all data.
+func (n *Node) Close() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+	}
+	close(n.stop)
+	n.wg.Wait()
+	var errs []error
+	if err := n.ml.Leave(time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, n.ml.Shutdown(), n.host.Close())
+	return errors.Join(errs...)
+}
+
+// Kill stops the node without leaving gossip, as a crash would (for tests).
+func (n *Node) Kill() {
+	close(n.stop)
+	n.wg.Wait()
+	n.ml.Shutdown()
+	n.host.Close()
+}

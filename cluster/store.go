@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/shard"
+)
+
+// The methods below are what the HTTP layer needs from a node: local shard
+// operations (delegated to the Host) and routing to shard leaders.
+
+// NodeID is this node's id.
+func (n *Node) NodeID() string { return n.cfg.NodeID }
+
+// ShardCount is the cluster's fixed shard count.
+func (n *Node) ShardCount() int { return n.cfg.ShardCount }
+
+// ShardFor maps a session id to its shard.
+func (n *Node) ShardFor(sessionID string) uint32 { return n.host.ShardFor(sessionID) }
+
+// Apply proposes cmd on the local replica of shard s.
+func (n *Node) Apply(ctx context.Context, s uint32, cmd *fsm.Command) (*fsm.Result, error) {
+	return n.host.Apply(ctx, s, cmd)
+}
+
+// Read waits for consistency level c on the local replica of shard s.
+func (n *Node) Read(ctx context.Context, s uint32, c shard.Consistency) (*fsm.FSM, error) {
+	return n.host.Read(ctx, s, c)
+}
+
+// ShardStatus reports the local replica of shard s.
+func (n *Node) ShardStatus(s uint32) (shard.Status, bool) { return n.host.ShardStatus(s) }
+
+// HasReplica reports whether this node holds a replica of shard s.
+func (n *Node) HasReplica(s uint32) bool { return n.host.Shard(s) != nil }
+
+// Ready reports whether the node belongs to a cluster and every replica it
+// holds knows its leader.
+func (n *Node) Ready() bool {
+	select {
+	case <-n.formedCh:
+	default:
+		return false
+	}
+	for _, s := range n.host.Shards() {
+		if id, _ := s.Leader(); id == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Leader says who leads shard s: this node (local), another node with its
+// HTTP address, or nobody known (id ""). A local replica's raft view wins;
+// without one, the leadership bits other nodes gossip are the hint.
+func (n *Node) Leader(s uint32) (id, httpAddr string, local bool) {
+	if r := n.host.Shard(s); r != nil {
+		if r.IsLeader() {
+			return n.cfg.NodeID, n.cfg.HTTPAdvertise, true
+		}
+		if lid, _ := r.Leader(); lid != "" {
+			if m, ok := n.members.get(lid); ok && m.live() {
+				return lid, m.HTTPAddr, false
+			}
+		}
+	}
+	for _, m := range n.members.list() {
+		if m.live() && m.NodeID != n.cfg.NodeID && m.LeadsShard(s) {
+			return m.NodeID, m.HTTPAddr, false
+		}
+	}
+	return "", "", false
+}
+
+// MemberStatus is one member as /v1/cluster shows it.
+type MemberStatus struct {
+	ID         string      `json:"id"`
+	State      MemberState `json:"state"`
+	HTTPAddr   string      `json:"httpAddr"`
+	RaftAddr   string      `json:"raftAddr"`
+	GossipAddr string      `json:"gossipAddr"`
+	Formed     bool        `json:"formed"`
+	Draining   bool        `json:"draining"`
+	Leading    int         `json:"leading"`
+	Since      time.Time   `json:"since"`
+}
+
+// Members lists every node this node has seen, sorted by id.
+func (n *Node) Members() []MemberStatus {
+	own := 0
+	for _, s := range n.host.Shards() {
+		if s.IsLeader() {
+			own++
+		}
+	}
+	var out []MemberStatus
+	for _, m := range n.members.list() {
+		ms := MemberStatus{ID: m.NodeID, State: m.State, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr,
+			GossipAddr: m.GossipAddr, Formed: m.Formed, Draining: m.Draining, Leading: m.LeaderCount(), Since: m.Since}
+		if m.NodeID == n.cfg.NodeID {
+			ms.Leading = own
+		}
+		out = append(out, ms)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// TransferLeadership hands leadership of shard s, which this node leads, to
+// the voter to (or to the most up-to-date voter when to is empty).
+func (n *Node) TransferLeadership(s uint32, to string) error {
+	r := n.host.Shard(s)
+	if r == nil {
+		return &shard.ErrShardNotHosted{Shard: s}
+	}
+	if !r.IsLeader() {
+		id, addr := r.Leader()
+		return &shard.NotLeaderError{Shard: s, LeaderID: id, LeaderAddr: addr}
+	}
+	if to == "" {
+		return r.Raft().LeadershipTransfer().Error()
+	}
+	for _, rep := range r.Status().Replicas {
+		if rep.ID == to {
+			if rep.Suffrage != "voter" {
+				return fmt.Errorf("%s is not a voter of shard %d", to, s)
+			}
+			return r.Raft().LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(rep.Address)).Error()
+		}
+	}
+	return fmt.Errorf("%s is not a replica of shard %d", to, s)
+}

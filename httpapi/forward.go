@@ -1,0 +1,168 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/shard"
+)
+
+// Cluster is what the HTTP layer needs to serve a request for a shard led by
+// another node. A nil Cluster means a standalone node that serves everything
+// locally.
+type Cluster interface {
+	// Leader names the leader of shard s and its HTTP address; local is
+	// true when this node leads it. id is "" when no leader is known.
+	Leader(s uint32) (id, httpAddr string, local bool)
+	// HasReplica reports whether this node holds a replica of shard s.
+	HasReplica(s uint32) bool
+	// Members lists the nodes this node knows.
+	Members() []cluster.MemberStatus
+	// TransferLeadership hands leadership of shard s (led here) to node to.
+	TransferLeadership(s uint32, to string) error
+}
+
+const (
+	hopsHeader        = "X-Sessiond-Hops"
+	forwardedByHeader = "X-Sessiond-Forwarded-By"
+	redirectHeader    = "X-Sessiond-Redirect"
+	// maxHops bounds forwarding: the first node forwards to the leader it
+	// knows; if leadership moved meanwhile, that node forwards once more
+	// with its fresher view; after that the request fails with no_leader.
+	maxHops = 2
+)
+
+type forwardTarget struct{}
+
+// forwarder proxies requests to the node that leads their shard over pooled
+// keep-alive connections, streaming bodies in both directions.
+type forwarder struct {
+	proxy *httputil.ReverseProxy
+	node  string
+}
+
+func newForwarder(node string) *forwarder {
+	transport := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 15 * time.Second,
+	}
+	f := &forwarder{node: node}
+	f.proxy = &httputil.ReverseProxy{
+		Transport: transport,
+		// Rewrite (not Director) so hop-by-hop headers are dropped after
+		// our changes; the target comes from cluster state only, never
+		// from the request.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			target := pr.In.Context().Value(forwardTarget{}).(*url.URL)
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.SetXForwarded()
+			pr.Out.Header.Set(hopsHeader, strconv.Itoa(hops(pr.In)+1))
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Add(forwardedByHeader, node)
+			return nil
+		},
+		ErrorHandler: forwardError,
+	}
+	return f
+}
+
+func hops(r *http.Request) int {
+	n, err := strconv.Atoi(r.Header.Get(hopsHeader))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// forwardError answers a failed forward. A request that never reached the
+// leader was not applied; one that did may have been, unless it was a read.
+func forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		ae = unavailable(CodeNoLeader, "could not reach the shard leader: "+op.Err.Error())
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		ae = unavailable(CodeTimeout, "the shard leader did not answer")
+	case errors.Is(r.Context().Err(), context.Canceled):
+		return // the client went away
+	default:
+		ae = unavailable(CodeOutcomeUnknown, "the connection to the shard leader failed after the request was sent; the write may or may not have been applied")
+	}
+	writeError(w, ae)
+}
+
+func writeError(w http.ResponseWriter, ae *apiError) {
+	var body errorBody
+	body.Error.Code, body.Error.Message = ae.Code, ae.Message
+	w.Header().Set("Content-Type", "application/json")
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
+	w.WriteHeader(ae.Status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// routeToLeader serves the request here when this node can, and otherwise
+// forwards it to (or, on request, redirects the client to) the shard leader.
+// servesLocally decides which requests a non-leader replica may answer.
+func (s *Server) routeToLeader(c echo.Context, sh uint32, servesLocally bool, next echo.HandlerFunc) error {
+	cl := s.cfg.Cluster
+	if cl == nil {
+		return next(c)
+	}
+	if servesLocally && cl.HasReplica(sh) {
+		return next(c)
+	}
+	leader, addr, local := cl.Leader(sh)
+	if local {
+		return next(c)
+	}
+	if leader == "" || addr == "" {
+		if cl.HasReplica(sh) {
+			return next(c) // the local replica answers with the precise error
+		}
+		return unavailable(CodeNoLeader, fmt.Sprintf("shard %d has no known leader", sh))
+	}
+	if hops(c.Request()) >= maxHops {
+		return unavailable(CodeNoLeader, fmt.Sprintf("shard %d: leader not found within %d forwards", sh, maxHops))
+	}
+	target := &url.URL{Scheme: "http", Host: addr}
+	if c.Request().Header.Get(redirectHeader) == "1" || c.QueryParam("redirect") == "1" {
+		loc := *c.Request().URL
+		loc.Scheme, loc.Host = target.Scheme, target.Host
+		return c.Redirect(http.StatusTemporaryRedirect, loc.String())
+	}
+	h := c.Response().Header()
+	h.Del("X-Sessiond-Node") // the leader names itself
+	h.Del("X-Sessiond-Shard")
+	req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
+	s.forward.proxy.ServeHTTP(c.Response(), req)
+	return nil
+}
+
+// readsStale reports whether the request is a read that any replica may
+// answer.
+func readsStale(c echo.Context) bool {
+	if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead {
+		return false
+	}
+	level, err := shard.ParseConsistency(c.QueryParam("consistency"))
+	return err == nil && level == shard.Stale
+}
