@@ -13,12 +13,18 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	if len(cmd.Messages) == 0 {
 		return &Result{Status: StatusInvalid, Detail: "append needs at least one message"}
 	}
-	for _, m := range cmd.Messages {
+	for i, m := range cmd.Messages {
 		if err := f.limits.ValidMessage(m); err != nil {
 			return &Result{Status: StatusInvalid, Detail: err.Error()}
 		}
-		if len(m.Meta) > 0 && !json.Valid(m.Meta) {
-			return &Result{Status: StatusInvalid, Detail: "message meta is not valid JSON"}
+		if len(m.Meta) > 0 {
+			// Compact so a retry that formats meta differently still
+			// matches the stored message.
+			meta, err := compactJSON(m.Meta)
+			if err != nil {
+				return &Result{Status: StatusInvalid, Detail: "message meta is not valid JSON"}
+			}
+			cmd.Messages[i].Meta = meta
 		}
 	}
 	ids := f.msgIndex[cmd.Session]

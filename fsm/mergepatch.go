@@ -64,8 +64,15 @@ func mergePatch(target, patch json.RawMessage, depth int) (json.RawMessage, erro
 		}
 		t[k] = m
 	}
-	// json.Marshal sorts map keys, so every replica produces the same bytes.
-	return json.Marshal(t)
+	// Map keys are written sorted, so every replica produces the same
+	// bytes; HTML escaping is off to store values as Compact would.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(t); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func isObject(v json.RawMessage) bool {

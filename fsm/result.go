@@ -37,12 +37,14 @@ func (s Status) String() string {
 type Result struct {
 	Status Status
 	// Version is the session's version after the command: the new version on
-	// success, the current one (0 if absent) otherwise.
+	// success; on a conflict, not-found or too-large result the current one
+	// (0 if absent); 0 for StatusInvalid, which is decided before the
+	// session is looked at.
 	Version uint64
 	// Created is set when the command created the session.
 	Created bool
-	// Changed is false when a successful command changed nothing (a replayed
-	// append, deleting an absent field).
+	// Changed is false when a successful command changed nothing (an append
+	// whose messages were all stored already, an expiry that found nothing).
 	Changed bool
 	// Messages holds, for an append, the stored message for every message
 	// of the command in the same order, whether newly stored or already there.

@@ -36,8 +36,8 @@ type Session struct {
 }
 
 // Messages returns the session's messages in order. The slice is shared and
-// must not be modified.
-func (s *Session) Messages() []Message { return s.messages }
+// must not be modified; its capacity is capped so appending to it copies.
+func (s *Session) Messages() []Message { return s.messages[:len(s.messages):len(s.messages)] }
 
 // MessageCount is the number of messages, which is also the highest seq.
 func (s *Session) MessageCount() int { return len(s.messages) }
@@ -51,7 +51,7 @@ func (s *Session) MessagesAfter(after uint64, limit int) []Message {
 	if end > uint64(len(s.messages)) {
 		end = uint64(len(s.messages))
 	}
-	return s.messages[after:end]
+	return s.messages[after:end:end]
 }
 
 // Field returns one field's JSON value.

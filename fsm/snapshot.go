@@ -2,11 +2,13 @@ package fsm
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 
 	"github.com/hashicorp/raft"
@@ -23,10 +25,6 @@ import (
 var snapshotMagic = []byte("SSNP")
 
 const snapshotVersion byte = 1
-
-// maxRecordBytes rejects a corrupt record length before allocating it. A
-// session at the default limits is well under this.
-const maxRecordBytes = 1 << 30
 
 // Snapshot freezes the current buckets; Persist streams them while Apply goes
 // on writing to copies. It runs on the apply goroutine and costs O(buckets).
@@ -165,7 +163,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
 	index := map[string]map[string]uint64{}
-	var rec []byte
+	var rec bytes.Buffer
 	for {
 		n, err := readUvarint(br)
 		if err != nil {
@@ -174,17 +172,16 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if n == 0 {
 			break
 		}
-		if n > maxRecordBytes {
-			return fmt.Errorf("fsm: snapshot record of %d bytes is corrupt", n)
+		// The buffer grows as bytes arrive, so a corrupt length ends in
+		// EOF rather than a huge allocation up front.
+		rec.Reset()
+		if n > math.MaxInt64 {
+			return fmt.Errorf("fsm: snapshot record length %d is corrupt", n)
 		}
-		if uint64(cap(rec)) < n {
-			rec = make([]byte, n)
+		if _, err := io.CopyN(&rec, br, int64(n)); err != nil {
+			return fmt.Errorf("fsm: read snapshot: %w", unexpectedEOF(err))
 		}
-		rec = rec[:n]
-		if _, err := io.ReadFull(br, rec); err != nil {
-			return fmt.Errorf("fsm: read snapshot: %w", err)
-		}
-		s, err := decodeSession(rec)
+		s, err := decodeSession(rec.Bytes())
 		if err != nil {
 			return fmt.Errorf("fsm: decode snapshot: %w", err)
 		}
@@ -206,8 +203,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 func readUvarint(br *bufio.Reader) (uint64, error) {
 	v, err := binary.ReadUvarint(br)
+	return v, unexpectedEOF(err)
+}
+
+func unexpectedEOF(err error) error {
 	if err == io.EOF {
-		return 0, io.ErrUnexpectedEOF
+		return io.ErrUnexpectedEOF
 	}
-	return v, err
+	return err
 }
