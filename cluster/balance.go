@@ -28,12 +28,12 @@ func (n *Node) balanceLoop() {
 	}
 }
 
-// leaderCounts returns how many shards each live, formed node leads (from
-// gossip) and this node's own count (from raft).
+// leaderCounts returns how many shards each live node that holds replicas
+// leads (from gossip), and this node's own count (from raft).
 func (n *Node) leaderCounts() map[string]int {
 	counts := map[string]int{}
 	for _, m := range n.members.list() {
-		if m.live() && m.Formed && !m.Draining && m.NodeID != n.cfg.NodeID {
+		if m.live() && m.Formed && !m.Draining && len(m.Hosts) > 0 && m.NodeID != n.cfg.NodeID {
 			counts[m.NodeID] = m.LeaderCount()
 		}
 	}
@@ -49,15 +49,7 @@ func (n *Node) leaderCounts() map[string]int {
 
 func (n *Node) balanceOnce() {
 	counts := n.leaderCounts()
-	nodes := 0
-	for _, m := range n.members.list() {
-		if m.live() && m.Formed && !m.Draining {
-			nodes++
-		}
-	}
-	if nodes == 0 {
-		return
-	}
+	nodes := len(counts)
 	limit := (n.cfg.ShardCount + nodes - 1) / nodes
 	if counts[n.cfg.NodeID] <= limit {
 		return
@@ -70,6 +62,11 @@ func (n *Node) balanceOnce() {
 		for _, r := range s.Status().Replicas {
 			c, live := counts[r.ID]
 			if r.ID == n.cfg.NodeID || !live || r.Suffrage != "voter" || c >= limit {
+				continue
+			}
+			// A voter in the configuration may have lost its replica (a
+			// wiped disk); only a node that says it holds one can lead.
+			if m, ok := n.members.get(r.ID); !ok || !m.HostsShard(s.ID()) {
 				continue
 			}
 			if target == "" || c < counts[target] {

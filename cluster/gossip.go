@@ -125,8 +125,8 @@ func (d *metaDelegate) NodeMeta(limit int) []byte {
 	if err != nil || len(b) > limit {
 		// Addresses are validated at start, so this means a bug; gossip
 		// the node without its leadership hints rather than panic.
-		d.logger.Error("node metadata too large; dropping leadership hints", "err", err)
-		m.Leads = nil
+		d.logger.Error("node metadata too large; dropping shard hints", "err", err)
+		m.Leads, m.Hosts = nil, nil
 		b, _ = m.Encode()
 	}
 	return b

@@ -8,8 +8,10 @@ import (
 
 // Meta is what each node gossips about itself through memberlist. memberlist
 // panics on metadata over 512 bytes, so it is a compact binary record with
-// nothing per shard except one bit of leadership each (a routing hint: raft
-// stays the truth, a stale hint costs one extra forward).
+// two bits per shard: whether the node holds a replica and whether it leads
+// it. Both are hints (raft stays the truth; a stale hint costs one extra
+// forward). At 1024 shards the bitmaps take 256 bytes, which leaves room for
+// a 64-byte node id and two 64-byte addresses.
 type Meta struct {
 	NodeID          string
 	RaftAddr        string
@@ -21,6 +23,7 @@ type Meta struct {
 	Settled         bool // every founder of the cluster has formed
 	Draining        bool
 	Leads           []byte // bitmap: bit s set when the node leads shard s
+	Hosts           []byte // bitmap: bit s set when the node holds a replica of shard s
 }
 
 const (
@@ -50,7 +53,7 @@ func (m *Meta) Encode() ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, m.ClusterID)
 	b = binary.BigEndian.AppendUint16(b, uint16(m.ShardCount))
 	b = binary.BigEndian.AppendUint16(b, uint16(m.BootstrapExpect))
-	for _, s := range []string{m.NodeID, m.RaftAddr, m.HTTPAddr, string(m.Leads)} {
+	for _, s := range []string{m.NodeID, m.RaftAddr, m.HTTPAddr, string(m.Leads), string(m.Hosts)} {
 		if len(s) > 255 {
 			return nil, fmt.Errorf("node metadata field of %d bytes is too long", len(s))
 		}
@@ -77,7 +80,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	m.ShardCount = int(binary.BigEndian.Uint16(b[10:12]))
 	m.BootstrapExpect = int(binary.BigEndian.Uint16(b[12:14]))
 	rest := b[14:]
-	var fields [4]string
+	var fields [5]string
 	for i := range fields {
 		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
 			return m, errBadMeta
@@ -87,14 +90,19 @@ func DecodeMeta(b []byte) (Meta, error) {
 		rest = rest[1+n:]
 	}
 	m.NodeID, m.RaftAddr, m.HTTPAddr = fields[0], fields[1], fields[2]
-	m.Leads = []byte(fields[3])
+	m.Leads, m.Hosts = []byte(fields[3]), []byte(fields[4])
 	return m, nil
 }
 
-// LeadsShard reports whether the bitmap says the node leads shard s.
-func (m *Meta) LeadsShard(s uint32) bool {
+// LeadsShard reports whether the node says it leads shard s.
+func (m *Meta) LeadsShard(s uint32) bool { return bitSet(m.Leads, s) }
+
+// HostsShard reports whether the node says it holds a replica of shard s.
+func (m *Meta) HostsShard(s uint32) bool { return bitSet(m.Hosts, s) }
+
+func bitSet(b []byte, s uint32) bool {
 	i := int(s / 8)
-	return i < len(m.Leads) && m.Leads[i]&(1<<(s%8)) != 0
+	return i < len(b) && b[i]&(1<<(s%8)) != 0
 }
 
 // LeaderCount counts the shards the bitmap says the node leads.
@@ -108,7 +116,7 @@ func (m *Meta) LeaderCount() int {
 	return n
 }
 
-func leadsBitmap(shardCount int, leads func(uint32) bool) []byte {
+func shardBitmap(shardCount int, leads func(uint32) bool) []byte {
 	b := make([]byte, (shardCount+7)/8)
 	for s := 0; s < shardCount; s++ {
 		if leads(uint32(s)) {

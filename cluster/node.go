@@ -126,7 +126,7 @@ func (c *Config) validate() error {
 		return errors.New("cluster: Logger is required")
 	}
 	for _, a := range []string{c.RaftAdvertise, c.HTTPAdvertise} {
-		if len(a) > 128 {
+		if len(a) > 64 {
 			return fmt.Errorf("address %q is too long", a)
 		}
 	}
@@ -162,7 +162,12 @@ func (n *Node) startGossip() error {
 	if host, port, err = splitHostPort(adv); err != nil {
 		return fmt.Errorf("gossip advertise address: %w", err)
 	}
-	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	if port != 0 { // port 0: let memberlist advertise the port it bound
+		mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	}
+	// A container that restarts may come back on another IP; let it
+	// reclaim its name once memberlist has declared the old address dead.
+	mc.DeadNodeReclaimTime = 10 * time.Second
 	mc.Delegate = &metaDelegate{meta: n.localMeta, logger: n.logger}
 	mc.Events = n.members
 	mc.Logger = newGossipLogger(n.logger)
@@ -195,10 +200,11 @@ func (n *Node) localMeta() Meta {
 		ClusterID: id.ClusterID, ShardCount: n.cfg.ShardCount, BootstrapExpect: n.cfg.BootstrapExpect,
 		Formed: formed, Settled: id.Settled}
 	if n.host != nil {
-		m.Leads = leadsBitmap(n.cfg.ShardCount, func(s uint32) bool {
+		m.Leads = shardBitmap(n.cfg.ShardCount, func(s uint32) bool {
 			r := n.host.Shard(s)
 			return r != nil && r.IsLeader()
 		})
+		m.Hosts = shardBitmap(n.cfg.ShardCount, func(s uint32) bool { return n.host.Shard(s) != nil })
 	}
 	return m
 }
@@ -265,6 +271,9 @@ func (a addressBook) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	}
 	return raft.ServerAddress(m.RaftAddr), nil
 }
+
+// GossipAddr is the address memberlist listens on (for --join).
+func (n *Node) GossipAddr() string { return n.ml.LocalNode().Address() }
 
 // Host is the node's shard host.
 func (n *Node) Host() *shard.Host { return n.host }
