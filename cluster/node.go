@@ -162,6 +162,9 @@ func (n *Node) startGossip() error {
 	if host, port, err = splitHostPort(adv); err != nil {
 		return fmt.Errorf("gossip advertise address: %w", err)
 	}
+	if host, err = advertiseIP(host); err != nil {
+		return fmt.Errorf("gossip advertise address: %w", err)
+	}
 	if port != 0 { // port 0: let memberlist advertise the port it bound
 		mc.AdvertiseAddr, mc.AdvertisePort = host, port
 	}
@@ -180,6 +183,28 @@ func (n *Node) startGossip() error {
 	}
 	n.ml = ml
 	return nil
+}
+
+// advertiseIP resolves a host name (a compose service name, say) to the IP
+// memberlist must advertise; memberlist accepts only IPs there. An unspecified
+// address is left empty so memberlist picks the private interface itself.
+func advertiseIP(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			return "", nil
+		}
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", err
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
