@@ -81,20 +81,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 
 func (s *Server) routes() {
 	e := s.echo
-	g := e.Group("/api/chat/session/:id", s.sessionScope)
-	g.GET("", s.getSession)
-	g.PUT("", s.putSession)
-	g.PATCH("", s.patchSession)
-	g.DELETE("", s.deleteSession)
-	g.POST("/messages", s.appendMessages)
-	g.GET("/messages", s.listMessages)
-	g.GET("/state", s.getFields)
-	g.GET("/state/:field", s.getField)
-	g.PUT("/state/:field", s.putField)
-	g.DELETE("/state/:field", s.deleteField)
-	g.GET("/pending-match", s.getField)
-	g.PUT("/pending-match", s.putField)
-	g.DELETE("/pending-match", s.deleteField)
+	// sessionScope is route middleware, not group middleware: echo gives a
+	// group with middleware catch-all 404 routes that swallow 405s and run
+	// the middleware without the :id parameter.
+	g := e.Group("/api/chat/session/:id")
+	sc := s.sessionScope
+	g.GET("", s.getSession, sc)
+	g.PUT("", s.putSession, sc)
+	g.PATCH("", s.patchSession, sc)
+	g.DELETE("", s.deleteSession, sc)
+	g.POST("/messages", s.appendMessages, sc)
+	g.GET("/messages", s.listMessages, sc)
+	g.GET("/state", s.getFields, sc)
+	g.GET("/state/:field", s.getField, sc)
+	g.PUT("/state/:field", s.putField, sc)
+	g.DELETE("/state/:field", s.deleteField, sc)
+	g.GET("/pending-match", s.getField, sc)
+	g.PUT("/pending-match", s.putField, sc)
+	g.DELETE("/pending-match", s.deleteField, sc)
 
 	e.GET("/v1/cluster", s.clusterStatus)
 	e.GET("/v1/sessions/:id/owner", s.sessionOwner, s.sessionScope)
