@@ -1,0 +1,190 @@
+// Command sessionbench is a load generator for sessiond. It drives a weighted
+// mix of appends, paged reads and field updates over many sessions from many
+// workers, spread round-robin over the given nodes, and reports throughput
+// and HdrHistogram-style latency percentiles per operation together with
+// errors by HTTP status, by sessiond error code and by transport failure.
+//
+//	go run ./cmd/sessionbench --addrs 127.0.0.1:8081,127.0.0.1:8082 --duration 30s
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// config is the parsed command line.
+type config struct {
+	addrs        []string
+	sessions     int
+	prefix       string
+	concurrency  int
+	duration     time.Duration
+	requests     int64
+	mix          mix
+	messageBytes int
+	consistency  string
+	timeout      time.Duration
+	warmup       time.Duration
+	json         bool
+	progress     time.Duration
+}
+
+// validPrefix keeps session and message ids within sessiond's id alphabet,
+// and out of JSON escaping, which request building relies on.
+var validPrefix = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,64}$`)
+
+const usageHead = `sessionbench drives load against sessiond nodes and reports throughput and
+latency percentiles.
+
+Operations (weights set with --mix; a name left out has weight 0):
+  append   POST /api/chat/session/{id}/messages, one message with a unique id
+           (so a retry would be deduplicated, never stored twice)
+  get      GET  /api/chat/session/{id}/messages?limit=20 — a paged read of the
+           first 20 messages, NOT the whole session
+  put      PUT  /api/chat/session/{id} with {"lastSearchCriteria":{…},"step":N}
+  getfull  GET  /api/chat/session/{id} — the whole session, every message
+  state    GET  /api/chat/session/{id}/state — the fields only
+
+Sessions are created by their first append or put, so reads of a session not
+yet written get 404; those count as "ok-empty", not as errors. Latency is
+measured for successful requests (2xx and ok-empty) from sending the request
+to reading the whole response body.
+
+Exit status: 0 after a run, 1 if no request succeeded, 2 on bad flags.
+
+Flags:
+`
+
+// parseFlags parses args (without the program name). The error is
+// flag.ErrHelp after -h, with the usage already written to stderr.
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("sessionbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+	}
+	cfg := &config{}
+	addrs := fs.String("addrs", "http://127.0.0.1:8080", "comma-separated base URLs or host:port of sessiond nodes; requests go round-robin over them")
+	fs.IntVar(&cfg.sessions, "sessions", 1000, "number of distinct sessions, ids bench-<prefix>-<n>")
+	fs.StringVar(&cfg.prefix, "prefix", "", "run prefix in session and message ids (default: random 6 characters, so runs do not collide)")
+	fs.IntVar(&cfg.concurrency, "concurrency", 64, "concurrent workers, each with one request in flight")
+	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "measured run time after the warmup; 0 runs until --requests are done")
+	fs.Int64Var(&cfg.requests, "requests", 0, "stop after this many measured requests; 0 = no cap")
+	mixFlag := fs.String("mix", "append=70,get=20,put=10", "operation weights, op=weight,…; ops: append, get (paged, limit=20), put, getfull (whole session), state")
+	fs.IntVar(&cfg.messageBytes, "message-bytes", 256, "content size of each appended message in bytes")
+	fs.StringVar(&cfg.consistency, "consistency", "", "?consistency= on reads: linearizable, leader or stale (default: none, the server's linearizable)")
+	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "timeout of each request, including reading the body")
+	fs.DurationVar(&cfg.warmup, "warmup", 0, "run this long before measuring; warmup requests are not recorded")
+	fs.BoolVar(&cfg.json, "json", false, "write the report as JSON on stdout and nothing else there")
+	fs.DurationVar(&cfg.progress, "progress", 5*time.Second, "interval of progress lines on stderr; 0 disables them")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var err error
+	if cfg.addrs, err = normalizeAddrs(*addrs); err != nil {
+		return nil, err
+	}
+	if cfg.mix, err = parseMix(*mixFlag); err != nil {
+		return nil, err
+	}
+	if cfg.prefix == "" {
+		cfg.prefix = randomPrefix()
+	}
+	switch {
+	case !validPrefix.MatchString(cfg.prefix):
+		return nil, fmt.Errorf("--prefix %q: want 1-64 characters of A-Z a-z 0-9 . _ : @ -", cfg.prefix)
+	case cfg.sessions < 1:
+		return nil, fmt.Errorf("--sessions must be at least 1, got %d", cfg.sessions)
+	case cfg.concurrency < 1 || cfg.concurrency > 100_000:
+		return nil, fmt.Errorf("--concurrency must be 1-100000, got %d", cfg.concurrency)
+	case cfg.duration < 0 || cfg.requests < 0:
+		return nil, errors.New("--duration and --requests must not be negative")
+	case cfg.duration == 0 && cfg.requests == 0:
+		return nil, errors.New("--duration 0 needs a --requests cap, or the run would never end")
+	case cfg.messageBytes < 0:
+		return nil, fmt.Errorf("--message-bytes must not be negative, got %d", cfg.messageBytes)
+	case cfg.timeout <= 0:
+		return nil, fmt.Errorf("--timeout must be positive, got %v", cfg.timeout)
+	case cfg.warmup < 0 || cfg.progress < 0:
+		return nil, errors.New("--warmup and --progress must not be negative")
+	}
+	switch cfg.consistency {
+	case "", "linearizable", "leader", "stale":
+	default:
+		return nil, fmt.Errorf("--consistency %q: want linearizable, leader or stale", cfg.consistency)
+	}
+	return cfg, nil
+}
+
+// randomPrefix returns 6 random lowercase letters and digits.
+func randomPrefix() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}
+
+// realMain runs the command and returns its exit status; main only exits.
+func realMain(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sessionbench:", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "sessionbench: %s against %s, %d workers, %d sessions (bench-%s-N), mix %s\n",
+		describeLength(cfg), strings.Join(cfg.addrs, ","), cfg.concurrency, cfg.sessions, cfg.prefix, cfg.mix)
+	res := run(cfg, stderr)
+	rep := buildReport(cfg, res)
+	if cfg.json {
+		err = writeJSON(stdout, rep)
+	} else {
+		err = writeText(stdout, rep)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sessionbench: writing report:", err)
+		return 1
+	}
+	if rep.Total.OK+rep.Total.OKEmpty == 0 {
+		fmt.Fprintln(stderr, "sessionbench: no request succeeded")
+		return 1
+	}
+	return 0
+}
+
+func describeLength(cfg *config) string {
+	var s string
+	if cfg.duration > 0 {
+		s = cfg.duration.String()
+	}
+	if cfg.requests > 0 {
+		if s != "" {
+			s += " or "
+		}
+		s += fmt.Sprintf("%d requests", cfg.requests)
+	}
+	if cfg.warmup > 0 {
+		s += " after " + cfg.warmup.String() + " warmup"
+	}
+	return s
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}

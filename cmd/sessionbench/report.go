@@ -1,0 +1,255 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// okEmpty reports a read of a session nobody has written yet: sessions are
+// created by their first append or put, so early in a run this is the normal
+// answer, not an error. Other 404 codes (a wrong base path: not_found) are.
+func (o outcome) okEmpty(op opKind) bool {
+	return op.isRead() && o.status == 404 && o.code == "session_not_found"
+}
+
+// ok reports a successful request: a 2xx, or an ok-empty read.
+func (o outcome) ok(op opKind) bool {
+	return o.transport == "" && (o.status >= 200 && o.status < 300 || o.okEmpty(op))
+}
+
+// opStats counts the outcomes of one op. Latency is recorded for successful
+// requests only: a 5s timeout or an instant 503 would otherwise distort the
+// percentiles of the work the server actually did; errors are counted apart.
+type opStats struct {
+	hist                       *Histogram // microseconds
+	count, ok, okEmpty, errors int64
+	statuses                   map[int]int64
+	codes, transport           map[string]int64
+}
+
+func newOpStats() *opStats {
+	return &opStats{hist: NewHistogram(), statuses: map[int]int64{}, codes: map[string]int64{}, transport: map[string]int64{}}
+}
+
+func (s *opStats) record(o outcome, op opKind, latencyUs int64) {
+	s.count++
+	switch {
+	case o.transport != "":
+		s.errors++
+		s.transport[o.transport]++
+		return
+	case o.okEmpty(op):
+		s.okEmpty++
+	case o.ok(op):
+		s.ok++
+	default:
+		s.errors++
+		s.codes[o.code]++
+	}
+	s.statuses[o.status]++
+	if o.ok(op) {
+		s.hist.Record(latencyUs)
+	}
+}
+
+func (s *opStats) merge(o *opStats) {
+	s.hist.Merge(o.hist)
+	s.count += o.count
+	s.ok += o.ok
+	s.okEmpty += o.okEmpty
+	s.errors += o.errors
+	for k, v := range o.statuses {
+		s.statuses[k] += v
+	}
+	for k, v := range o.codes {
+		s.codes[k] += v
+	}
+	for k, v := range o.transport {
+		s.transport[k] += v
+	}
+}
+
+// Report is the outcome of a run; --json writes it as is.
+type Report struct {
+	Config          ReportConfig        `json:"config"`
+	ElapsedSeconds  float64             `json:"elapsedSeconds"`
+	Interrupted     bool                `json:"interrupted,omitempty"`
+	Total           OpReport            `json:"total"`
+	Operations      map[string]OpReport `json:"operations"`
+	Statuses        map[string]int64    `json:"statuses"`
+	ErrorCodes      map[string]int64    `json:"errorCodes"`
+	TransportErrors map[string]int64    `json:"transportErrors"`
+}
+
+// ReportConfig echoes the flags that shape the numbers.
+type ReportConfig struct {
+	Addrs        []string `json:"addrs"`
+	Sessions     int      `json:"sessions"`
+	Prefix       string   `json:"prefix"`
+	Concurrency  int      `json:"concurrency"`
+	Duration     string   `json:"duration"`
+	Warmup       string   `json:"warmup"`
+	Requests     int64    `json:"requests"`
+	Mix          string   `json:"mix"`
+	MessageBytes int      `json:"messageBytes"`
+	Consistency  string   `json:"consistency,omitempty"`
+	Timeout      string   `json:"timeout"`
+}
+
+// OpReport is one op's numbers (or all ops' in Total). OpsPerSec counts
+// every completed request; OKPerSec only the successful ones.
+type OpReport struct {
+	Count           int64            `json:"count"`
+	OK              int64            `json:"ok"`
+	OKEmpty         int64            `json:"okEmpty"`
+	Errors          int64            `json:"errors"`
+	OpsPerSec       float64          `json:"opsPerSec"`
+	OKPerSec        float64          `json:"okPerSec"`
+	LatencyUs       Latency          `json:"latencyUs"`
+	Statuses        map[string]int64 `json:"statuses,omitempty"`
+	ErrorCodes      map[string]int64 `json:"errorCodes,omitempty"`
+	TransportErrors map[string]int64 `json:"transportErrors,omitempty"`
+}
+
+// Latency holds percentiles of successful requests in microseconds, from
+// sending the request to reading the last byte of the response.
+type Latency struct {
+	Min  int64   `json:"min"`
+	Mean float64 `json:"mean"`
+	P50  int64   `json:"p50"`
+	P90  int64   `json:"p90"`
+	P99  int64   `json:"p99"`
+	P999 int64   `json:"p99.9"`
+	Max  int64   `json:"max"`
+}
+
+func buildReport(cfg *config, res result) *Report {
+	secs := res.elapsed.Seconds()
+	opReport := func(s *opStats, details bool) OpReport {
+		r := OpReport{Count: s.count, OK: s.ok, OKEmpty: s.okEmpty, Errors: s.errors}
+		if secs > 0 {
+			r.OpsPerSec = float64(s.count) / secs
+			r.OKPerSec = float64(s.ok+s.okEmpty) / secs
+		}
+		h := s.hist
+		r.LatencyUs = Latency{Min: h.Min(), Mean: math.Round(h.Mean()*10) / 10, P50: h.Percentile(50),
+			P90: h.Percentile(90), P99: h.Percentile(99), P999: h.Percentile(99.9), Max: h.Max()}
+		if details {
+			r.Statuses, r.ErrorCodes, r.TransportErrors = statusKeys(s.statuses), nonEmpty(s.codes), nonEmpty(s.transport)
+		}
+		return r
+	}
+	all := newOpStats()
+	rep := &Report{
+		Config: ReportConfig{Addrs: cfg.addrs, Sessions: cfg.sessions, Prefix: cfg.prefix, Concurrency: cfg.concurrency,
+			Duration: cfg.duration.String(), Warmup: cfg.warmup.String(), Requests: cfg.requests, Mix: cfg.mix.String(),
+			MessageBytes: cfg.messageBytes, Consistency: cfg.consistency, Timeout: cfg.timeout.String()},
+		ElapsedSeconds: secs,
+		Interrupted:    res.interrupted,
+		Operations:     map[string]OpReport{},
+	}
+	for op, s := range res.ops {
+		all.merge(s)
+		if cfg.mix.weights[op] > 0 || s.count > 0 {
+			rep.Operations[opKind(op).String()] = opReport(s, true)
+		}
+	}
+	rep.Total = opReport(all, false)
+	rep.Statuses, rep.ErrorCodes, rep.TransportErrors = statusKeys(all.statuses), all.codes, all.transport
+	return rep
+}
+
+func statusKeys(m map[int]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[strconv.Itoa(k)] = v
+	}
+	return out
+}
+
+func nonEmpty(m map[string]int64) map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func writeJSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// writeText writes the report for people: a summary, one row per op with
+// latency in milliseconds, then every status, error code and transport error.
+func writeText(w io.Writer, rep *Report) error {
+	var b strings.Builder
+	c := rep.Config
+	fmt.Fprintf(&b, "sessionbench: %.2fs measured against %s\n", rep.ElapsedSeconds, strings.Join(c.Addrs, ","))
+	fmt.Fprintf(&b, "  %d workers, %d sessions (bench-%s-N), mix %s, %d-byte messages, consistency %s, timeout %s, warmup %s\n",
+		c.Concurrency, c.Sessions, c.Prefix, c.Mix, c.MessageBytes, orDefault(c.Consistency, "(server default)"), c.Timeout, c.Warmup)
+	if rep.Interrupted {
+		b.WriteString("  interrupted: the report covers the run up to the signal\n")
+	}
+	t := rep.Total
+	fmt.Fprintf(&b, "\nthroughput: %.1f ops/s (%.1f ok/s); %d requests, %d ok, %d ok-empty reads, %d errors (%.3f%%)\n\n",
+		t.OpsPerSec, t.OKPerSec, t.Count, t.OK, t.OKEmpty, t.Errors, pct(t.Errors, t.Count))
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op     \trequests\tops/s\terrors\tok-empty\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	row := func(name string, r OpReport) {
+		l := r.LatencyUs
+		fmt.Fprintf(tw, "%-7s\t%d\t%.1f\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", name, r.Count, r.OpsPerSec, r.Errors, r.OKEmpty,
+			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max))
+	}
+	for _, name := range opNames {
+		if r, ok := rep.Operations[name]; ok {
+			row(name, r)
+		}
+	}
+	row("all", t)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("latency: successful requests (2xx and ok-empty 404 reads), request sent to body read, within 0.2%\n")
+
+	section := func(title string, m map[string]int64) {
+		fmt.Fprintf(&b, "\n%s:", title)
+		if len(m) == 0 {
+			b.WriteString(" none\n")
+			return
+		}
+		b.WriteString("\n")
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(&b, "  %-22s %d\n", k, m[k])
+		}
+	}
+	section("responses by HTTP status", rep.Statuses)
+	section("errors by code", rep.ErrorCodes)
+	section("transport errors", rep.TransportErrors)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func ms(us int64) string { return strconv.FormatFloat(float64(us)/1000, 'f', 3, 64) }
+
+func pct(n, of int64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(of)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

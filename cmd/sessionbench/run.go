@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// result is what a run measured, merged over all workers.
+type result struct {
+	elapsed     time.Duration // from the end of the warmup to the last response
+	ops         [numOps]*opStats
+	interrupted bool
+}
+
+// worker owns everything it writes on the hot path — its random source, its
+// counters and its histograms — so workers never contend on a lock; run
+// merges their stats once they have stopped.
+type worker struct {
+	id    int
+	rng   *rand.Rand
+	seq   uint64
+	stats [numOps]*opStats
+	// done and failed feed the progress lines while the run goes on.
+	done, failed atomic.Int64
+}
+
+// newClient sizes one shared client for the run: enough idle keep-alive
+// connections per node for every worker, so that the benchmark measures
+// requests, not TCP handshakes. Redirects are not followed (a 307 shows in
+// the status counts) and environment proxies are ignored.
+func newClient(cfg *config) *http.Client {
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          cfg.concurrency * len(cfg.addrs),
+		MaxIdleConnsPerHost:   cfg.concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.timeout,
+		ResponseHeaderTimeout: cfg.timeout,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       cfg.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// run drives the workload until the duration is over, the request cap is
+// reached or SIGINT/SIGTERM arrives (a second signal kills the process).
+// In-flight requests are allowed to finish, bounded by --timeout, so the end
+// of the run does not show up as a burst of cancelled requests.
+func run(cfg *config, stderr io.Writer) result {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
+
+	client := newClient(cfg)
+	defer client.CloseIdleConnections()
+	content := randomContent(cfg.messageBytes + contentSlack)
+
+	start := time.Now()
+	measureStart := start.Add(cfg.warmup)
+	var end time.Time // zero: no time limit
+	if cfg.duration > 0 {
+		end = measureStart.Add(cfg.duration)
+	}
+	var issued atomic.Int64 // measured requests, for --requests
+
+	// All workers exist before any starts, so the progress goroutine (started
+	// first, to tick on time even while a thousand workers spin up) can read
+	// their counters.
+	workers := make([]*worker, cfg.concurrency)
+	for i := range workers {
+		workers[i] = &worker{id: i, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(i)))}
+		for op := range workers[i].stats {
+			workers[i].stats[op] = newOpStats()
+		}
+	}
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		progress(cfg, stderr, workers, start, measureStart, stopProgress)
+	}()
+
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Go(func() {
+			for n := i; ; n++ { // n: round-robin position, offset per worker
+				now := time.Now()
+				if ctx.Err() != nil || (!end.IsZero() && !now.Before(end)) {
+					return
+				}
+				measured := !now.Before(measureStart)
+				if measured && cfg.requests > 0 && issued.Add(1) > cfg.requests {
+					return
+				}
+				w.one(cfg, client, cfg.addrs[n%len(cfg.addrs)], content, measured)
+			}
+		})
+	}
+
+	wg.Wait()
+	finished := time.Now()
+	close(stopProgress)
+	<-progressDone
+
+	res := result{interrupted: ctx.Err() != nil}
+	if finished.After(measureStart) {
+		res.elapsed = finished.Sub(measureStart)
+	}
+	for op := range res.ops {
+		res.ops[op] = newOpStats()
+		for _, w := range workers {
+			res.ops[op].merge(w.stats[op])
+		}
+	}
+	return res
+}
+
+// contentSlack is how far the content window slides, so that consecutive
+// messages differ without generating random text per request.
+const contentSlack = 64
+
+// one sends one request of a randomly picked op to a random session.
+func (w *worker) one(cfg *config, client *http.Client, base, content string, measured bool) {
+	op := cfg.mix.pick(w.rng.IntN(cfg.mix.total))
+	session := w.rng.IntN(cfg.sessions)
+	w.seq++
+	off := int(w.seq % contentSlack)
+	req, err := buildRequest(context.Background(), cfg, op, base, session, w.id, w.seq, content[off:off+cfg.messageBytes])
+	var o outcome
+	t0 := time.Now()
+	if err != nil {
+		o = outcome{transport: "request_build"}
+	} else {
+		o = execute(client, req)
+	}
+	lat := time.Since(t0)
+	w.done.Add(1)
+	ok := o.ok(op)
+	if !ok {
+		w.failed.Add(1)
+	}
+	if measured {
+		w.stats[op].record(o, op, lat.Microseconds())
+	}
+}
+
+// randomContent returns n random letters: varied enough not to be a
+// best-case for compression, and JSON-safe without escaping.
+func randomContent(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ "
+	var b strings.Builder
+	b.Grow(n)
+	for range n {
+		b.WriteByte(letters[rand.IntN(len(letters))])
+	}
+	return b.String()
+}
+
+// progress prints a line to stderr every --progress until stop is closed:
+// elapsed time, requests per second over the last interval, and the
+// requests and errors so far, warmup included and marked.
+func progress(cfg *config, stderr io.Writer, workers []*worker, start, measureStart time.Time, stop <-chan struct{}) {
+	if cfg.progress <= 0 {
+		return
+	}
+	t := time.NewTicker(cfg.progress)
+	defer t.Stop()
+	var lastDone int64
+	last := start
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			var done, failed int64
+			for _, w := range workers {
+				done += w.done.Load()
+				failed += w.failed.Load()
+			}
+			phase := "run"
+			if now.Before(measureStart) {
+				phase = "warmup"
+			}
+			rate := float64(done-lastDone) / now.Sub(last).Seconds()
+			fmt.Fprintf(stderr, "[%7.1fs %-6s] %9.0f ops/s  %10d requests  %d errors\n",
+				now.Sub(start).Seconds(), phase, rate, done, failed)
+			lastDone, last = done, now
+		}
+	}
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// opKind is one kind of request the workload sends.
+type opKind int
+
+const (
+	opAppend  opKind = iota // POST …/messages, one message with a unique id
+	opGet                   // GET …/messages?limit=20: the first page, not the whole session
+	opPut                   // PUT the session: a small top-level merge of fields
+	opGetFull               // GET the whole session (every message)
+	opState                 // GET …/state: the fields only
+	numOps
+)
+
+var opNames = [numOps]string{"append", "get", "put", "getfull", "state"}
+
+func (o opKind) String() string { return opNames[o] }
+
+// isRead reports whether the op is a read: reads take ?consistency= and a 404
+// from them (the session was not written yet) is an expected empty answer.
+func (o opKind) isRead() bool { return o == opGet || o == opGetFull || o == opState }
+
+// pageLimit is the page size of the get op, a typical "show recent history"
+// read; getfull is there for whole-session reads.
+const pageLimit = 20
+
+// mix holds the relative weight of each op.
+type mix struct {
+	weights [numOps]int
+	total   int
+}
+
+// parseMix parses "append=70,get=20,put=10". Ops that are not named get
+// weight 0; at least one weight must be positive. Errors name the bad part
+// so that a typo in a long benchmark script is found before the run.
+func parseMix(s string) (mix, error) {
+	var m mix
+	if strings.TrimSpace(s) == "" {
+		return m, errors.New("--mix is empty; want e.g. append=70,get=20,put=10")
+	}
+	seen := [numOps]bool{}
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		name, weight, ok := strings.Cut(part, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return m, fmt.Errorf("--mix: %q is not op=weight", part)
+		}
+		op := opKind(-1)
+		for i, n := range opNames {
+			if n == name {
+				op = opKind(i)
+			}
+		}
+		if op < 0 {
+			return m, fmt.Errorf("--mix: unknown op %q (ops: %s)", name, strings.Join(opNames[:], ", "))
+		}
+		if seen[op] {
+			return m, fmt.Errorf("--mix: op %q given twice", name)
+		}
+		seen[op] = true
+		w, err := strconv.Atoi(strings.TrimSpace(weight))
+		if err != nil || w < 0 {
+			return m, fmt.Errorf("--mix: weight of %q must be a non-negative integer, got %q", name, weight)
+		}
+		if w > 1_000_000 {
+			return m, fmt.Errorf("--mix: weight of %q is over 1000000", name)
+		}
+		m.weights[op] = w
+		m.total += w
+	}
+	if m.total == 0 {
+		return m, errors.New("--mix: every weight is 0; nothing to send")
+	}
+	return m, nil
+}
+
+// String renders the mix the way parseMix reads it, weight-0 ops left out.
+func (m mix) String() string {
+	var parts []string
+	for op, w := range m.weights {
+		if w > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", opKind(op), w))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// pick maps n, uniform in [0, total), to an op with probability weight/total.
+func (m mix) pick(n int) opKind {
+	for op, w := range m.weights {
+		if n < w {
+			return opKind(op)
+		}
+		n -= w
+	}
+	return numOps - 1 // unreachable for n < total
+}
+
+// normalizeAddrs turns the --addrs list into base URLs without a trailing
+// slash: "host:port" gets http://, ":port" means loopback. Bad entries are
+// rejected up front rather than counted as transport errors for a whole run.
+func normalizeAddrs(s string) ([]string, error) {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		u, err := normalizeAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--addrs: no address given")
+	}
+	return out, nil
+}
+
+func normalizeAddr(a string) (string, error) {
+	raw := a
+	if !strings.Contains(a, "://") {
+		raw = "http://" + a
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("--addrs: %q: %v", a, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("--addrs: %q: scheme must be http or https", a)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return "", fmt.Errorf("--addrs: %q: want a base URL without user, query or fragment", a)
+	case u.Host == "":
+		return "", fmt.Errorf("--addrs: %q: no host", a)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("--addrs: %q: bad port %q", a, p)
+		}
+	}
+	if u.Hostname() == "" {
+		u.Host = "127.0.0.1" + u.Host
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// sessionID names session n of this run; the prefix keeps runs apart.
+func sessionID(prefix string, n int) string {
+	return "bench-" + prefix + "-" + strconv.Itoa(n)
+}
+
+// buildRequest builds one request. seq is the worker's request counter: with
+// the run prefix and worker number it makes append's message id unique, so a
+// retried append would be deduplicated by the server rather than stored twice.
+func buildRequest(ctx context.Context, cfg *config, op opKind, base string, session, worker int, seq uint64, content string) (*http.Request, error) {
+	path := base + "/api/chat/session/" + sessionID(cfg.prefix, session)
+	var method string
+	var body []byte
+	switch op {
+	case opAppend:
+		method, path = http.MethodPost, path+"/messages"
+		role := "user"
+		if seq%2 == 1 {
+			role = "assistant"
+		}
+		id := cfg.prefix + "-w" + strconv.Itoa(worker) + "-" + strconv.FormatUint(seq, 10)
+		body = fmt.Appendf(nil, `{"id":%q,"role":%q,"content":%q}`, id, role, content)
+	case opPut:
+		method = http.MethodPut
+		body = fmt.Appendf(nil, `{"lastSearchCriteria":{"from":"BER","to":"LIS","dates":"05-03/05-07","passengers":%d},"step":%d}`, seq%4+1, seq)
+	case opGet:
+		method, path = http.MethodGet, path+"/messages?limit="+strconv.Itoa(pageLimit)
+	case opGetFull:
+		method = http.MethodGet
+	case opState:
+		method, path = http.MethodGet, path+"/state"
+	}
+	if op.isRead() && cfg.consistency != "" {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "consistency=" + cfg.consistency
+	}
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, path, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// outcome is what one request came to.
+type outcome struct {
+	status    int    // HTTP status; 0 on a transport error
+	code      string // error code from {"error":{"code":…}} when status ≥ 400
+	transport string // transport error kind, "" when a response was read
+}
+
+// maxErrorBody bounds how much of an error body is read to find its code.
+const maxErrorBody = 64 << 10
+
+// execute sends req and reads the whole response: latency includes the body,
+// and a drained body lets the keep-alive connection be reused.
+func execute(client *http.Client, req *http.Request) outcome {
+	resp, err := client.Do(req)
+	if err != nil {
+		return outcome{transport: classifyTransport(err)}
+	}
+	defer resp.Body.Close()
+	o := outcome{status: resp.StatusCode}
+	if resp.StatusCode < 400 {
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return outcome{transport: classifyTransport(err)}
+		}
+		return o
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil {
+		return outcome{transport: classifyTransport(err)}
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	o.code = errorCode(b)
+	return o
+}
+
+// errorCode extracts the code of sessiond's error model, or "(none)" when the
+// body is not that JSON (a proxy's error page, say).
+func errorCode(body []byte) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+		return "(none)"
+	}
+	return e.Error.Code
+}
+
+// classifyTransport names the kind of a transport error, so that a report
+// tells "server too slow" (timeout) from "server gone" (refused) and "server
+// dropped the connection" (reset, eof).
+func classifyTransport(err error) string {
+	var ne net.Error
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection_refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection_reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken_pipe"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &dns):
+		return "dns"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	}
+	return "other"
+}
