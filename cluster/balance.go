@@ -33,7 +33,7 @@ func (n *Node) balanceLoop() {
 func (n *Node) leaderCounts() map[string]int {
 	counts := map[string]int{}
 	for _, m := range n.members.list() {
-		if m.live() && m.Formed && !m.Draining && len(m.Hosts) > 0 && m.NodeID != n.cfg.NodeID {
+		if m.live() && m.Formed && !m.Draining && m.HostCount() > 0 && m.NodeID != n.cfg.NodeID {
 			counts[m.NodeID] = m.LeaderCount()
 		}
 	}

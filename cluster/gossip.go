@@ -69,8 +69,10 @@ func (m *members) set(n *memberlist.Node, state MemberState) {
 func (m *members) NotifyJoin(n *memberlist.Node)   { m.set(n, nodeState(n)) }
 func (m *members) NotifyUpdate(n *memberlist.Node) { m.set(n, nodeState(n)) }
 func (m *members) NotifyLeave(n *memberlist.Node) {
+	// memberlist does not tell a graceful leave from a death here; a node
+	// that was draining left on purpose.
 	state := StateDead
-	if n.State == memberlist.StateLeft {
+	if meta, err := DecodeMeta(n.Meta); err == nil && meta.Draining {
 		state = StateLeft
 	}
 	m.set(n, state)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // Meta is what each node gossips about itself through memberlist. memberlist
@@ -105,13 +106,16 @@ func bitSet(b []byte, s uint32) bool {
 	return i < len(b) && b[i]&(1<<(s%8)) != 0
 }
 
-// LeaderCount counts the shards the bitmap says the node leads.
-func (m *Meta) LeaderCount() int {
+// LeaderCount counts the shards the node says it leads.
+func (m *Meta) LeaderCount() int { return bitCount(m.Leads) }
+
+// HostCount counts the shards the node says it holds a replica of.
+func (m *Meta) HostCount() int { return bitCount(m.Hosts) }
+
+func bitCount(bitmap []byte) int {
 	n := 0
-	for _, b := range m.Leads {
-		for ; b != 0; b &= b - 1 {
-			n++
-		}
+	for _, b := range bitmap {
+		n += bits.OnesCount8(b)
 	}
 	return n
 }

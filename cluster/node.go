@@ -30,8 +30,35 @@ type Config struct {
 	Replicas        int
 	Host            shard.HostConfig // Limits, Timing and Snapshots are used
 	Logger          *slog.Logger
+	// MaxMoves bounds how many new replicas one node catches up at once,
+	// and how many moves one node leads at once (default 2).
+	MaxMoves int
+	// DeadNodeGrace is how long a dead node keeps its replicas before they
+	// are placed elsewhere (default 60s).
+	DeadNodeGrace time.Duration
+	// ReconcileInterval is how often shard leaders compare their groups
+	// with the placement (default 1s); BackstopInterval how often a node
+	// looks for replicas it should drop (default 10s).
+	ReconcileInterval time.Duration
+	BackstopInterval  time.Duration
 	// TuneGossip adjusts memberlist's LAN defaults (tests use faster probes).
 	TuneGossip func(*memberlist.Config)
+}
+
+func (c *Config) maxMoves() int                { return orDefault(c.MaxMoves, 2) }
+func (c *Config) deadNodeGrace() time.Duration { return orDefault(c.DeadNodeGrace, time.Minute) }
+func (c *Config) reconcileInterval() time.Duration {
+	return orDefault(c.ReconcileInterval, time.Second)
+}
+func (c *Config) backstopInterval() time.Duration {
+	return orDefault(c.BackstopInterval, 10*time.Second)
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Node is this process's membership in a cluster: its shard replicas, its
@@ -48,6 +75,11 @@ type Node struct {
 	identity Identity
 	formed   bool
 	formedCh chan struct{}
+	draining bool
+	incoming map[uint32]time.Time // replicas created for a leader to add, by shard
+
+	peers *peerClient
+	moves moves
 
 	metaKick chan struct{}
 	fatal    chan error
@@ -64,6 +96,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, members: newMembers(cfg.Logger),
+		incoming: map[uint32]time.Time{}, peers: newPeerClient(), moves: moves{byID: map[uint32]*Move{}},
 		formedCh: make(chan struct{}), metaKick: make(chan struct{}, 1),
 		fatal: make(chan error, 1), stop: make(chan struct{})}
 
@@ -107,8 +140,10 @@ func Start(cfg Config) (*Node, error) {
 	go n.joinLoop()
 	go n.metaLoop()
 	go n.membershipLoop()
-	n.wg.Add(1)
+	n.wg.Add(3)
 	go n.balanceLoop()
+	go n.replicaBackstopLoop()
+	go n.reconcileLoop()
 	return n, nil
 }
 
@@ -219,11 +254,11 @@ func splitHostPort(addr string) (string, int, error) {
 // localMeta is the metadata this node gossips now.
 func (n *Node) localMeta() Meta {
 	n.mu.Lock()
-	id, formed := n.identity, n.formed
+	id, formed, draining := n.identity, n.formed, n.draining
 	n.mu.Unlock()
 	m := Meta{NodeID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAdvertise,
 		ClusterID: id.ClusterID, ShardCount: n.cfg.ShardCount, BootstrapExpect: n.cfg.BootstrapExpect,
-		Formed: formed, Settled: id.Settled}
+		Formed: formed, Settled: id.Settled, Draining: draining}
 	if n.host != nil {
 		m.Leads = shardBitmap(n.cfg.ShardCount, func(s uint32) bool {
 			r := n.host.Shard(s)

@@ -91,23 +91,19 @@ type MemberStatus struct {
 	Formed     bool        `json:"formed"`
 	Draining   bool        `json:"draining"`
 	Leading    int         `json:"leading"`
+	Replicas   int         `json:"replicas"`
 	Since      time.Time   `json:"since"`
 }
 
 // Members lists every node this node has seen, sorted by id.
 func (n *Node) Members() []MemberStatus {
-	own := 0
-	for _, s := range n.host.Shards() {
-		if s.IsLeader() {
-			own++
-		}
-	}
 	var out []MemberStatus
 	for _, m := range n.members.list() {
 		ms := MemberStatus{ID: m.NodeID, State: m.State, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr,
-			GossipAddr: m.GossipAddr, Formed: m.Formed, Draining: m.Draining, Leading: m.LeaderCount(), Since: m.Since}
-		if m.NodeID == n.cfg.NodeID {
-			ms.Leading = own
+			GossipAddr: m.GossipAddr, Formed: m.Formed, Draining: m.Draining, Leading: m.LeaderCount(),
+			Replicas: m.HostCount(), Since: m.Since}
+		if m.NodeID == n.cfg.NodeID { // this node's own counts are exact
+			ms.Leading, ms.Replicas, ms.Draining = len(n.ledShards()), len(n.host.Shards()), n.Draining()
 		}
 		out = append(out, ms)
 	}

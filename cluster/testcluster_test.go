@@ -100,7 +100,7 @@ func (n *testNode) start() {
 		t.Fatalf("start %s: %v", n.id, err)
 	}
 	cfg := httpapi.DefaultConfig()
-	cfg.Logger, cfg.Cluster = logger, node
+	cfg.Logger, cfg.Cluster, cfg.Replicas = logger, node, node
 	srv := httptest.NewUnstartedServer(httpapi.New(node, cfg))
 	srv.Listener.Close()
 	srv.Listener = httpLn

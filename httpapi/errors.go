@@ -44,6 +44,8 @@ const (
 	CodeInvalidShard       = "invalid_shard"
 	CodeNoOtherReplica     = "no_other_replica"
 	CodeTransferFailed     = "transfer_failed"
+	CodeNodeNotFound       = "node_not_found"
+	CodeNodeNotAlive       = "node_not_alive"
 	CodeInternal           = "internal"
 )
 

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -87,6 +89,39 @@ func (s *Server) transferLeadership(c echo.Context) error {
 		leader, _, _ := s.cfg.Cluster.Leader(sh)
 		return c.JSON(http.StatusOK, map[string]any{"shard": sh, "leader": leader})
 	})
+}
+
+// drainNode asks node :id to drain and exit. Another node's request is
+// forwarded to it.
+func (s *Server) drainNode(c echo.Context) error {
+	id := c.Param("id")
+	if id == s.store.NodeID() {
+		if s.cfg.OnDrain == nil {
+			return errorf(http.StatusConflict, CodeNoOtherReplica, "a standalone node cannot drain")
+		}
+		s.cfg.OnDrain()
+		return c.JSON(http.StatusAccepted, map[string]any{"node": id, "draining": true})
+	}
+	if s.cfg.Cluster == nil {
+		return errorf(http.StatusNotFound, CodeNodeNotFound, "no node %q in this cluster", id)
+	}
+	for _, m := range s.cfg.Cluster.Members() {
+		if m.ID != id {
+			continue
+		}
+		if m.State != cluster.StateAlive && m.State != cluster.StateSuspect {
+			return errorf(http.StatusConflict, CodeNodeNotAlive, "node %q is %s", id, m.State)
+		}
+		if hops(c.Request()) >= maxHops {
+			return unavailable(CodeNoLeader, "drain request forwarded too often")
+		}
+		target := &url.URL{Scheme: "http", Host: m.HTTPAddr}
+		req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
+		c.Response().Header().Del("X-Sessiond-Node")
+		s.forward.proxy.ServeHTTP(c.Response(), req)
+		return nil
+	}
+	return errorf(http.StatusNotFound, CodeNodeNotFound, "no node %q in this cluster", id)
 }
 
 // healthz answers 200 while the process serves HTTP.

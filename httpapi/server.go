@@ -44,6 +44,12 @@ type Config struct {
 	// Cluster routes requests for shards led elsewhere; nil serves every
 	// request locally (a standalone node).
 	Cluster Cluster
+	// Replicas serves the internal replica-lifecycle routes; nil disables
+	// them.
+	Replicas Replicas
+	// OnDrain is called when this node is asked to drain (it should drain
+	// and exit, as on SIGTERM); nil refuses drain requests for this node.
+	OnDrain func()
 }
 
 // DefaultConfig returns the limits of DESIGN §3.
@@ -103,8 +109,10 @@ func (s *Server) routes() {
 	e.GET("/v1/cluster", s.clusterStatus)
 	e.GET("/v1/sessions/:id/owner", s.sessionOwner, s.sessionScope)
 	e.POST("/v1/shards/:shard/transfer-leadership", s.transferLeadership)
+	e.POST("/v1/nodes/:id/drain", s.drainNode)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	s.internalRoutes()
 }
 
 // nodeHeader names the serving node on every response, errors included.

@@ -199,3 +199,22 @@ func (h *Host) ShardStatus(id uint32) (Status, bool) {
 	}
 	return s.Status(), true
 }
+
+// CloseShard shuts down the local replica of shard id and, when deleteData
+// is set, removes its directory. The caller decides whether the data may go:
+// only once the group's committed configuration no longer lists this node.
+func (h *Host) CloseShard(id uint32, deleteData bool) error {
+	h.mu.Lock()
+	s := h.shards[id]
+	delete(h.shards, id)
+	h.mu.Unlock()
+	if s != nil {
+		if err := s.Close(); err != nil {
+			return fmt.Errorf("shard %d: %w", id, err)
+		}
+	}
+	if deleteData {
+		return os.RemoveAll(h.shardDir(id))
+	}
+	return nil
+}

@@ -27,6 +27,9 @@ type config struct {
 	SessionTTL        time.Duration
 	RaftHeartbeat     time.Duration
 	SnapshotThreshold uint64
+	DrainTimeout      time.Duration
+	DeadNodeGrace     time.Duration
+	MaxMoves          int
 	LogLevel          string
 	LogFormat         string
 }
@@ -49,6 +52,9 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 0, "remove sessions not written for this long (0 keeps them forever)")
 	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", 300*time.Millisecond, "raft heartbeat and election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between shard snapshots")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 2*time.Minute, "how long SIGTERM or a drain request waits for replicas to move off before exiting")
+	fs.DurationVar(&c.DeadNodeGrace, "dead-node-grace", time.Minute, "how long a dead node keeps its replicas before they are placed elsewhere")
+	fs.IntVar(&c.MaxMoves, "max-moves", 2, "replica moves one node leads, or catches up, at once")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	if err := applyEnv(fs, args); err != nil {
@@ -120,6 +126,12 @@ func (c *config) validate() error {
 	}
 	if c.RaftHeartbeat < 50*time.Millisecond {
 		bad("--raft-heartbeat must be at least 50ms")
+	}
+	if c.DrainTimeout < 0 || c.DeadNodeGrace < 0 {
+		bad("--drain-timeout and --dead-node-grace must not be negative")
+	}
+	if c.MaxMoves < 1 {
+		bad("--max-moves must be at least 1")
 	}
 	if c.SnapshotThreshold < 16 {
 		bad("--snapshot-threshold must be at least 16")

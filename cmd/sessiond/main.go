@@ -95,6 +95,7 @@ func run(cfg *config) error {
 		RaftListener: raftLn, RaftAdvertise: raftAdv, HTTPAdvertise: httpAdv,
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
+		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
 		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps},
 		Logger: logger,
 	})
@@ -108,6 +109,14 @@ func run(cfg *config) error {
 	apiCfg.Logger = logger
 	apiCfg.Version = version
 	apiCfg.Cluster = node
+	apiCfg.Replicas = node
+	drainRequested := make(chan struct{}, 1)
+	apiCfg.OnDrain = func() {
+		select {
+		case drainRequested <- struct{}{}:
+		default:
+		}
+	}
 	srv := &http.Server{
 		Handler:           httpapi.New(node, apiCfg),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -129,12 +138,25 @@ func run(cfg *config) error {
 		go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
 	}
 
+	drain := true
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down")
+		logger.Info("signal received: draining, then shutting down")
+	case <-drainRequested:
+		logger.Info("drain requested: draining, then shutting down")
 	case err = <-serveErr:
 		logger.Error("http server stopped", "err", err)
+		drain = false
 	case err = <-node.Fatal():
+		drain = false
+	}
+	if drain {
+		// A second signal cuts the drain short.
+		dctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		dctx, cancelTimeout := context.WithTimeout(dctx, cfg.DrainTimeout)
+		_ = node.Drain(dctx)
+		cancelTimeout()
+		cancel()
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

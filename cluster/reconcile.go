@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The reconciler runs on every node for the shards it leads. Each round it
+// compares a group's configuration with the placement over the eligible
+// members and makes at most one membership change, learner first:
+//
+//	create the empty replica on the target → AddNonvoter → wait until it has
+//	caught up → AddVoter → (hand off leadership if the leaving replica leads)
+//	→ RemoveServer → tell the old node to drop its replica.
+//
+// Replicas are added before any is removed, so a group never has fewer
+// voters than the placement asks for while a move is under way. Every change
+// passes the configuration index it was computed from as prevIndex, so a
+// concurrent change fails instead of stacking.
+
+// catchUpLag is how close (in log entries) a new replica must be to the
+// leader's last index before it is promoted to voter.
+const catchUpLag = 64
+
+// Move is one replica move in flight, shown by /v1/cluster.
+type Move struct {
+	Shard   uint32    `json:"shard"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Step    string    `json:"step"`
+	Started time.Time `json:"started"`
+}
+
+type moves struct {
+	mu   sync.Mutex
+	byID map[uint32]*Move
+}
+
+func (m *moves) get(s uint32) *Move {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byID[s]
+}
+
+func (m *moves) set(mv *Move) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mv.Step == "" {
+		delete(m.byID, mv.Shard)
+		return
+	}
+	m.byID[mv.Shard] = mv
+}
+
+func (m *moves) list() []Move {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Move, 0, len(m.byID))
+	for _, mv := range m.byID {
+		out = append(out, *mv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Shard < out[j].Shard })
+	return out
+}
+
+func (n *Node) reconcileLoop() {
+	defer n.wg.Done()
+	select {
+	case <-n.formedCh:
+	case <-n.stop:
+		return
+	}
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(n.cfg.reconcileInterval()):
+		}
+		for _, r := range n.host.Shards() {
+			if r.IsLeader() {
+				n.reconcileShard(r.ID())
+			} else if mv := n.moves.get(r.ID()); mv != nil {
+				n.moves.set(&Move{Shard: r.ID()}) // leadership moved on; the new leader resumes
+			}
+		}
+	}
+}
+
+// eligible returns the nodes replicas may be placed on, and the replica
+// count R (the configured count, capped by the number of nodes ever formed).
+// Placement prefers live, non-draining nodes and keeps nodes that died or
+// left within the grace period (they may be restarting). Only when those are
+// fewer than R does it fall back to draining nodes, then to nodes past their
+// grace: a replica is moved off a node only if another node can hold it.
+func (n *Node) eligible() (nodes []string, replicas int) {
+	var active, draining, gone []string
+	formed := 0
+	for _, m := range n.members.list() {
+		if !m.Formed {
+			continue
+		}
+		formed++
+		switch {
+		case m.live() && m.Draining:
+			draining = append(draining, m.NodeID)
+		case m.live(), time.Since(m.Since) < n.cfg.deadNodeGrace():
+			active = append(active, m.NodeID)
+		default:
+			gone = append(gone, m.NodeID)
+		}
+	}
+	replicas = min(n.cfg.Replicas, formed)
+	nodes = active
+	if len(nodes) < replicas {
+		nodes = append(nodes, draining...)
+	}
+	if len(nodes) < replicas {
+		nodes = append(nodes, gone...)
+	}
+	return nodes, replicas
+}
+
+// Desired is the placement of shard s over the currently eligible nodes.
+func (n *Node) Desired(s uint32) []string {
+	nodes, r := n.eligible()
+	return Place(s, nodes, r)
+}
+
+// reconcileShard makes at most one change to shard s, which this node leads.
+func (n *Node) reconcileShard(s uint32) {
+	r := n.host.Shard(s)
+	cfg, idx, err := r.Configuration()
+	if err != nil {
+		return
+	}
+	desired := n.Desired(s)
+	if len(desired) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	var voters, nonvoters []string
+	for _, srv := range cfg.Servers {
+		if srv.Suffrage == raft.Voter {
+			voters = append(voters, string(srv.ID))
+		} else {
+			nonvoters = append(nonvoters, string(srv.ID))
+		}
+	}
+	mv := n.moves.get(s)
+
+	// 1. A voter that lost its replica (its disk was wiped) counts as
+	// missing: remove it, so it can be added back as a fresh learner.
+	for _, v := range voters {
+		if m, ok := n.members.get(v); ok && m.live() && m.Formed && !m.HostsShard(s) &&
+			v != n.cfg.NodeID && time.Since(m.Since) > 10*time.Second && len(voters) > 1 {
+			n.changeConfig(s, "remove replica that lost its data", v, "", r.Raft().RemoveServer(raft.ServerID(v), idx, 5*time.Second))
+			return
+		}
+	}
+
+	// 2. Promote a learner that has caught up, if it is placed here.
+	for _, id := range nonvoters {
+		if !slices.Contains(desired, id) {
+			continue
+		}
+		m, ok := n.members.get(id)
+		if !ok || !m.live() {
+			continue
+		}
+		st, err := n.peers.replicaStatus(ctx, m.HTTPAddr, s)
+		if err != nil || st.LastIndex+catchUpLag < r.Raft().LastIndex() {
+			return // still catching up
+		}
+		n.changeConfig(s, "promote caught-up replica", "", id, r.Raft().AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
+		return
+	}
+
+	// 3. Add a placed node that has no replica yet, as a learner.
+	for _, id := range desired {
+		if slices.Contains(voters, id) || slices.Contains(nonvoters, id) {
+			continue
+		}
+		m, ok := n.members.get(id)
+		if !ok || !m.live() {
+			continue
+		}
+		if mv == nil && n.leadingMoves() >= n.cfg.maxMoves() {
+			return // this node already leads as many moves as it may
+		}
+		if err := n.peers.createReplica(ctx, m.HTTPAddr, s); err != nil {
+			n.logger.Debug("target cannot take a replica yet", "shard", s, "to", id, "err", err)
+			return
+		}
+		from := ""
+		for _, v := range voters {
+			if !slices.Contains(desired, v) {
+				from = v
+				break
+			}
+		}
+		n.moves.set(&Move{Shard: s, From: from, To: id, Step: "catching-up", Started: time.Now()})
+		n.changeConfig(s, "add learner", "", id, r.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
+		return
+	}
+
+	// 4. Every placed node is a voter: remove what is no longer placed.
+	for _, id := range append(append([]string{}, nonvoters...), voters...) {
+		if slices.Contains(desired, id) {
+			continue
+		}
+		if id == n.cfg.NodeID {
+			n.handOff(s, desired)
+			return
+		}
+		if n.changeConfig(s, "remove replica no longer placed", id, "", r.Raft().RemoveServer(raft.ServerID(id), idx, 5*time.Second)) {
+			if m, ok := n.members.get(id); ok && m.live() {
+				if err := n.peers.dropReplica(ctx, m.HTTPAddr, s); err != nil {
+					n.logger.Info("old replica not dropped yet; its backstop will", "shard", s, "node", id, "err", err)
+				}
+			}
+		}
+		return
+	}
+	if mv != nil {
+		n.logger.Info("replica move finished", "shard", s, "from", mv.From, "to", mv.To,
+			"duration", time.Since(mv.Started).Round(time.Millisecond), "log_index", r.Raft().LastIndex())
+		n.moves.set(&Move{Shard: s})
+	}
+}
+
+// changeConfig waits for a membership change and logs it.
+func (n *Node) changeConfig(s uint32, what, removed, added string, f raft.IndexFuture) bool {
+	if err := f.Error(); err != nil {
+		if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			n.logger.Warn("shard membership change failed", "shard", s, "change", what, "err", err)
+		}
+		return false
+	}
+	n.logger.Info("shard membership changed", "shard", s, "change", what, "removed", removed, "added", added, "index", f.Index())
+	return true
+}
+
+// handOff transfers leadership of s to a placed voter, so the next leader
+// can remove this node.
+func (n *Node) handOff(s uint32, desired []string) {
+	r := n.host.Shard(s)
+	for _, id := range desired {
+		if m, ok := n.members.get(id); ok && m.live() && m.HostsShard(s) {
+			n.logger.Info("handing off leadership before leaving the group", "shard", s, "to", id)
+			if err := r.Raft().LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr)).Error(); err != nil {
+				n.logger.Warn("leadership hand-off failed", "shard", s, "to", id, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (n *Node) leadingMoves() int {
+	return len(n.moves.list())
+}
