@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -20,8 +21,10 @@ import (
 //     on it with the same configuration; the cluster id is a hash of the
 //     founders' ids, so all founders agree on it without talking.
 //   - A founder that is slower than the others sees them formed but not yet
-//     settled, recognises itself among the founders by the cluster id, and
-//     bootstraps its shards too.
+//     settled, recognises itself among the founders by the cluster id (a
+//     hash of the founders' ids and incarnations), and bootstraps its shards
+//     too. A node that does not match — a newcomer, or a founder that lost
+//     its data dir and so its incarnation — joins instead.
 //   - Once every founder has formed, the cluster is settled (persisted).
 //     From then on a node without an identity — new, or an old member whose
 //     data dir was wiped — joins as a newcomer and never bootstraps: a
@@ -86,11 +89,18 @@ func (n *Node) tryForm() error {
 		if settled {
 			return n.adopt(id)
 		}
-		candidates := append(formed, unformed...)
-		if len(candidates) == n.cfg.BootstrapExpect && clusterIDOf(candidates) == id && contains(candidates, n.cfg.NodeID) {
-			return n.found(id, candidates)
+		self, ok := n.members.get(n.cfg.NodeID)
+		if !ok {
+			return nil
 		}
-		return nil // a formation is under way without us; wait until it settles
+		candidates := append(formed, self)
+		switch {
+		case len(candidates) == n.cfg.BootstrapExpect && clusterIDOf(candidates) == id:
+			return n.found(id, candidates) // a founder, slower than the rest
+		case len(candidates) >= n.cfg.BootstrapExpect:
+			return n.adopt(id) // the founders are all known and we are not one
+		}
+		return nil // a formation is under way; wait until it is clear who founded
 	}
 	switch {
 	case len(unformed) == n.cfg.BootstrapExpect:
@@ -129,7 +139,7 @@ func (n *Node) found(clusterID uint64, founders []Member) error {
 		}
 	}
 	id := Identity{ClusterID: clusterID, ShardCount: n.cfg.ShardCount, NodeID: n.cfg.NodeID,
-		Founders: ids, Settled: len(ids) == 1}
+		Founders: ids, Incarnation: n.incarnation, Settled: len(ids) == 1}
 	if err := n.becomeFormed(id); err != nil {
 		return err
 	}
@@ -141,7 +151,8 @@ func (n *Node) found(clusterID uint64, founders []Member) error {
 // adopt joins an existing, settled cluster as a newcomer holding no replica.
 func (n *Node) adopt(clusterID uint64) error {
 	n.host.SetClusterID(clusterID)
-	id := Identity{ClusterID: clusterID, ShardCount: n.cfg.ShardCount, NodeID: n.cfg.NodeID, Settled: true}
+	id := Identity{ClusterID: clusterID, ShardCount: n.cfg.ShardCount, NodeID: n.cfg.NodeID,
+		Incarnation: n.incarnation, Settled: true}
 	if err := n.becomeFormed(id); err != nil {
 		return err
 	}
@@ -184,12 +195,16 @@ func (n *Node) trySettle() error {
 	return nil
 }
 
-// clusterIDOf derives the cluster id from the founders' node ids.
+// clusterIDOf derives the cluster id from the founders' node ids and
+// incarnations.
 func clusterIDOf(founders []Member) uint64 {
+	sorted := append([]Member(nil), founders...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].NodeID < sorted[j].NodeID })
 	h := fnv.New64a()
-	for _, id := range memberIDs(founders) {
-		h.Write([]byte(id))
+	for _, m := range sorted {
+		h.Write([]byte(m.NodeID))
 		h.Write([]byte{0})
+		h.Write(binary.BigEndian.AppendUint64(nil, m.Incarnation))
 	}
 	if v := h.Sum64(); v != 0 {
 		return v
@@ -204,13 +219,4 @@ func memberIDs(ms []Member) []string {
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-func contains(ms []Member, id string) bool {
-	for _, m := range ms {
-		if m.NodeID == id {
-			return true
-		}
-	}
-	return false
 }

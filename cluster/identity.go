@@ -25,6 +25,11 @@ type Identity struct {
 	// Founders are the nodes that bootstrapped the cluster together; empty
 	// for a node that joined an existing cluster.
 	Founders []string `json:"founders,omitempty"`
+	// Incarnation is drawn at random when the node first starts with an
+	// empty data dir and kept with the identity. The cluster id hashes the
+	// founders' ids and incarnations, so a founder whose data was wiped
+	// (and therefore has a new incarnation) is never mistaken for itself.
+	Incarnation uint64 `json:"incarnation"`
 	// Settled is set once every founder has formed. From then on a node
 	// without an identity is a newcomer (or a wiped old member) and must
 	// never bootstrap a shard.

@@ -18,6 +18,7 @@ type Meta struct {
 	RaftAddr        string
 	HTTPAddr        string
 	ClusterID       uint64 // 0 until the node belongs to a formed cluster
+	Incarnation     uint64 // random per data dir; see Identity.Incarnation
 	ShardCount      int
 	BootstrapExpect int
 	Formed          bool // the node belongs to a cluster (has an identity)
@@ -52,6 +53,7 @@ func (m *Meta) Encode() ([]byte, error) {
 	}
 	b = append(b, metaVersion, flags)
 	b = binary.BigEndian.AppendUint64(b, m.ClusterID)
+	b = binary.BigEndian.AppendUint64(b, m.Incarnation)
 	b = binary.BigEndian.AppendUint16(b, uint16(m.ShardCount))
 	b = binary.BigEndian.AppendUint16(b, uint16(m.BootstrapExpect))
 	for _, s := range []string{m.NodeID, m.RaftAddr, m.HTTPAddr, string(m.Leads), string(m.Hosts)} {
@@ -72,15 +74,16 @@ var errBadMeta = errors.New("malformed node metadata")
 // DecodeMeta parses what Encode wrote.
 func DecodeMeta(b []byte) (Meta, error) {
 	var m Meta
-	if len(b) < 14 || b[0] != metaVersion {
+	if len(b) < 22 || b[0] != metaVersion {
 		return m, errBadMeta
 	}
 	flags := b[1]
 	m.Formed, m.Settled, m.Draining = flags&flagFormed != 0, flags&flagSettled != 0, flags&flagDraining != 0
 	m.ClusterID = binary.BigEndian.Uint64(b[2:10])
-	m.ShardCount = int(binary.BigEndian.Uint16(b[10:12]))
-	m.BootstrapExpect = int(binary.BigEndian.Uint16(b[12:14]))
-	rest := b[14:]
+	m.Incarnation = binary.BigEndian.Uint64(b[10:18])
+	m.ShardCount = int(binary.BigEndian.Uint16(b[18:20]))
+	m.BootstrapExpect = int(binary.BigEndian.Uint16(b[20:22]))
+	rest := b[22:]
 	var fields [5]string
 	for i := range fields {
 		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {

@@ -73,10 +73,13 @@ type Node struct {
 
 	mu       sync.Mutex
 	identity Identity
-	formed   bool
-	formedCh chan struct{}
-	draining bool
-	incoming map[uint32]time.Time // replicas created for a leader to add, by shard
+	// incarnation is the identity's, or for a node not yet formed a random
+	// one drawn at start.
+	incarnation uint64
+	formed      bool
+	formedCh    chan struct{}
+	draining    bool
+	incoming    map[uint32]time.Time // replicas created for a leader to add, by shard
 
 	peers *peerClient
 	moves moves
@@ -114,6 +117,10 @@ func Start(cfg Config) (*Node, error) {
 	default:
 		n.identity, n.formed = id, true
 		close(n.formedCh)
+	}
+	n.incarnation = n.identity.Incarnation
+	if n.incarnation == 0 {
+		n.incarnation = NewClusterID() // any random non-zero number
 	}
 
 	hc := cfg.Host
@@ -257,7 +264,7 @@ func (n *Node) localMeta() Meta {
 	id, formed, draining := n.identity, n.formed, n.draining
 	n.mu.Unlock()
 	m := Meta{NodeID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAdvertise,
-		ClusterID: id.ClusterID, ShardCount: n.cfg.ShardCount, BootstrapExpect: n.cfg.BootstrapExpect,
+		ClusterID: id.ClusterID, Incarnation: n.incarnation, ShardCount: n.cfg.ShardCount, BootstrapExpect: n.cfg.BootstrapExpect,
 		Formed: formed, Settled: id.Settled, Draining: draining}
 	if n.host != nil {
 		m.Leads = shardBitmap(n.cfg.ShardCount, func(s uint32) bool {

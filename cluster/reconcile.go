@@ -82,11 +82,14 @@ func (n *Node) reconcileLoop() {
 			return
 		case <-time.After(n.cfg.reconcileInterval()):
 		}
+		for _, mv := range n.moves.list() {
+			if r := n.host.Shard(mv.Shard); r == nil || !r.IsLeader() {
+				n.moves.set(&Move{Shard: mv.Shard}) // leadership moved on; the new leader resumes
+			}
+		}
 		for _, r := range n.host.Shards() {
 			if r.IsLeader() {
 				n.reconcileShard(r.ID())
-			} else if mv := n.moves.get(r.ID()); mv != nil {
-				n.moves.set(&Move{Shard: r.ID()}) // leadership moved on; the new leader resumes
 			}
 		}
 	}
@@ -94,8 +97,9 @@ func (n *Node) reconcileLoop() {
 
 // eligible returns the nodes replicas may be placed on, and the replica
 // count R (the configured count, capped by the number of nodes ever formed).
-// Placement prefers live, non-draining nodes and keeps nodes that died or
-// left within the grace period (they may be restarting). Only when those are
+// Placement prefers live, non-draining nodes and keeps nodes that died
+// within the grace period (they may be restarting), but not nodes that
+// drained and left. Only when those are
 // fewer than R does it fall back to draining nodes, then to nodes past their
 // grace: a replica is moved off a node only if another node can hold it.
 func (n *Node) eligible() (nodes []string, replicas int) {
@@ -107,6 +111,8 @@ func (n *Node) eligible() (nodes []string, replicas int) {
 		}
 		formed++
 		switch {
+		case m.State == StateLeft: // drained and left on purpose
+			gone = append(gone, m.NodeID)
 		case m.live() && m.Draining:
 			draining = append(draining, m.NodeID)
 		case m.live(), time.Since(m.Since) < n.cfg.deadNodeGrace():
@@ -262,6 +268,9 @@ func (n *Node) handOff(s uint32, desired []string) {
 		}
 	}
 }
+
+// MoveInFlight returns the move this node is leading for shard s, if any.
+func (n *Node) MoveInFlight(s uint32) *Move { return n.moves.get(s) }
 
 func (n *Node) leadingMoves() int {
 	return len(n.moves.list())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,16 +33,30 @@ type testNode struct {
 	srv                            *httptest.Server
 	shards, expect, replicas       int
 	join                           []string
+	tune                           func(*cluster.Config)
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768+), so a
+// node restarted on its old ports does not find one taken by some outgoing
+// connection's local port.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; i < 1000; i++ {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)) // gossip uses UDP too
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port")
+	return 0
 }
 
 func newTestNode(t *testing.T, id string, shards, expect, replicas int) *testNode {
@@ -87,21 +102,26 @@ func (n *testNode) start() {
 	raftLn := listenOn(t, n.raftPort)
 	httpLn := listenOn(t, n.httpPort)
 	logger := testLogger().With("node", n.id)
-	node, err := cluster.Start(cluster.Config{
+	cfg := cluster.Config{
 		NodeID: n.id, DataDir: n.dir, RaftListener: raftLn,
 		RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 		GossipBind: fmt.Sprintf("127.0.0.1:%d", n.gossipPort), Join: n.join,
 		BootstrapExpect: n.expect, ShardCount: n.shards, Replicas: n.replicas,
 		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
 		Logger: logger, TuneGossip: fastGossip,
-	})
+		ReconcileInterval: 200 * time.Millisecond, BackstopInterval: time.Second,
+	}
+	if n.tune != nil {
+		n.tune(&cfg)
+	}
+	node, err := cluster.Start(cfg)
 	if err != nil {
 		httpLn.Close()
 		t.Fatalf("start %s: %v", n.id, err)
 	}
-	cfg := httpapi.DefaultConfig()
-	cfg.Logger, cfg.Cluster, cfg.Replicas = logger, node, node
-	srv := httptest.NewUnstartedServer(httpapi.New(node, cfg))
+	api := httpapi.DefaultConfig()
+	api.Logger, api.Cluster, api.Replicas = logger, node, node
+	srv := httptest.NewUnstartedServer(httpapi.New(node, api))
 	srv.Listener.Close()
 	srv.Listener = httpLn
 	srv.Start()
@@ -130,7 +150,7 @@ func (n *testNode) url(path string) string {
 }
 
 // startCluster starts size founders that bootstrap together.
-func startCluster(t *testing.T, size, shards int) []*testNode {
+func startCluster(t *testing.T, size, shards int, tune ...func(*cluster.Config)) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, size)
 	var join []string
@@ -140,6 +160,9 @@ func startCluster(t *testing.T, size, shards int) []*testNode {
 	}
 	for _, n := range nodes {
 		n.join = join
+		if len(tune) > 0 {
+			n.tune = tune[0]
+		}
 		n.start()
 	}
 	t.Cleanup(func() {
@@ -247,7 +270,10 @@ type clusterView struct {
 	Members []cluster.MemberStatus
 	Shards  []struct {
 		shard.Status
-		Local bool `json:"local"`
+		Local     bool          `json:"local"`
+		Desired   []string      `json:"desired"`
+		Converged bool          `json:"converged"`
+		Move      *cluster.Move `json:"move"`
 	}
 }
 

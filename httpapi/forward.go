@@ -31,6 +31,10 @@ type Cluster interface {
 	Members() []cluster.MemberStatus
 	// TransferLeadership hands leadership of shard s (led here) to node to.
 	TransferLeadership(s uint32, to string) error
+	// Desired is the placement of shard s over the current members.
+	Desired(s uint32) []string
+	// MoveInFlight is the replica move this node leads for shard s, or nil.
+	MoveInFlight(s uint32) *cluster.Move
 }
 
 const (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -18,34 +19,90 @@ type clusterResponse struct {
 	Version    string                 `json:"version,omitempty"`
 	ShardCount int                    `json:"shardCount"`
 	Ready      bool                   `json:"ready"`
+	Summary    clusterSummary         `json:"summary"`
 	Members    []cluster.MemberStatus `json:"members"`
 	Shards     []shardView            `json:"shards"`
 }
 
+// clusterSummary condenses the shards this node holds a replica of: how
+// many match their placement, how many moves this node leads, and who leads
+// what. A node holding every shard sees the whole cluster; sessionctl
+// status merges every node's view.
+type clusterSummary struct {
+	ShardsSeen      int            `json:"shardsSeen"`
+	ShardsConverged int            `json:"shardsConverged"`
+	MovesInFlight   int            `json:"movesInFlight"`
+	LeadersPerNode  map[string]int `json:"leadersPerNode"`
+}
+
 // shardView is one shard as this node sees it: its replica's raft status
-// when it has one, otherwise the leader known from gossip.
+// when it has one, otherwise the leader known from gossip; the placement it
+// should converge to; the move under way if this node leads one.
 type shardView struct {
 	shard.Status
-	Local bool `json:"local"`
+	Local     bool          `json:"local"`
+	Desired   []string      `json:"desired"`
+	Converged bool          `json:"converged"`
+	Move      *cluster.Move `json:"move,omitempty"`
 }
 
 // clusterStatus reports this node's view of every shard it replicates.
 func (s *Server) clusterStatus(c echo.Context) error {
 	resp := clusterResponse{Node: s.store.NodeID(), Version: s.cfg.Version,
 		ShardCount: s.store.ShardCount(), Ready: s.store.Ready(),
+		Summary: clusterSummary{LeadersPerNode: map[string]int{}},
 		Members: []cluster.MemberStatus{}, Shards: []shardView{}}
-	if s.cfg.Cluster != nil {
-		resp.Members = s.cfg.Cluster.Members()
+	cl := s.cfg.Cluster
+	if cl != nil {
+		resp.Members = cl.Members()
 	}
 	for id := uint32(0); int(id) < resp.ShardCount; id++ {
+		v := shardView{Desired: []string{}}
 		if st, ok := s.store.ShardStatus(id); ok {
-			resp.Shards = append(resp.Shards, shardView{Status: st, Local: true})
-		} else if s.cfg.Cluster != nil {
-			leader, _, _ := s.cfg.Cluster.Leader(id)
-			resp.Shards = append(resp.Shards, shardView{Status: shard.Status{ID: id, Leader: leader, Replicas: []shard.Replica{}}})
+			v.Status, v.Local = st, true
+		} else if cl != nil {
+			leader, _, _ := cl.Leader(id)
+			v.Status = shard.Status{ID: id, Leader: leader, Replicas: []shard.Replica{}}
+		} else {
+			continue
 		}
+		if cl != nil {
+			v.Desired = cl.Desired(id)
+			v.Move = cl.MoveInFlight(id)
+		}
+		if v.Local {
+			v.Converged = converged(v.Status.Replicas, v.Desired)
+			resp.Summary.ShardsSeen++
+			if v.Converged {
+				resp.Summary.ShardsConverged++
+			}
+		}
+		if v.Move != nil {
+			resp.Summary.MovesInFlight++
+		}
+		if v.Leader != "" {
+			resp.Summary.LeadersPerNode[v.Leader]++
+		}
+		resp.Shards = append(resp.Shards, v)
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// converged reports whether the replicas are exactly the desired nodes, all
+// voters. A standalone node (no placement) is converged by definition.
+func converged(replicas []shard.Replica, desired []string) bool {
+	if len(desired) == 0 {
+		return true
+	}
+	if len(replicas) != len(desired) {
+		return false
+	}
+	for _, r := range replicas {
+		if r.Suffrage != "voter" || !slices.Contains(desired, r.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 type ownerResponse struct {
