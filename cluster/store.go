@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -44,8 +45,11 @@ func (n *Node) HasReplica(s uint32) bool { return n.host.Shard(s) != nil }
 // holds knows its leader.
 func (n *Node) Ready() bool {
 	select {
-	case <-n.formedCh:
+	case <-n.stop:
+		return false
 	default:
+	}
+	if !n.isFormed() {
 		return false
 	}
 	for _, s := range n.host.Shards() {
@@ -111,6 +115,9 @@ func (n *Node) Members() []MemberStatus {
 	return out
 }
 
+// ErrNoOtherVoter means a shard has no replica to hand leadership to.
+var ErrNoOtherVoter = errors.New("the shard has no other replica to lead it")
+
 // TransferLeadership hands leadership of shard s, which this node leads, to
 // the voter to (or to the most up-to-date voter when to is empty).
 func (n *Node) TransferLeadership(s uint32, to string) error {
@@ -122,10 +129,14 @@ func (n *Node) TransferLeadership(s uint32, to string) error {
 		id, addr := r.Leader()
 		return &shard.NotLeaderError{Shard: s, LeaderID: id, LeaderAddr: addr}
 	}
+	replicas := r.Status().Replicas
+	if len(replicas) < 2 {
+		return ErrNoOtherVoter
+	}
 	if to == "" {
 		return r.Raft().LeadershipTransfer().Error()
 	}
-	for _, rep := range r.Status().Replicas {
+	for _, rep := range replicas {
 		if rep.ID == to {
 			if rep.Suffrage != "voter" {
 				return fmt.Errorf("%s is not a voter of shard %d", to, s)

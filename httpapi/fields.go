@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -19,6 +20,11 @@ func (s *Server) fieldName(c echo.Context) (string, error) {
 	}
 	if err := s.cfg.Limits.ValidFieldName(name); err != nil {
 		return "", errorf(http.StatusBadRequest, CodeInvalidFieldName, "%v", err)
+	}
+	// A body's names are UTF-8 once decoded; a path's may not be, and would
+	// render as U+FFFD, colliding with other names.
+	if !utf8.ValidString(name) {
+		return "", errorf(http.StatusBadRequest, CodeInvalidFieldName, "field name must be UTF-8")
 	}
 	return name, nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -140,6 +141,9 @@ func (s *Server) transferLeadership(c echo.Context) error {
 		if err := s.cfg.Cluster.TransferLeadership(sh, c.QueryParam("to")); err != nil {
 			if se := storeError(err); se != nil {
 				return se
+			}
+			if errors.Is(err, cluster.ErrNoOtherVoter) {
+				return errorf(http.StatusConflict, CodeNoOtherReplica, "%v", err)
 			}
 			return errorf(http.StatusConflict, CodeTransferFailed, "%v", err)
 		}
