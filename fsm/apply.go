@@ -151,6 +151,11 @@ func (f *FSM) writeFields(index uint64, cur *Session, cmd *Command) *Result {
 		}
 		delete(fields, cmd.Field)
 	}
+	if cur == nil && len(fields) == 0 && (len(cmd.Fields) > 0 || len(cmd.Patch) > 2) {
+		// Only deletions on a session that does not exist: deleting must
+		// not create it. (An empty merge, PUT {}, does create it.)
+		return &Result{Status: StatusNotFound, Detail: "session not found"}
+	}
 	size := fieldsSize(fields)
 	if size > f.limits.MaxFieldBytes {
 		return &Result{Status: StatusTooLarge, Version: versionOf(cur), Session: cur,

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -387,5 +388,26 @@ func TestVersionIsTheIndexOfTheLastWrite(t *testing.T) {
 	f.ApplyCommand(32, &Command{Op: OpDeleteField, Session: "s", At: 320, Field: "nope"})
 	if s, _ := f.Get("s"); s.Version != 30 || s.UpdatedAt != 300 {
 		t.Errorf("version %d updatedAt %d after a replay and a failed write, want 30 300", s.Version, s.UpdatedAt)
+	}
+}
+
+// TestDeletingFieldsOfAnAbsentSessionDoesNotCreateIt: a merge or patch that
+// only removes fields answers not-found for a missing session, while an
+// empty merge still creates it.
+func TestDeletingFieldsOfAnAbsentSessionDoesNotCreateIt(t *testing.T) {
+	f := New(DefaultLimits)
+	for i, cmd := range []*Command{
+		{Op: OpMergeFields, Session: "s", At: 1, Fields: map[string]json.RawMessage{"a": nil}},
+		{Op: OpPatchFields, Session: "s", At: 1, Patch: json.RawMessage(`{"a":null}`)},
+	} {
+		if r := f.ApplyCommand(uint64(i+1), cmd); r.Status != StatusNotFound {
+			t.Fatalf("%s of only nulls on an absent session = %v, want not-found", cmd.Op, r.Status)
+		}
+		if _, ok := f.Get("s"); ok {
+			t.Fatalf("%s created the session", cmd.Op)
+		}
+	}
+	if r := f.ApplyCommand(3, &Command{Op: OpMergeFields, Session: "s", At: 1, Fields: map[string]json.RawMessage{}}); r.Status != StatusOK || !r.Created {
+		t.Fatalf("empty merge = %+v, want a created session", r)
 	}
 }

@@ -29,13 +29,14 @@ func (o outcome) ok(op opKind) bool {
 // percentiles of the work the server actually did; errors are counted apart.
 type opStats struct {
 	hist                       *Histogram // microseconds
+	local, forwarded           *Histogram // hist split by whether the node asked proxied it
 	count, ok, okEmpty, errors int64
 	statuses                   map[int]int64
 	codes, transport           map[string]int64
 }
 
 func newOpStats() *opStats {
-	return &opStats{hist: NewHistogram(), statuses: map[int]int64{}, codes: map[string]int64{}, transport: map[string]int64{}}
+	return &opStats{hist: NewHistogram(), local: NewHistogram(), forwarded: NewHistogram(), statuses: map[int]int64{}, codes: map[string]int64{}, transport: map[string]int64{}}
 }
 
 func (s *opStats) record(o outcome, op opKind, latencyUs int64) {
@@ -56,11 +57,18 @@ func (s *opStats) record(o outcome, op opKind, latencyUs int64) {
 	s.statuses[o.status]++
 	if o.ok(op) {
 		s.hist.Record(latencyUs)
+		if o.forwarded {
+			s.forwarded.Record(latencyUs)
+		} else {
+			s.local.Record(latencyUs)
+		}
 	}
 }
 
 func (s *opStats) merge(o *opStats) {
 	s.hist.Merge(o.hist)
+	s.local.Merge(o.local)
+	s.forwarded.Merge(o.forwarded)
 	s.count += o.count
 	s.ok += o.ok
 	s.okEmpty += o.okEmpty
@@ -78,14 +86,17 @@ func (s *opStats) merge(o *opStats) {
 
 // Report is the outcome of a run; --json writes it as is.
 type Report struct {
-	Config          ReportConfig        `json:"config"`
-	ElapsedSeconds  float64             `json:"elapsedSeconds"`
-	Interrupted     bool                `json:"interrupted,omitempty"`
-	Total           OpReport            `json:"total"`
-	Operations      map[string]OpReport `json:"operations"`
-	Statuses        map[string]int64    `json:"statuses"`
-	ErrorCodes      map[string]int64    `json:"errorCodes"`
-	TransportErrors map[string]int64    `json:"transportErrors"`
+	Config         ReportConfig `json:"config"`
+	ElapsedSeconds float64      `json:"elapsedSeconds"`
+	Interrupted    bool         `json:"interrupted,omitempty"`
+	Total          OpReport     `json:"total"`
+	// Routing splits successful requests by whether the node asked served
+	// them itself (it led the shard) or forwarded them to the leader.
+	Routing         map[string]RouteReport `json:"routing"`
+	Operations      map[string]OpReport    `json:"operations"`
+	Statuses        map[string]int64       `json:"statuses"`
+	ErrorCodes      map[string]int64       `json:"errorCodes"`
+	TransportErrors map[string]int64       `json:"transportErrors"`
 }
 
 // ReportConfig echoes the flags that shape the numbers.
@@ -118,6 +129,12 @@ type OpReport struct {
 	TransportErrors map[string]int64 `json:"transportErrors,omitempty"`
 }
 
+// RouteReport is the latency of requests that took one route.
+type RouteReport struct {
+	Count     int64   `json:"count"`
+	LatencyUs Latency `json:"latencyUs"`
+}
+
 // Latency holds percentiles of successful requests in microseconds, from
 // sending the request to reading the last byte of the response.
 type Latency struct {
@@ -138,9 +155,7 @@ func buildReport(cfg *config, res result) *Report {
 			r.OpsPerSec = float64(s.count) / secs
 			r.OKPerSec = float64(s.ok+s.okEmpty) / secs
 		}
-		h := s.hist
-		r.LatencyUs = Latency{Min: h.Min(), Mean: math.Round(h.Mean()*10) / 10, P50: h.Percentile(50),
-			P90: h.Percentile(90), P99: h.Percentile(99), P999: h.Percentile(99.9), Max: h.Max()}
+		r.LatencyUs = latencyOf(s.hist)
 		if details {
 			r.Statuses, r.ErrorCodes, r.TransportErrors = statusKeys(s.statuses), nonEmpty(s.codes), nonEmpty(s.transport)
 		}
@@ -162,8 +177,17 @@ func buildReport(cfg *config, res result) *Report {
 		}
 	}
 	rep.Total = opReport(all, false)
+	rep.Routing = map[string]RouteReport{
+		"local":     {Count: int64(all.local.Count()), LatencyUs: latencyOf(all.local)},
+		"forwarded": {Count: int64(all.forwarded.Count()), LatencyUs: latencyOf(all.forwarded)},
+	}
 	rep.Statuses, rep.ErrorCodes, rep.TransportErrors = statusKeys(all.statuses), all.codes, all.transport
 	return rep
+}
+
+func latencyOf(h *Histogram) Latency {
+	return Latency{Min: h.Min(), Mean: math.Round(h.Mean()*10) / 10, P50: h.Percentile(50),
+		P90: h.Percentile(90), P99: h.Percentile(99), P999: h.Percentile(99.9), Max: h.Max()}
 }
 
 func statusKeys(m map[int]int64) map[string]int64 {
@@ -219,6 +243,11 @@ func writeText(w io.Writer, rep *Report) error {
 		return err
 	}
 	b.WriteString("latency: successful requests (2xx and ok-empty 404 reads), request sent to body read, within 0.2%\n")
+	for _, route := range []string{"local", "forwarded"} {
+		rr := rep.Routing[route]
+		fmt.Fprintf(&b, "  %-9s %8d requests  p50 %s ms  p90 %s ms  p99 %s ms\n", route, rr.Count,
+			ms(rr.LatencyUs.P50), ms(rr.LatencyUs.P90), ms(rr.LatencyUs.P99))
+	}
 
 	section := func(title string, m map[string]int64) {
 		fmt.Fprintf(&b, "\n%s:", title)

@@ -221,6 +221,7 @@ type outcome struct {
 	status    int    // HTTP status; 0 on a transport error
 	code      string // error code from {"error":{"code":…}} when status ≥ 400
 	transport string // transport error kind, "" when a response was read
+	forwarded bool   // the node asked proxied the request to the shard leader
 }
 
 // maxErrorBody bounds how much of an error body is read to find its code.
@@ -234,7 +235,7 @@ func execute(client *http.Client, req *http.Request) outcome {
 		return outcome{transport: classifyTransport(err)}
 	}
 	defer resp.Body.Close()
-	o := outcome{status: resp.StatusCode}
+	o := outcome{status: resp.StatusCode, forwarded: resp.Header.Get("X-Sessiond-Forwarded-By") != ""}
 	if resp.StatusCode < 400 {
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			return outcome{transport: classifyTransport(err)}
