@@ -237,7 +237,8 @@ func (n *Node) reconcileShard(s uint32) {
 	}
 	if mv != nil {
 		n.logger.Info("replica move finished", "shard", s, "from", mv.From, "to", mv.To,
-			"duration", time.Since(mv.Started).Round(time.Millisecond), "log_index", r.Raft().LastIndex())
+			"duration", time.Since(mv.Started).Round(time.Millisecond), "log_index", r.Raft().LastIndex(),
+			"snapshot_bytes", r.SnapshotSize())
 		n.moves.set(&Move{Shard: s})
 	}
 }

@@ -55,6 +55,7 @@ type Shard struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	logStore  *raftboltdb.BoltStore
+	snapshots *raft.FileSnapshotStore
 
 	// readyTerm is the term in which this node, as leader, has applied its
 	// first command. Until then its FSM may miss entries of earlier terms and
@@ -100,7 +101,7 @@ func Open(cfg Config) (*Shard, error) {
 	})
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
-		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore,
+		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, snapshots: snaps,
 		closed: make(chan struct{}),
 	}
 	rc := raftConfig(cfg.NodeID, cfg.Timing, cfg.Snapshots)
@@ -297,4 +298,14 @@ func (s *Shard) LastContact() time.Time {
 		return time.Now()
 	}
 	return s.raft.LastContact()
+}
+
+// SnapshotSize is the size in bytes of the newest snapshot on disk (0 if
+// none): roughly what a new replica receives when it joins.
+func (s *Shard) SnapshotSize() int64 {
+	metas, err := s.snapshots.List()
+	if err != nil || len(metas) == 0 {
+		return 0
+	}
+	return metas[0].Size
 }
