@@ -368,6 +368,11 @@ func (n *Node) Close() error {
 	close(n.stop)
 	n.wg.Wait()
 	var errs []error
+	// Gossip the final metadata (a drained node holds no replica now)
+	// before leaving, so others do not remember a stale count.
+	if err := n.ml.UpdateNode(time.Second); err != nil {
+		n.logger.Debug("final gossip update", "err", err)
+	}
 	if err := n.ml.Leave(time.Second); err != nil {
 		errs = append(errs, err)
 	}

@@ -88,8 +88,10 @@ func (n *Node) reconcileLoop() {
 			}
 		}
 		for _, r := range n.host.Shards() {
-			if r.IsLeader() {
-				n.reconcileShard(r.ID())
+			// A round may take a shard through several steps (a learner
+			// that caught up at once is promoted and its predecessor
+			// removed) instead of one step per interval.
+			for step := 0; step < 4 && r.IsLeader() && n.reconcileShard(r.ID()); step++ {
 			}
 		}
 	}
@@ -138,16 +140,17 @@ func (n *Node) Desired(s uint32) []string {
 	return Place(s, nodes, r)
 }
 
-// reconcileShard makes at most one change to shard s, which this node leads.
-func (n *Node) reconcileShard(s uint32) {
+// reconcileShard makes at most one change to shard s, which this node leads,
+// and reports whether it changed the configuration.
+func (n *Node) reconcileShard(s uint32) bool {
 	r := n.host.Shard(s)
 	cfg, idx, err := r.Configuration()
 	if err != nil {
-		return
+		return false
 	}
 	desired := n.Desired(s)
 	if len(desired) == 0 {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -167,8 +170,7 @@ func (n *Node) reconcileShard(s uint32) {
 	for _, v := range voters {
 		if m, ok := n.members.get(v); ok && m.live() && m.Formed && !m.HostsShard(s) &&
 			v != n.cfg.NodeID && time.Since(m.Since) > 10*time.Second && len(voters) > 1 {
-			n.changeConfig(s, "remove replica that lost its data", v, "", r.Raft().RemoveServer(raft.ServerID(v), idx, 5*time.Second))
-			return
+			return n.changeConfig(s, "remove replica that lost its data", v, "", r.Raft().RemoveServer(raft.ServerID(v), idx, 5*time.Second))
 		}
 	}
 
@@ -183,10 +185,9 @@ func (n *Node) reconcileShard(s uint32) {
 		}
 		st, err := n.peers.replicaStatus(ctx, m.HTTPAddr, s)
 		if err != nil || st.LastIndex+catchUpLag < r.Raft().LastIndex() {
-			return // still catching up
+			return false // still catching up
 		}
-		n.changeConfig(s, "promote caught-up replica", "", id, r.Raft().AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
-		return
+		return n.changeConfig(s, "promote caught-up replica", "", id, r.Raft().AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
 	}
 
 	// 3. Add a placed node that has no replica yet, as a learner.
@@ -199,11 +200,11 @@ func (n *Node) reconcileShard(s uint32) {
 			continue
 		}
 		if mv == nil && n.leadingMoves() >= n.cfg.maxMoves() {
-			return // this node already leads as many moves as it may
+			return false // this node already leads as many moves as it may
 		}
 		if err := n.peers.createReplica(ctx, m.HTTPAddr, s); err != nil {
 			n.logger.Debug("target cannot take a replica yet", "shard", s, "to", id, "err", err)
-			return
+			return false
 		}
 		from := ""
 		for _, v := range voters {
@@ -213,8 +214,7 @@ func (n *Node) reconcileShard(s uint32) {
 			}
 		}
 		n.moves.set(&Move{Shard: s, From: from, To: id, Step: "catching-up", Started: time.Now()})
-		n.changeConfig(s, "add learner", "", id, r.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
-		return
+		return n.changeConfig(s, "add learner", "", id, r.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
 	}
 
 	// 4. Every placed node is a voter: remove what is no longer placed.
@@ -224,16 +224,17 @@ func (n *Node) reconcileShard(s uint32) {
 		}
 		if id == n.cfg.NodeID {
 			n.handOff(s, desired)
-			return
+			return false
 		}
-		if n.changeConfig(s, "remove replica no longer placed", id, "", r.Raft().RemoveServer(raft.ServerID(id), idx, 5*time.Second)) {
-			if m, ok := n.members.get(id); ok && m.live() {
-				if err := n.peers.dropReplica(ctx, m.HTTPAddr, s); err != nil {
-					n.logger.Info("old replica not dropped yet; its backstop will", "shard", s, "node", id, "err", err)
-				}
+		if !n.changeConfig(s, "remove replica no longer placed", id, "", r.Raft().RemoveServer(raft.ServerID(id), idx, 5*time.Second)) {
+			return false
+		}
+		if m, ok := n.members.get(id); ok && m.live() {
+			if err := n.peers.dropReplica(ctx, m.HTTPAddr, s); err != nil {
+				n.logger.Info("old replica not dropped yet; its backstop will", "shard", s, "node", id, "err", err)
 			}
 		}
-		return
+		return true
 	}
 	if mv != nil {
 		n.logger.Info("replica move finished", "shard", s, "from", mv.From, "to", mv.To,
@@ -241,6 +242,7 @@ func (n *Node) reconcileShard(s uint32) {
 			"snapshot_bytes", r.SnapshotSize())
 		n.moves.set(&Move{Shard: s})
 	}
+	return false
 }
 
 // changeConfig waits for a membership change and logs it.

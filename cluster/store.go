@@ -61,10 +61,11 @@ func (n *Node) Ready() bool {
 }
 
 // Leader says who leads shard s: this node (local), another node with its
-// HTTP address, or nobody known (id ""). A node with a replica trusts only
-// its raft view (during an election it knows there is no leader, where
-// gossip would still name the old one); a node without one goes by the
-// leadership bits other nodes gossip.
+// HTTP address, or nobody known (id ""). A local replica's raft view wins;
+// without one, or while it knows no leader (a new learner that has not heard
+// from its leader yet), the leadership bits other nodes gossip are the hint.
+// A stale hint costs one forward, and the node it reaches forwards at most
+// once more.
 func (n *Node) Leader(s uint32) (id, httpAddr string, local bool) {
 	if r := n.host.Shard(s); r != nil {
 		if r.IsLeader() {
@@ -75,7 +76,6 @@ func (n *Node) Leader(s uint32) (id, httpAddr string, local bool) {
 				return lid, m.HTTPAddr, false
 			}
 		}
-		return "", "", false
 	}
 	for _, m := range n.members.list() {
 		if m.live() && m.NodeID != n.cfg.NodeID && m.LeadsShard(s) {

@@ -2,10 +2,12 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -29,6 +31,11 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	lvl, ok := hclogToSlog[level]
 	if !ok {
 		lvl = slog.LevelInfo
+	}
+	if lvl > slog.LevelDebug && closedConnError(args) {
+		// Closing a replica or a connection on purpose makes raft's
+		// transport report reads on closed sockets; that is not an error.
+		lvl = slog.LevelDebug
 	}
 	if !a.l.Enabled(context.Background(), lvl) {
 		return
@@ -92,4 +99,13 @@ func (a *slogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Log
 }
 func (a *slogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
 	return a.StandardLogger(opts).Writer()
+}
+
+func closedConnError(args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
 }
