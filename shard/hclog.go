@@ -40,6 +40,7 @@ func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if !a.l.Enabled(context.Background(), lvl) {
 		return
 	}
+	args = append([]any(nil), args...) // the caller's slice is not ours to change
 	for i, v := range args {
 		if f, ok := v.(hclog.Format); ok && len(f) > 0 { // raft's hclog.Fmt("%+v", …)
 			if format, ok := f[0].(string); ok {

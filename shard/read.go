@@ -159,7 +159,7 @@ func (s *Shard) confirmRead() error {
 	}
 	term := s.raft.CurrentTerm()
 	index := s.raft.CommitIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
+	if err := s.await(s.raft.VerifyLeader()); err != nil {
 		return s.notLeader()
 	}
 	if s.raft.CurrentTerm() != term || s.raft.State() != raft.Leader {

@@ -182,7 +182,7 @@ func (s *Shard) establishLeadership() {
 	term := s.raft.CurrentTerm()
 	noop := (&fsm.Command{Op: fsm.OpNoop}).Encode()
 	for {
-		err := s.raft.Apply(noop, s.timing.Apply).Error()
+		err := s.await(s.raft.Apply(noop, s.timing.Apply))
 		if err == nil {
 			if s.raft.CurrentTerm() == term && s.raft.State() == raft.Leader {
 				s.readyTerm.Store(term)
@@ -196,6 +196,27 @@ func (s *Shard) establishLeadership() {
 		case <-s.closed:
 			return
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// await waits for f like f.Error(), but returns ErrShutdown once the replica
+// closes: hashicorp/raft never answers a future that is still queued (its
+// apply and verify channels are buffered) when it shuts down
+// (hashicorp/raft#498), and waiting on one would hang the caller, and Close,
+// which waits for the shard's own goroutines, forever.
+func (s *Shard) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-s.closed:
+		select {
+		case err := <-done: // answered after all: prefer the real outcome
+			return err
+		default:
+			return ErrShutdown
 		}
 	}
 }
@@ -215,13 +236,13 @@ func (s *Shard) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error
 		return nil, s.notLeader()
 	}
 	f := s.raft.Apply(cmd.Encode(), s.timing.Apply)
-	if err := f.Error(); err != nil {
+	if err := s.await(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, s.notLeader()
 		case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, ErrNotEnqueued
-		default: // ErrLeadershipLost, ErrRaftShutdown with the entry in flight, …
+		default: // ErrLeadershipLost, ErrRaftShutdown or ErrShutdown with the entry in flight, …
 			return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 		}
 	}
@@ -308,4 +329,14 @@ func (s *Shard) SnapshotSize() int64 {
 		return 0
 	}
 	return metas[0].Size
+}
+
+// TransferLeadership hands leadership to the voter id at addr, or to the
+// most up-to-date voter when id is empty. Like Apply, it returns once the
+// replica closes even if raft never answers the queued request.
+func (s *Shard) TransferLeadership(id, addr string) error {
+	if id == "" {
+		return s.await(s.raft.LeadershipTransfer())
+	}
+	return s.await(s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)))
 }

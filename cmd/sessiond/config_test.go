@@ -1,0 +1,207 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clearEnv removes every SESSIOND_* variable for the duration of the test,
+// so the developer's or CI's environment cannot leak into the config.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SESSIOND_") {
+			t.Setenv(k, "") // restores the old value after the test
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func mustParse(t *testing.T, args ...string) *config {
+	t.Helper()
+	c, err := parseConfig(args)
+	if err != nil {
+		t.Fatalf("parseConfig(%q): %v", args, err)
+	}
+	return c
+}
+
+func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
+	clearEnv(t)
+	host, _ := os.Hostname()
+	c := mustParse(t)
+	want := &config{NodeID: host, DataDir: "./data", HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:7000",
+		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
+		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, DrainTimeout: 2 * time.Minute,
+		DeadNodeGrace: time.Minute, MaxMoves: 2, LogLevel: "info", LogFormat: "text"}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
+	}
+	for flag, want := range map[string]string{"--raft-addr": "127.0.0.1:7000", "--http-addr": "127.0.0.1:8080", "--gossip-addr": "127.0.0.1:7946"} {
+		if got, err := c.advertise(flag); err != nil || got != want {
+			t.Errorf("advertise(%s) = %q, %v; want %q", flag, got, err, want)
+		}
+	}
+}
+
+func TestConfigFlags(t *testing.T) {
+	clearEnv(t)
+	c := mustParse(t, "--node-id", "n7", "--data-dir=/var/lib/sessiond", "--http-addr", "10.0.0.7:80",
+		"--raft-addr", "10.0.0.7:7001", "--gossip-addr", "10.0.0.7:7947", "--join", " a:1, b:2 ,,",
+		"--bootstrap-expect", "3", "--shards", "1024", "--replicas", "5", "--session-ttl", "24h",
+		"--raft-heartbeat", "500ms", "--snapshot-threshold", "16", "--drain-timeout", "0s", "--dead-node-grace", "5m",
+		"--max-moves", "4", "--log-level", "debug", "-log-format", "json")
+	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
+		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
+		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
+		DeadNodeGrace: 5 * time.Minute, MaxMoves: 4, LogLevel: "debug", LogFormat: "json"}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestConfigEnvironmentAndFlagPrecedence(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SESSIOND_NODE_ID", "from-env")
+	t.Setenv("SESSIOND_SHARDS", "32")
+	t.Setenv("SESSIOND_DATA_DIR", "/env/data")
+	t.Setenv("SESSIOND_JOIN", "x:1,y:2")
+	t.Setenv("SESSIOND_SESSION_TTL", "90m")
+	t.Setenv("SESSIOND_LOG_FORMAT", "json")
+	t.Setenv("SESSIOND_ADVERTISE_ADDR", "10.1.2.3")
+	t.Setenv("SESSIOND_MAX_MOVES", "5")
+	t.Setenv("SESSIOND_DEAD_NODE_GRACE", "30s")
+
+	c := mustParse(t)
+	if c.NodeID != "from-env" || c.Shards != 32 || c.DataDir != "/env/data" || c.SessionTTL != 90*time.Minute ||
+		c.LogFormat != "json" || !reflect.DeepEqual(c.Join, []string{"x:1", "y:2"}) || c.AdvertiseAddr != "10.1.2.3" ||
+		c.MaxMoves != 5 || c.DeadNodeGrace != 30*time.Second {
+		t.Fatalf("environment not applied: %+v", c)
+	}
+	// A flag on the command line wins over its variable, in both spellings.
+	c = mustParse(t, "--shards", "8", "--node-id=from-flag", "-data-dir", "/flag/data")
+	if c.Shards != 8 || c.NodeID != "from-flag" || c.DataDir != "/flag/data" {
+		t.Fatalf("flags did not win over the environment: %+v", c)
+	}
+	if c.SessionTTL != 90*time.Minute || c.LogFormat != "json" {
+		t.Fatalf("variables of flags not given were dropped: %+v", c)
+	}
+	// A bad value in the environment names the variable.
+	t.Setenv("SESSIOND_REPLICAS", "three")
+	if _, err := parseConfig(nil); err == nil || !strings.Contains(err.Error(), "SESSIOND_REPLICAS") {
+		t.Fatalf("bad SESSIOND_REPLICAS = %v; want an error naming the variable", err)
+	}
+	// ... unless the flag overrides it.
+	if c := mustParse(t, "--replicas", "1"); c.Replicas != 1 {
+		t.Fatalf("replicas %d", c.Replicas)
+	}
+	// The environment is validated like flags.
+	os.Unsetenv("SESSIOND_REPLICAS")
+	t.Setenv("SESSIOND_SHARDS", "0")
+	if _, err := parseConfig(nil); err == nil || !strings.Contains(err.Error(), "--shards") {
+		t.Fatalf("SESSIOND_SHARDS=0 = %v", err)
+	}
+}
+
+func TestConfigRefusesInvalidSettings(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--shards", "0"}, "--shards must be between 1 and 1024, not 0"},
+		{[]string{"--shards", "1025"}, "--shards must be between 1 and 1024, not 1025"},
+		{[]string{"--replicas", "0"}, "--replicas"},
+		{[]string{"--replicas", "8"}, "--replicas"},
+		{[]string{"--bootstrap-expect", "0"}, "--bootstrap-expect"},
+		{[]string{"--session-ttl", "-1s"}, "--session-ttl"},
+		{[]string{"--raft-heartbeat", "10ms"}, "--raft-heartbeat"},
+		{[]string{"--snapshot-threshold", "15"}, "--snapshot-threshold"},
+		{[]string{"--drain-timeout", "-1s"}, "--drain-timeout"},
+		{[]string{"--dead-node-grace", "-1m"}, "--dead-node-grace"},
+		{[]string{"--max-moves", "0"}, "--max-moves"},
+		{[]string{"--log-level", "verbose"}, "--log-level"},
+		{[]string{"--log-level", "INFO"}, "--log-level"},
+		{[]string{"--log-format", "yaml"}, "--log-format"},
+		{[]string{"--node-id", ""}, "--node-id"},
+		{[]string{"--node-id", strings.Repeat("n", 65)}, "--node-id must be at most 64 bytes"},
+		{[]string{"--data-dir", ""}, "--data-dir"},
+		{[]string{"--http-addr", "localhost"}, `--http-addr "localhost" must be host:port`},
+		{[]string{"--http-addr", "127.0.0.1:"}, "--http-addr"},
+		{[]string{"--raft-addr", "7000"}, "--raft-addr"},
+		{[]string{"--gossip-addr", "[::1"}, "--gossip-addr"},
+		{[]string{"--join", "a:1,nohost"}, `--join address "nohost"`},
+		{[]string{"--raft-addr", "0.0.0.0:7000"}, "--raft-addr binds every interface: set --advertise-addr"},
+		{[]string{"--http-addr", ":8080"}, "--http-addr binds every interface"},
+		{[]string{"--gossip-addr", "[::]:7946"}, "--gossip-addr binds every interface"},
+		{[]string{"--shards"}, "flag needs an argument"},
+		{[]string{"--shards", "many"}, "invalid value"},
+		{[]string{"--no-such-flag"}, "not defined"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			clearEnv(t)
+			_, err := parseConfig(c.args)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("parseConfig(%q) = %v; want an error containing %q", c.args, err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	clearEnv(t)
+	_, err := parseConfig([]string{"--shards", "0", "--log-level", "loud", "--raft-addr", "nope"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"--shards", "--log-level", "--raft-addr"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func TestConfigAdvertiseAddr(t *testing.T) {
+	clearEnv(t)
+	for _, adv := range []string{"10.0.0.5", "10.0.0.5:9999", "node1.internal"} {
+		c := mustParse(t, "--raft-addr", "0.0.0.0:7000", "--http-addr", "0.0.0.0:8080", "--gossip-addr", "0.0.0.0:7946",
+			"--advertise-addr", adv)
+		host, _, _ := strings.Cut(adv, ":")
+		for flag, port := range map[string]string{"--raft-addr": "7000", "--http-addr": "8080", "--gossip-addr": "7946"} {
+			if got, err := c.advertise(flag); err != nil || got != host+":"+port {
+				t.Errorf("--advertise-addr %s: advertise(%s) = %q, %v; want %s:%s", adv, flag, got, err, host, port)
+			}
+		}
+	}
+	if _, err := parseConfig([]string{"--raft-addr", "0.0.0.0:7000", "--advertise-addr", "0.0.0.0"}); err == nil {
+		t.Fatal("an unspecified --advertise-addr was accepted")
+	}
+}
+
+// TestConfigAcceptsClusterFlags: cluster formation is implemented (cluster.Start
+// with memberlist), so --join and --bootstrap-expect above 1 are accepted.
+func TestConfigAcceptsClusterFlags(t *testing.T) {
+	clearEnv(t)
+	c := mustParse(t, "--bootstrap-expect", "3", "--join", "10.0.0.1:7946,10.0.0.2:7946")
+	if c.BootstrapExpect != 3 || len(c.Join) != 2 {
+		t.Fatalf("cluster flags: %+v", c)
+	}
+}
+
+func TestConfigHelpIsNotAnError(t *testing.T) {
+	clearEnv(t)
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	stderr := os.Stderr
+	os.Stderr = devnull // the flag package prints usage there
+	_, err := parseConfig([]string{"-h"})
+	os.Stderr = stderr
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h = %v, want flag.ErrHelp", err)
+	}
+}

@@ -1,0 +1,167 @@
+package shard_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/shard"
+)
+
+// TestLinearizableReadSeesEveryWriteAcknowledgedBeforeIt runs writers and
+// readers against one group at once. Before each read a reader notes how
+// many appends each writer has had acknowledged; the read must show at
+// least that many messages in every writer's session.
+func TestLinearizableReadSeesEveryWriteAcknowledgedBeforeIt(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	const writers, readers, perWriter = 4, 8, 40
+	var acked [writers]atomic.Int64
+	var writing atomic.Int32
+	writing.Store(writers)
+	var reads, refused atomic.Int64
+
+	runConcurrently(writers+readers, func(i int) {
+		if i < writers {
+			defer writing.Add(-1)
+			session := fmt.Sprintf("w%d", i)
+			for m := 1; m <= perWriter; m++ {
+				if _, err := c.apply(0, appendCmd(session, fmt.Sprintf("m%d", m))); err != nil {
+					t.Errorf("append %s/m%d: %v", session, m, err)
+					return
+				}
+				acked[i].Store(int64(m))
+			}
+			return
+		}
+		for writing.Load() > 0 {
+			var floor [writers]int64
+			for w := range floor {
+				floor[w] = acked[w].Load()
+			}
+			var lead *shard.Shard
+			for _, r := range c.replicas(0) {
+				if r.IsLeader() {
+					lead = r
+				}
+			}
+			if lead == nil {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if err := lead.Read(context.Background(), shard.Linearizable); err != nil {
+				var nl *shard.NotLeaderError
+				if errors.As(err, &nl) || errors.Is(err, shard.ErrNotReady) {
+					refused.Add(1) // leadership moved: a refused read is fine
+					continue
+				}
+				t.Errorf("linearizable read: %v", err)
+				return
+			}
+			reads.Add(1)
+			for w, want := range floor {
+				got := 0
+				if s, ok := lead.FSM().Get(fmt.Sprintf("w%d", w)); ok {
+					got = s.MessageCount()
+				}
+				if int64(got) < want {
+					t.Errorf("read saw %d messages of w%d after %d were acknowledged", got, w, want)
+					return
+				}
+			}
+		}
+	})
+	t.Logf("%d linearizable reads, %d refused during leader changes", reads.Load(), refused.Load())
+	if reads.Load() == 0 {
+		t.Fatal("no read succeeded")
+	}
+}
+
+func TestFollowerRefusesLinearizableAndLeaderReads(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	leadHost := c.hostOf(lead)
+	for _, f := range c.followers(0, lead) {
+		for _, level := range []shard.Consistency{shard.Linearizable, shard.Leader} {
+			err := f.Read(context.Background(), level)
+			var nl *shard.NotLeaderError
+			if !errors.As(err, &nl) || nl.LeaderID != leadHost.id {
+				t.Fatalf("%v read on a follower = %v; want *NotLeaderError naming %s", level, err, leadHost.id)
+			}
+		}
+		host := c.hostOf(f)
+		if _, err := host.host.Read(context.Background(), 0, shard.Linearizable); !errors.As(err, new(*shard.NotLeaderError)) {
+			t.Fatalf("Host.Read linearizable on a follower = %v", err)
+		}
+	}
+	for _, level := range []shard.Consistency{shard.Linearizable, shard.Leader, shard.Stale} {
+		if err := lead.Read(context.Background(), level); err != nil {
+			t.Fatalf("%v read on the leader: %v", level, err)
+		}
+	}
+}
+
+func TestStaleReadOnAFollowerEventuallyReflectsWrites(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	const n = 20
+	for m := 1; m <= n; m++ {
+		mustAppend(t, lead, "s1", fmt.Sprintf("m%d", m))
+	}
+	for _, f := range c.followers(0, lead) {
+		eventually(t, 10*time.Second, func() error {
+			if err := f.Read(context.Background(), shard.Stale); err != nil {
+				return fmt.Errorf("stale read on a follower: %w", err)
+			}
+			s, ok := f.FSM().Get("s1")
+			if !ok || s.MessageCount() != n {
+				return fmt.Errorf("follower shows %v messages", s)
+			}
+			return nil
+		})
+	}
+}
+
+// TestLinearizableReadAfterLeaderStopsSeesEveryAcknowledgedWrite stops the
+// leader's whole host without handing leadership over, waits for the two
+// remaining replicas to elect a new leader, and reads through it.
+func TestLinearizableReadAfterLeaderStopsSeesEveryAcknowledgedWrite(t *testing.T) {
+	c := makeCluster(t, 3, 2, 0, 1)
+	const n = 30
+	for _, s := range c.shards {
+		for m := 1; m <= n; m++ {
+			if _, err := c.apply(s, appendCmd("s", fmt.Sprintf("m%d", m))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old := c.leader(0)
+	oldHost := c.hostOf(old)
+	oldHost.stop()
+
+	for _, s := range c.shards {
+		lead := c.leader(s)
+		if id, _ := lead.Leader(); id == oldHost.id {
+			t.Fatalf("shard %d still names the stopped node as leader", s)
+		}
+		eventually(t, 20*time.Second, func() error { return lead.Read(context.Background(), shard.Linearizable) })
+		sess, ok := lead.FSM().Get("s")
+		if !ok || sess.MessageCount() != n {
+			t.Fatalf("shard %d: new leader shows %v, want %d messages", s, sess, n)
+		}
+		for i, msg := range sess.Messages() {
+			if msg.Seq != uint64(i+1) || msg.ID != fmt.Sprintf("m%d", i+1) {
+				t.Fatalf("shard %d: message %d is %+v", s, i, msg)
+			}
+		}
+		// The surviving majority keeps taking writes.
+		res, err := c.apply(s, appendCmd("s", "after-failover"))
+		if err != nil || res.Status != fsm.StatusOK || res.Messages[0].Seq != n+1 {
+			t.Fatalf("shard %d: write after failover = %+v, %v", s, res, err)
+		}
+		c.converged(s)
+	}
+}
