@@ -4,8 +4,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -140,7 +138,7 @@ func (n *Node) transferForBalance(s uint32, target *shard.Replica, own int, coun
 	if r == nil {
 		return
 	}
-	if err := r.Raft().LeadershipTransferToServer(raft.ServerID(target.ID), raft.ServerAddress(target.Address)).Error(); err != nil {
+	if err := r.TransferLeadership(target.ID, target.Address); err != nil {
 		n.logger.Warn("leadership transfer failed", "shard", s, "to", target.ID, "err", err)
 	}
 }

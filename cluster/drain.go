@@ -98,7 +98,7 @@ func (n *Node) handOffToAnyVoter(s uint32) bool {
 		if srv.ID == raft.ServerID(n.cfg.NodeID) || srv.Suffrage != raft.Voter || !ok || !m.live() || m.Draining {
 			continue
 		}
-		if err := r.Raft().LeadershipTransferToServer(srv.ID, srv.Address).Error(); err != nil {
+		if err := r.TransferLeadership(string(srv.ID), string(srv.Address)); err != nil {
 			n.logger.Warn("leadership hand-off failed", "shard", s, "to", srv.ID, "err", err)
 			return true // a candidate exists; try again next round
 		}

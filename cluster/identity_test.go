@@ -13,7 +13,7 @@ import (
 func TestIdentitySaveLoadRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "not", "yet", "there") // Save creates it
 	want := Identity{ClusterID: 0xfeedface_cafebeef, ShardCount: 16, NodeID: "n1",
-		Founders: []string{"n1", "n2", "n3"}, Settled: true}
+		Founders: []string{"n1", "n2", "n3"}, Incarnation: 0x1234_5678_9abc, Settled: true}
 	if err := SaveIdentity(dir, want); err != nil {
 		t.Fatal(err)
 	}

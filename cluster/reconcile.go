@@ -264,7 +264,7 @@ func (n *Node) handOff(s uint32, desired []string) {
 	for _, id := range desired {
 		if m, ok := n.members.get(id); ok && m.live() && m.HostsShard(s) {
 			n.logger.Info("handing off leadership before leaving the group", "shard", s, "to", id)
-			if err := r.Raft().LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr)).Error(); err != nil {
+			if err := r.TransferLeadership(id, m.RaftAddr); err != nil {
 				n.logger.Warn("leadership hand-off failed", "shard", s, "to", id, "err", err)
 			}
 			return

@@ -171,7 +171,7 @@ func (n *Node) replicaBackstopLoop() {
 			n.mu.Lock()
 			created, pending := n.incoming[r.ID()]
 			n.mu.Unlock()
-			if pending && time.Since(created) < 2*time.Minute {
+			if pending && time.Since(created) < pendingReplicaGrace {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -184,14 +184,21 @@ func (n *Node) replicaBackstopLoop() {
 	}
 }
 
-// settleIncoming forgets replicas that have become voters, freeing their
-// slot in the incoming-move limit.
+// pendingReplicaGrace is how long a replica created for a leader to add is
+// kept out of the backstop's reach and counted against --max-moves. A
+// leader that gave up on the move (it lost leadership, or placement
+// changed) never adds it; after this the slot is freed and the empty replica
+// dropped.
+const pendingReplicaGrace = 20 * time.Second
+
+// settleIncoming forgets replicas that have become voters, and ones a leader
+// never added, freeing their slot in the incoming-move limit.
 func (n *Node) settleIncoming() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for s, created := range n.incoming {
 		r := n.host.Shard(s)
-		if r == nil {
+		if r == nil || time.Since(created) > pendingReplicaGrace && !r.InConfiguration() {
 			delete(n.incoming, s)
 			continue
 		}

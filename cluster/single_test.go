@@ -23,9 +23,10 @@ func singleTestLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// startSingle runs StartSingle on a fresh loopback listener. On error the
-// listener is closed (StartSingle leaves it to the caller when it refuses
-// to start).
+// startSingle starts a one-node cluster (--bootstrap-expect 1, the
+// binary's default) on fresh loopback listeners and waits until it has
+// formed. On error the listener is closed (Start leaves it to the caller
+// when it refuses to start).
 func startSingle(t *testing.T, dir, nodeID string, shards int) (*shard.Host, error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -34,8 +35,10 @@ func startSingle(t *testing.T, dir, nodeID string, shards int) (*shard.Host, err
 	}
 	timing := shard.DefaultTiming
 	timing.Apply, timing.Read = 10*time.Second, 10*time.Second
-	h, err := StartSingle(SingleConfig{
-		NodeID: nodeID, DataDir: dir, Listener: ln, Advertise: ln.Addr().String(), ShardCount: shards,
+	n, err := Start(Config{
+		NodeID: nodeID, DataDir: dir, RaftListener: ln, RaftAdvertise: ln.Addr().String(),
+		HTTPAdvertise: "127.0.0.1:1", GossipBind: "127.0.0.1:0",
+		BootstrapExpect: 1, ShardCount: shards, Replicas: 1,
 		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: shard.DefaultSnapshots},
 		Logger: singleTestLogger(),
 	})
@@ -43,8 +46,15 @@ func startSingle(t *testing.T, dir, nodeID string, shards int) (*shard.Host, err
 		ln.Close()
 		return nil, err
 	}
-	t.Cleanup(func() { h.Close() })
-	return h, nil
+	t.Cleanup(func() { n.Close() })
+	select {
+	case <-n.Formed():
+	case err := <-n.Fatal():
+		return nil, err
+	case <-time.After(30 * time.Second):
+		t.Fatal("single node never formed its cluster")
+	}
+	return n.Host(), nil
 }
 
 // waitAllLead waits until the host leads every one of its shards and each is
@@ -79,7 +89,7 @@ func appendOne(t *testing.T, h *shard.Host, session, msgID string) {
 	}
 }
 
-func TestStartSingleBootstrapsEveryShardOnFirstStart(t *testing.T) {
+func TestSingleNodeBootstrapsEveryShardOnFirstStart(t *testing.T) {
 	dir := t.TempDir()
 	h, err := startSingle(t, dir, "solo", 4)
 	if err != nil {
@@ -107,7 +117,7 @@ func TestStartSingleBootstrapsEveryShardOnFirstStart(t *testing.T) {
 	}
 }
 
-func TestStartSingleRestartKeepsClusterIDAndData(t *testing.T) {
+func TestSingleNodeRestartKeepsClusterIDAndData(t *testing.T) {
 	dir := t.TempDir()
 	h, err := startSingle(t, dir, "solo", 4)
 	if err != nil {
@@ -144,7 +154,7 @@ func TestStartSingleRestartKeepsClusterIDAndData(t *testing.T) {
 	}
 }
 
-func TestStartSingleRefusesAnotherShardCount(t *testing.T) {
+func TestSingleNodeRefusesAnotherShardCount(t *testing.T) {
 	dir := t.TempDir()
 	h, err := startSingle(t, dir, "solo", 4)
 	if err != nil {
@@ -169,7 +179,7 @@ func TestStartSingleRefusesAnotherShardCount(t *testing.T) {
 	}
 }
 
-func TestStartSingleRefusesAnotherNodeID(t *testing.T) {
+func TestSingleNodeRefusesAnotherNodeID(t *testing.T) {
 	dir := t.TempDir()
 	h, err := startSingle(t, dir, "solo", 2)
 	if err != nil {
@@ -182,7 +192,7 @@ func TestStartSingleRefusesAnotherNodeID(t *testing.T) {
 	}
 }
 
-func TestStartSingleRefusesACorruptIdentity(t *testing.T) {
+func TestSingleNodeRefusesACorruptIdentity(t *testing.T) {
 	dir := t.TempDir()
 	h, err := startSingle(t, dir, "solo", 2)
 	if err != nil {
@@ -197,11 +207,11 @@ func TestStartSingleRefusesACorruptIdentity(t *testing.T) {
 	}
 }
 
-// TestStartSingleRecoversFromACrashBeforeTheIdentityWasSaved covers the
-// window StartSingle documents: every shard bootstrapped, then a crash before
+// TestSingleNodeRecoversFromACrashBeforeTheIdentityWasSaved covers the
+// window formation leaves: every shard bootstrapped, then a crash before
 // cluster.json was written. The next start bootstraps again, which is a
 // no-op for shards with state, and no data is lost.
-func TestStartSingleRecoversFromACrashBeforeTheIdentityWasSaved(t *testing.T) {
+func TestSingleNodeRecoversFromACrashBeforeTheIdentityWasSaved(t *testing.T) {
 	dir := t.TempDir()
 	h, err := startSingle(t, dir, "solo", 2)
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
 )
@@ -134,14 +132,14 @@ func (n *Node) TransferLeadership(s uint32, to string) error {
 		return ErrNoOtherVoter
 	}
 	if to == "" {
-		return r.Raft().LeadershipTransfer().Error()
+		return r.TransferLeadership("", "")
 	}
 	for _, rep := range replicas {
 		if rep.ID == to {
 			if rep.Suffrage != "voter" {
 				return fmt.Errorf("%s is not a voter of shard %d", to, s)
 			}
-			return r.Raft().LeadershipTransferToServer(raft.ServerID(to), raft.ServerAddress(rep.Address)).Error()
+			return r.TransferLeadership(to, rep.Address)
 		}
 	}
 	return fmt.Errorf("%s is not a replica of shard %d", to, s)

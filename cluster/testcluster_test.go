@@ -253,9 +253,18 @@ func appendMsg(t *testing.T, n *testNode, session, id string) int {
 
 func stored(code int) bool { return code == 200 || code == 201 }
 
+// messages reads a session's messages, retrying a 503 (an election or a
+// leadership hand-off under way) for up to two seconds as a client would.
 func messages(t *testing.T, n *testNode, session, consistency string) ([]message, int) {
 	t.Helper()
-	code, _, body := do(t, "GET", n.url("/api/chat/session/"+session+"/messages?limit=1000&consistency="+consistency), nil, nil)
+	var code int
+	var body []byte
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, _, body = do(t, "GET", n.url("/api/chat/session/"+session+"/messages?limit=1000&consistency="+consistency), nil, nil)
+		if code != 503 || time.Now().After(deadline) {
+			break
+		}
+	}
 	var page struct{ Messages []message }
 	if code == 200 {
 		if err := json.Unmarshal(body, &page); err != nil {

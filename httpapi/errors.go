@@ -124,7 +124,7 @@ type errorBody struct {
 // handleError is echo's error handler: every error leaves as the JSON error
 // model, never as echo's default body.
 func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
+	if c.Response().Committed || errors.Is(err, errForwarded) {
 		return
 	}
 	var ae *apiError

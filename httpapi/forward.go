@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -159,6 +161,42 @@ func (s *Server) routeToLeader(c echo.Context, sh uint32, servesLocally bool, ne
 	req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
 	s.forward.proxy.ServeHTTP(c.Response(), req)
 	return nil
+}
+
+// rawBodyKey holds the request body once a handler has read it.
+const rawBodyKey = "sessiond.rawBody"
+
+// errForwarded tells the error handler that the response has been written
+// by the leader through the proxy.
+var errForwarded = errors.New("forwarded to the shard leader")
+
+// forwardIfMoved handles a local replica that turned out not to lead the
+// shard (leadership moved between routing and the call): a NotLeaderError
+// means nothing was applied, so the request is forwarded to the leader the
+// node now knows, body included. Any other error is returned as it is.
+func (s *Server) forwardIfMoved(c echo.Context, sh uint32, err error) error {
+	var nle *shard.NotLeaderError
+	cl := s.cfg.Cluster
+	if cl == nil || !errors.As(err, &nle) || hops(c.Request()) >= maxHops {
+		return err
+	}
+	leader, addr, local := cl.Leader(sh)
+	if local || leader == "" || addr == "" {
+		return err
+	}
+	req := c.Request()
+	if b, ok := c.Get(rawBodyKey).([]byte); ok {
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.ContentLength = int64(len(b))
+	}
+	h := c.Response().Header()
+	h.Del("X-Sessiond-Node")
+	h.Del("X-Sessiond-Shard")
+	h.Del("ETag")
+	target := &url.URL{Scheme: "http", Host: addr}
+	s.forward.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), forwardTarget{}, target)))
+	return errForwarded
 }
 
 // readsStale reports whether the request is a read that any replica may

@@ -53,6 +53,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		}
 		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "could not read the request body: %v", err)
 	}
+	c.Set(rawBodyKey, b) // kept in case the request must be forwarded after all
 	return b, nil
 }
 

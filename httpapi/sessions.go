@@ -19,7 +19,7 @@ func (s *Server) apply(c echo.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	cmd.At = time.Now().UnixMilli()
 	res, err := s.store.Apply(c.Request().Context(), sh, cmd)
 	if err != nil {
-		return nil, err
+		return nil, s.forwardIfMoved(c, sh, err)
 	}
 	if res.Status != fsm.StatusOK {
 		if res.Session != nil {
@@ -41,7 +41,7 @@ func (s *Server) load(c echo.Context) (*fsm.Session, error) {
 	}
 	state, err := s.store.Read(c.Request().Context(), sh, level)
 	if err != nil {
-		return nil, err
+		return nil, s.forwardIfMoved(c, sh, err)
 	}
 	c.Response().Header().Set("X-Sessiond-Applied-Index", strconv.FormatUint(state.AppliedIndex(), 10))
 	sess, ok := state.Get(id)
