@@ -41,6 +41,9 @@ type Config struct {
 	// looks for replicas it should drop (default 10s).
 	ReconcileInterval time.Duration
 	BackstopInterval  time.Duration
+	// ReconnectInterval is how often a node tries to reach members gossip
+	// has declared dead (default 5s).
+	ReconnectInterval time.Duration
 	// TuneGossip adjusts memberlist's LAN defaults (tests use faster probes).
 	TuneGossip func(*memberlist.Config)
 }
@@ -52,6 +55,9 @@ func (c *Config) reconcileInterval() time.Duration {
 }
 func (c *Config) backstopInterval() time.Duration {
 	return orDefault(c.BackstopInterval, 10*time.Second)
+}
+func (c *Config) reconnectInterval() time.Duration {
+	return orDefault(c.ReconnectInterval, 5*time.Second)
 }
 
 func orDefault[T int | time.Duration](v, def T) T {
@@ -143,10 +149,11 @@ func Start(cfg Config) (*Node, error) {
 		host.Close()
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.joinLoop()
 	go n.metaLoop()
 	go n.membershipLoop()
+	go n.reconnectLoop()
 	n.wg.Add(3)
 	go n.balanceLoop()
 	go n.replicaBackstopLoop()
@@ -324,6 +331,36 @@ func (n *Node) joinLoop() {
 		case <-n.stop:
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// reconnectLoop re-joins members memberlist has declared dead. memberlist
+// never probes a dead node again, so after a network partition heals the
+// two sides would stay apart; like Serf's reconnector, this tries the dead
+// members' gossip addresses (and the --join seeds) every few seconds until
+// they answer. A node that left on purpose is not chased.
+func (n *Node) reconnectLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(n.cfg.reconnectInterval()):
+		}
+		var addrs []string
+		for _, m := range n.members.list() {
+			if m.State == StateDead && m.NodeID != n.cfg.NodeID && m.GossipAddr != "" {
+				addrs = append(addrs, m.GossipAddr)
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		if joined, err := n.ml.Join(addrs); joined > 0 {
+			n.logger.Info("reconnected to members declared dead", "contacted", joined)
+		} else {
+			n.logger.Debug("dead members still unreachable", "addrs", addrs, "err", err)
 		}
 	}
 }

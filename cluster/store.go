@@ -70,7 +70,9 @@ func (n *Node) Leader(s uint32) (id, httpAddr string, local bool) {
 			return n.cfg.NodeID, n.cfg.HTTPAdvertise, true
 		}
 		if lid, _ := r.Leader(); lid != "" {
-			if m, ok := n.members.get(lid); ok && m.live() {
+			// Raft hears from its leader; gossip may still call it dead
+			// just after a partition heals.
+			if m, ok := n.members.get(lid); ok {
 				return lid, m.HTTPAddr, false
 			}
 		}
