@@ -93,11 +93,19 @@ func (n *Node) tryForm() error {
 		if !ok {
 			return nil
 		}
-		candidates := append(formed, self)
-		switch {
-		case len(candidates) == n.cfg.BootstrapExpect && clusterIDOf(candidates) == id:
-			return n.found(id, candidates) // a founder, slower than the rest
-		case len(candidates) >= n.cfg.BootstrapExpect:
+		// Other founders may be as slow as we are: look for the founding
+		// set among the formed nodes, us, and the other unformed nodes.
+		var others []Member
+		for _, m := range unformed {
+			if m.NodeID != n.cfg.NodeID {
+				others = append(others, m)
+			}
+		}
+		base := append(append([]Member{}, formed...), self)
+		if founders := foundingSet(base, others, n.cfg.BootstrapExpect, id); founders != nil {
+			return n.found(id, founders) // a founder, slower than the rest
+		}
+		if len(base) >= n.cfg.BootstrapExpect {
 			return n.adopt(id) // the founders are all known and we are not one
 		}
 		return nil // a formation is under way; wait until it is clear who founded
@@ -193,6 +201,32 @@ func (n *Node) trySettle() error {
 	n.kickMeta()
 	n.logger.Info("cluster settled: every founder has formed")
 	return nil
+}
+
+// foundingSet looks for k members, all of base plus some of extra, whose
+// cluster id is id, and returns them (nil if there are none). k is
+// --bootstrap-expect, small, so trying the combinations is cheap.
+func foundingSet(base, extra []Member, k int, id uint64) []Member {
+	need := k - len(base)
+	if need < 0 || need > len(extra) {
+		return nil
+	}
+	var pick func(start int, chosen []Member) []Member
+	pick = func(start int, chosen []Member) []Member {
+		if len(chosen) == k {
+			if clusterIDOf(chosen) == id {
+				return append([]Member(nil), chosen...)
+			}
+			return nil
+		}
+		for i := start; i < len(extra); i++ {
+			if got := pick(i+1, append(chosen, extra[i])); got != nil {
+				return got
+			}
+		}
+		return nil
+	}
+	return pick(0, append([]Member(nil), base...))
 }
 
 // clusterIDOf derives the cluster id from the founders' node ids and

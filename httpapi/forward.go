@@ -60,11 +60,15 @@ type forwarder struct {
 
 func newForwarder(node string) *forwarder {
 	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Nodes share a LAN: a leader that does not accept within a second
+		// is gone, and a write takes milliseconds, so a connection that
+		// answers nothing for 5s (a pooled one to a dead or cut-off node)
+		// is given up on rather than held for the client's whole timeout.
+		DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 15 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Second,
 	}
 	f := &forwarder{node: node}
 	f.proxy = &httputil.ReverseProxy{

@@ -221,6 +221,10 @@ func (s *Shard) await(f raft.Future) error {
 	}
 }
 
+// transferWaitRounds bounds how long (×25ms) Apply waits out a leadership
+// transfer before answering ErrNotEnqueued.
+const transferWaitRounds = 40
+
 // Apply proposes cmd and waits until it is committed and applied. The error
 // says whether the command may have been applied; see the package errors.
 // Results the FSM decided (conflicts, not found) are not errors.
@@ -235,9 +239,28 @@ func (s *Shard) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error
 	if s.raft.State() != raft.Leader {
 		return nil, s.notLeader()
 	}
-	f := s.raft.Apply(cmd.Encode(), s.timing.Apply)
-	if err := s.await(f); err != nil {
+	data := cmd.Encode()
+	var f raft.ApplyFuture
+	for attempt := 0; ; attempt++ {
+		f = s.raft.Apply(data, s.timing.Apply)
+		err := s.await(f)
+		if err == nil {
+			break
+		}
 		switch {
+		case errors.Is(err, raft.ErrLeadershipTransferInProgress) && attempt < transferWaitRounds:
+			// Refused before it was enqueued. A transfer takes a few
+			// milliseconds: wait for it, then either propose again or
+			// name the new leader so the caller can go there.
+			select {
+			case <-s.closed:
+				return nil, ErrShutdown
+			case <-time.After(25 * time.Millisecond):
+			}
+			if s.raft.State() != raft.Leader {
+				return nil, s.notLeader()
+			}
+			continue
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, s.notLeader()
 		case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrLeadershipTransferInProgress):
