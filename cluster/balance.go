@@ -13,20 +13,8 @@ import (
 // the rate limit (one transfer per node per round) keeps that from causing
 // churn.
 func (n *Node) balanceLoop() {
-	defer n.wg.Done()
-	select {
-	case <-n.formedCh:
-	case <-n.stop:
-		return
-	}
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-time.After(time.Second + rand.N(500*time.Millisecond)):
-		}
-		n.balanceOnce()
-	}
+	// Jittered, so nodes do not all judge the same stale counts at once.
+	n.everyRound(func() time.Duration { return time.Second + rand.N(500*time.Millisecond) }, n.balanceOnce)
 }
 
 // leaderCounts returns how many shards each live node that holds replicas

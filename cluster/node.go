@@ -340,28 +340,41 @@ func (n *Node) joinLoop() {
 // two sides would stay apart; like Serf's reconnector, this tries the dead
 // members' gossip addresses (and the --join seeds) every few seconds until
 // they answer. A node that left on purpose is not chased.
-func (n *Node) reconnectLoop() {
+func (n *Node) reconnectLoop() { n.everyRound(n.cfg.reconnectInterval, n.reconnectRound) }
+
+func (n *Node) reconnectRound() {
+	var addrs []string
+	for _, m := range n.members.list() {
+		if m.State == StateDead && m.NodeID != n.cfg.NodeID && m.GossipAddr != "" {
+			addrs = append(addrs, m.GossipAddr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if joined, err := n.ml.Join(addrs); joined > 0 {
+		n.logger.Info("reconnected to members declared dead", "contacted", joined)
+	} else {
+		n.logger.Debug("dead members still unreachable", "addrs", addrs, "err", err)
+	}
+}
+
+// everyRound runs round every interval() from the moment the node belongs
+// to a cluster until it stops. Rounds of one loop never overlap.
+func (n *Node) everyRound(interval func() time.Duration, round func()) {
 	defer n.wg.Done()
+	select {
+	case <-n.formedCh:
+	case <-n.stop:
+		return
+	}
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-time.After(n.cfg.reconnectInterval()):
+		case <-time.After(interval()):
 		}
-		var addrs []string
-		for _, m := range n.members.list() {
-			if m.State == StateDead && m.NodeID != n.cfg.NodeID && m.GossipAddr != "" {
-				addrs = append(addrs, m.GossipAddr)
-			}
-		}
-		if len(addrs) == 0 {
-			continue
-		}
-		if joined, err := n.ml.Join(addrs); joined > 0 {
-			n.logger.Info("reconnected to members declared dead", "contacted", joined)
-		} else {
-			n.logger.Debug("dead members still unreachable", "addrs", addrs, "err", err)
-		}
+		round()
 	}
 }
 

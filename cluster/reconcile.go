@@ -69,30 +69,19 @@ func (m *moves) list() []Move {
 	return out
 }
 
-func (n *Node) reconcileLoop() {
-	defer n.wg.Done()
-	select {
-	case <-n.formedCh:
-	case <-n.stop:
-		return
+func (n *Node) reconcileLoop() { n.everyRound(n.cfg.reconcileInterval, n.reconcileRound) }
+
+func (n *Node) reconcileRound() {
+	for _, mv := range n.moves.list() {
+		if r := n.host.Shard(mv.Shard); r == nil || !r.IsLeader() {
+			n.moves.set(&Move{Shard: mv.Shard}) // leadership moved on; the new leader resumes
+		}
 	}
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-time.After(n.cfg.reconcileInterval()):
-		}
-		for _, mv := range n.moves.list() {
-			if r := n.host.Shard(mv.Shard); r == nil || !r.IsLeader() {
-				n.moves.set(&Move{Shard: mv.Shard}) // leadership moved on; the new leader resumes
-			}
-		}
-		for _, r := range n.host.Shards() {
-			// A round may take a shard through several steps (a learner
-			// that caught up at once is promoted and its predecessor
-			// removed) instead of one step per interval.
-			for step := 0; step < 4 && r.IsLeader() && n.reconcileShard(r.ID()); step++ {
-			}
+	for _, r := range n.host.Shards() {
+		// A round may take a shard through several steps (a learner that
+		// caught up at once is promoted and its predecessor removed)
+		// instead of one step per interval.
+		for step := 0; step < 4 && r.IsLeader() && n.reconcileShard(r.ID()); step++ {
 		}
 	}
 }

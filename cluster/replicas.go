@@ -152,34 +152,25 @@ func (n *Node) DropReplica(ctx context.Context, s uint32) error {
 // replicaBackstopLoop drops replicas whose drop request was lost: ones that
 // are no longer in their group's committed configuration, are not placed
 // here, and were not just created for a leader to add.
-func (n *Node) replicaBackstopLoop() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-time.After(n.cfg.backstopInterval()):
-		}
-		if !n.isFormed() {
+func (n *Node) replicaBackstopLoop() { n.everyRound(n.cfg.backstopInterval, n.backstopRound) }
+
+func (n *Node) backstopRound() {
+	n.settleIncoming()
+	for _, r := range n.host.Shards() {
+		if r.IsLeader() || r.InConfiguration() && time.Since(r.LastContact()) < 30*time.Second {
 			continue
 		}
-		n.settleIncoming()
-		for _, r := range n.host.Shards() {
-			if r.IsLeader() || r.InConfiguration() && time.Since(r.LastContact()) < 30*time.Second {
-				continue
-			}
-			n.mu.Lock()
-			created, pending := n.incoming[r.ID()]
-			n.mu.Unlock()
-			if pending && time.Since(created) < pendingReplicaGrace {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := n.DropReplica(ctx, r.ID())
-			cancel()
-			if err != nil && !errors.Is(err, ErrStillMember) {
-				n.logger.Debug("replica backstop", "shard", r.ID(), "err", err)
-			}
+		n.mu.Lock()
+		created, pending := n.incoming[r.ID()]
+		n.mu.Unlock()
+		if pending && time.Since(created) < pendingReplicaGrace {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.DropReplica(ctx, r.ID())
+		cancel()
+		if err != nil && !errors.Is(err, ErrStillMember) {
+			n.logger.Debug("replica backstop", "shard", r.ID(), "err", err)
 		}
 	}
 }
