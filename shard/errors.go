@@ -8,8 +8,10 @@ import (
 // The errors a shard operation can end with. They tell a caller whether the
 // write may have happened, which decides if retrying is safe:
 //
-//   - ErrNotLeader, ErrNoLeader and ErrNotEnqueued: the command was never
-//     appended to the log; retrying (elsewhere) is safe.
+//   - *NotLeaderError, ErrNoLeader, ErrNotEnqueued, and ErrShutdown returned
+//     before the command was proposed: the command was never appended to
+//     the log; retrying (elsewhere) is safe. A replica that shuts down while
+//     a command is in flight answers ErrOutcomeUnknown instead.
 //   - ErrOutcomeUnknown: the command was appended but this node lost
 //     leadership (or timed out) before learning whether it committed. It may
 //     still commit in the next leader's term. Only an idempotent retry (same

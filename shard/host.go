@@ -44,6 +44,8 @@ type Host struct {
 	shards map[uint32]*Shard
 
 	serveDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewHost starts the raft mux on cfg.Listener. It hosts no replica until
@@ -165,8 +167,14 @@ func (h *Host) Self() raft.Server {
 	return raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(h.cfg.NodeID), Address: h.advertise}
 }
 
-// Close shuts down every replica and the mux, keeping all data.
+// Close shuts down every replica and the mux, keeping all data. Calling it
+// again returns the first call's result.
 func (h *Host) Close() error {
+	h.closeOnce.Do(func() { h.closeErr = h.close() })
+	return h.closeErr
+}
+
+func (h *Host) close() error {
 	h.mu.Lock()
 	shards := h.shards
 	h.shards = map[uint32]*Shard{}
