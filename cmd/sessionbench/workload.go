@@ -9,10 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/sessiond/sessiond/internal/baseurl"
 )
 
 // opKind is one kind of request the workload sends.
@@ -112,56 +113,14 @@ func (m mix) pick(n int) opKind {
 	return numOps - 1 // unreachable for n < total
 }
 
-// normalizeAddrs turns the --addrs list into base URLs without a trailing
-// slash: "host:port" gets http://, ":port" means loopback. Bad entries are
+// normalizeAddrs turns the --addrs list into base URLs. Bad entries are
 // rejected up front rather than counted as transport errors for a whole run.
 func normalizeAddrs(s string) ([]string, error) {
-	var out []string
-	for a := range strings.SplitSeq(s, ",") {
-		a = strings.TrimSpace(a)
-		if a == "" {
-			continue
-		}
-		u, err := normalizeAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("--addrs: no address given")
-	}
-	return out, nil
-}
-
-func normalizeAddr(a string) (string, error) {
-	raw := a
-	if !strings.Contains(a, "://") {
-		raw = "http://" + a
-	}
-	u, err := url.Parse(raw)
+	addrs, err := baseurl.ParseList(s)
 	if err != nil {
-		return "", fmt.Errorf("--addrs: %q: %v", a, err)
+		return nil, fmt.Errorf("--addrs: %w", err)
 	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("--addrs: %q: scheme must be http or https", a)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return "", fmt.Errorf("--addrs: %q: want a base URL without user, query or fragment", a)
-	case u.Host == "":
-		return "", fmt.Errorf("--addrs: %q: no host", a)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("--addrs: %q: bad port %q", a, p)
-		}
-	}
-	if u.Hostname() == "" {
-		u.Host = "127.0.0.1" + u.Host
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	return u.String(), nil
+	return addrs, nil
 }
 
 // sessionID names session n of this run; the prefix keeps runs apart.

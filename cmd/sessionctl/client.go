@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/baseurl"
 )
 
 // client sends API requests to the first of several sessiond nodes that
@@ -26,19 +28,12 @@ type client struct {
 }
 
 func newClient(addrList string, timeout time.Duration) (*client, error) {
-	var addrs []string
-	for _, part := range strings.Split(addrList, ",") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		u, err := normalizeAddr(part)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, u)
-	}
-	if len(addrs) == 0 {
+	addrs, err := baseurl.ParseList(addrList)
+	if errors.Is(err, baseurl.ErrNone) {
 		return nil, fmt.Errorf("no sessiond address given (set --addr or SESSIOND_ADDR)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("invalid address %v", err)
 	}
 	return &client{addrs: addrs, timeout: timeout, hc: &http.Client{}}, nil
 }
@@ -51,28 +46,6 @@ func (c *client) with(timeout time.Duration, addrs ...string) *client {
 
 // normalizeAddr turns "host:port", ":port" or a URL into a base URL. Members
 // advertise bare host:port, users paste URLs; both must work.
-func normalizeAddr(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("invalid address %q: %v", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("invalid address %q: scheme must be http or https", s)
-	}
-	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("invalid address %q: want host:port or http://host:port", s)
-	}
-	if strings.HasPrefix(u.Host, ":") {
-		u.Host = "127.0.0.1" + u.Host
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	return u.String(), nil
-}
-
 // apiError is an error answered by sessiond: {"error":{"code","message"}}.
 type apiError struct {
 	Status  int

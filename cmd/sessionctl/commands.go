@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/baseurl"
 )
 
 // sessionPath is the API path of session id; ids are validated by the
@@ -235,7 +237,7 @@ func pollAddrs(given []string, members []memberStatus, node string) []string {
 	skip := map[string]bool{}
 	var cands []string
 	for _, m := range members {
-		u, err := normalizeAddr(m.HTTPAddr)
+		u, err := baseurl.Parse(m.HTTPAddr)
 		if err != nil || m.HTTPAddr == "" {
 			continue
 		}

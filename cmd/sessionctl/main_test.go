@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/baseurl"
 )
 
 // run executes one command line in-process and returns its exit status and
@@ -225,9 +227,9 @@ func TestNormalizeAddr(t *testing.T) {
 		"http://h:1/?x=1":         "",
 		"http://user:pw@h:1/path": "",
 	} {
-		got, err := normalizeAddr(in)
+		got, err := baseurl.Parse(in)
 		if (err != nil) != (want == "") || got != want {
-			t.Errorf("normalizeAddr(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("baseurl.Parse(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/baseurl"
 )
 
 // fanoutTimeout bounds each extra member's answer, so one hung node delays
@@ -33,7 +35,7 @@ func collect(ctx context.Context, c *client) ([]*clusterView, []nodeReport, erro
 		if m.ID == first.Node || m.HTTPAddr == "" || (m.State != "alive" && m.State != "suspect") {
 			continue
 		}
-		addr, err := normalizeAddr(m.HTTPAddr)
+		addr, err := baseurl.Parse(m.HTTPAddr)
 		if err != nil {
 			reports = append(reports, nodeReport{Node: m.ID, Addr: m.HTTPAddr, Error: err.Error()})
 			continue
