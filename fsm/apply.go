@@ -63,6 +63,10 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	if len(fresh) == 0 {
 		return &Result{Status: StatusOK, Version: versionOf(cur), Messages: out, Session: cur}
 	}
+	if id, ok := f.buried(cmd.Session, cmd.Messages, cmd.At); ok {
+		return &Result{Status: StatusIDConflict, Version: versionOf(cur), Session: cur,
+			Detail: fmt.Sprintf("message id %q belonged to this session before it was deleted; a late retry of that append is refused, new messages need new ids", id)}
+	}
 	if r := checkVersion(cur, cmd); r != nil {
 		return r
 	}

@@ -40,6 +40,12 @@ type FSM struct {
 	// messages, used only by the apply goroutine, and rebuilt on Restore.
 	msgIndex map[string]map[string]uint64
 
+	// tombs holds the message ids of recently deleted sessions (see
+	// tombstone.go); tombQueue orders them for expiry. Apply goroutine only,
+	// and part of the snapshot.
+	tombs     map[string]*tombstone
+	tombQueue []tombRef
+
 	applied  atomic.Uint64
 	appliedC chan struct{} // closed and replaced whenever applied advances
 	cmu      sync.Mutex    // guards appliedC
@@ -57,6 +63,8 @@ func (f *FSM) reset() {
 		f.buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
 	f.msgIndex = map[string]map[string]uint64{}
+	f.tombs = map[string]*tombstone{}
+	f.tombQueue = nil
 }
 
 // Limits returns the limits this FSM enforces.
@@ -200,6 +208,7 @@ func (f *FSM) ApplyCommand(index uint64, cmd *Command) *Result {
 		if cur == nil {
 			return &Result{Status: StatusNotFound, Detail: "session not found"}
 		}
+		f.bury(cur, cmd.At)
 		f.put(cmd.Session, nil)
 		delete(f.msgIndex, cmd.Session)
 		return &Result{Status: StatusOK, Changed: true, Version: index}

@@ -51,12 +51,42 @@ func TestSessionRecreatedAfterDeleteStartsOver(t *testing.T) {
 	f := New(testLimits)
 	m := msg("m1", "u", "c")
 	applySetup(t, f, []Command{appendCmd("s", m, msg("m2", "u", "d")), putCmd("s", "f", "1"), deleteCmd("s")})
-	r := f.ApplyCommand(10, &Command{Op: OpAppendMessages, Session: "s", At: 55, Messages: []NewMessage{msg("m2", "u", "other")}})
+	r := f.ApplyCommand(10, &Command{Op: OpAppendMessages, Session: "s", At: 55, Messages: []NewMessage{msg("n1", "u", "other")}})
 	if r.Status != StatusOK || !r.Created || !r.Changed || r.Messages[0].Seq != 1 {
-		t.Fatalf("append after delete: %+v, want a new session whose first message has seq 1 and no id conflict", r)
+		t.Fatalf("append after delete: %+v, want a new session whose first message has seq 1", r)
 	}
 	if r.Session.CreatedAt != 55 || len(r.Session.Fields()) != 0 || r.Session.MessageCount() != 1 {
 		t.Fatalf("recreated session kept old state: %+v", r.Session)
+	}
+	checkInvariants(t, f)
+}
+
+// A late copy of an append (retried, then delivered after the session was
+// deleted) must not bring the message back into the next session.
+func TestDeletedSessionsMessageIDsStayReservedForTheRetention(t *testing.T) {
+	f := New(testLimits)
+	applySetup(t, f, []Command{at(appendCmd("s", msg("m1", "u", "c"), msg("m2", "u", "d")), 1000), at(deleteCmd("s"), 2000)})
+	late := at(appendCmd("s", msg("m2", "u", "d")), 2000+TombstoneRetention)
+	if r := f.ApplyCommand(10, &late); r.Status != StatusIDConflict || r.Changed {
+		t.Fatalf("late append of a deleted message: %+v, want an id conflict that changes nothing", r)
+	}
+	if _, ok := f.Get("s"); ok {
+		t.Fatalf("the refused append created the session")
+	}
+	// A snapshot carries the reservation to a replica that restores it.
+	g := New(testLimits)
+	if err := restoreBytes(g, snapshotBytes(t, f)); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.ApplyCommand(11, &late); r.Status != StatusIDConflict {
+		t.Fatalf("restored replica accepted the late append: %+v", r)
+	}
+	// After the retention the id is free again, on every replica alike.
+	later := at(appendCmd("s", msg("m2", "u", "d")), 2001+TombstoneRetention)
+	for _, x := range []*FSM{f, g} {
+		if r := x.ApplyCommand(12, &later); r.Status != StatusOK || r.Messages[0].Seq != 1 {
+			t.Fatalf("append after the retention: %+v, want seq 1", r)
+		}
 	}
 	checkInvariants(t, f)
 }

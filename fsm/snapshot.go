@@ -14,24 +14,27 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Snapshot stream format, version 1:
+// Snapshot stream format, version 2:
 //
 //	magic "SSNP", version byte, applied index (8 bytes big-endian),
-//	then records: uvarint length + session record, ended by a zero length.
+//	then records: uvarint length + session record, ended by a zero length,
+//	then records: uvarint length + tombstone record, ended by a zero length.
 //
 // A session record holds id, createdAt, updatedAt, version, the fields
 // (sorted by name) and the messages in seq order. Sessions are written bucket
-// by bucket, sorted by id, so equal states produce equal snapshots.
+// by bucket, sorted by id, so equal states produce equal snapshots. A
+// tombstone record holds a deleted session's id, the delete's time and its
+// message ids, sorted. Version 1 streams have no tombstone records.
 var snapshotMagic = []byte("SSNP")
 
-const snapshotVersion byte = 1
+const snapshotVersion byte = 2
 
 // Snapshot freezes the current buckets; Persist streams them while Apply goes
 // on writing to copies. It runs on the apply goroutine and costs O(buckets).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := &snapshot{applied: f.applied.Load()}
+	s := &snapshot{applied: f.applied.Load(), tombs: f.liveTombs()}
 	for i, b := range f.buckets {
 		b.frozen = true
 		s.buckets[i] = b
@@ -42,6 +45,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 type snapshot struct {
 	applied uint64
 	buckets [bucketCount]*bucket
+	tombs   []tombEntry // immutable tombstones
 }
 
 // Persist writes the snapshot to sink. Safe to run concurrently with Apply.
@@ -64,6 +68,15 @@ func (s *snapshot) write(w io.Writer) error {
 		return err
 	}
 	var rec, lenBuf encoder
+	record := func() error {
+		lenBuf.reset()
+		lenBuf.uvarint(uint64(len(rec.buf)))
+		if _, err := bw.Write(lenBuf.buf); err != nil {
+			return err
+		}
+		_, err := bw.Write(rec.buf)
+		return err
+	}
 	for _, b := range s.buckets {
 		ids := make([]string, 0, len(b.sessions))
 		for id := range b.sessions {
@@ -73,14 +86,19 @@ func (s *snapshot) write(w io.Writer) error {
 		for _, id := range ids {
 			rec.reset()
 			encodeSession(&rec, b.sessions[id])
-			lenBuf.reset()
-			lenBuf.uvarint(uint64(len(rec.buf)))
-			if _, err := bw.Write(lenBuf.buf); err != nil {
+			if err := record(); err != nil {
 				return err
 			}
-			if _, err := bw.Write(rec.buf); err != nil {
-				return err
-			}
+		}
+	}
+	if err := bw.WriteByte(0); err != nil {
+		return err
+	}
+	for _, te := range s.tombs {
+		rec.reset()
+		encodeTomb(&rec, te)
+		if err := record(); err != nil {
+			return err
 		}
 	}
 	if err := bw.WriteByte(0); err != nil {
@@ -152,7 +170,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if string(head[:4]) != string(snapshotMagic) {
 		return errors.New("fsm: not a sessiond snapshot")
 	}
-	if head[4] != snapshotVersion {
+	version := head[4]
+	if version != 1 && version != snapshotVersion {
 		return fmt.Errorf("fsm: unknown snapshot version %d", head[4])
 	}
 	hd := decoder{buf: head[5:]}
@@ -165,21 +184,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	index := map[string]map[string]uint64{}
 	var rec bytes.Buffer
 	for {
-		n, err := readUvarint(br)
+		more, err := readRecord(br, &rec)
 		if err != nil {
-			return fmt.Errorf("fsm: read snapshot: %w", err)
+			return err
 		}
-		if n == 0 {
+		if !more {
 			break
-		}
-		// The buffer grows as bytes arrive, so a corrupt length ends in
-		// EOF rather than a huge allocation up front.
-		rec.Reset()
-		if n > math.MaxInt64 {
-			return fmt.Errorf("fsm: snapshot record length %d is corrupt", n)
-		}
-		if _, err := io.CopyN(&rec, br, int64(n)); err != nil {
-			return fmt.Errorf("fsm: read snapshot: %w", unexpectedEOF(err))
 		}
 		s, err := decodeSession(rec.Bytes())
 		if err != nil {
@@ -193,12 +203,53 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		buckets[bucketOf(s.ID)].sessions[s.ID] = s
 	}
 
+	tombs := map[string]*tombstone{}
+	var queue []tombRef
+	for version >= 2 {
+		more, err := readRecord(br, &rec)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		te, err := decodeTomb(rec.Bytes())
+		if err != nil {
+			return fmt.Errorf("fsm: decode snapshot: %w", err)
+		}
+		tombs[te.session] = te.t
+		queue = append(queue, tombRef{session: te.session, at: te.t.at})
+	}
+
 	f.mu.Lock()
 	f.buckets = buckets
 	f.msgIndex = index
 	f.mu.Unlock()
+	f.tombs, f.tombQueue = tombs, queue
 	f.publishApplied(applied)
 	return nil
+}
+
+// readRecord reads one length-prefixed record into rec; false means the
+// zero length that ends a section.
+func readRecord(br *bufio.Reader, rec *bytes.Buffer) (bool, error) {
+	n, err := readUvarint(br)
+	if err != nil {
+		return false, fmt.Errorf("fsm: read snapshot: %w", err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	// The buffer grows as bytes arrive, so a corrupt length ends in EOF
+	// rather than a huge allocation up front.
+	rec.Reset()
+	if n > math.MaxInt64 {
+		return false, fmt.Errorf("fsm: snapshot record length %d is corrupt", n)
+	}
+	if _, err := io.CopyN(rec, br, int64(n)); err != nil {
+		return false, fmt.Errorf("fsm: read snapshot: %w", unexpectedEOF(err))
+	}
+	return true, nil
 }
 
 func readUvarint(br *bufio.Reader) (uint64, error) {

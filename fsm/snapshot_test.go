@@ -60,6 +60,38 @@ func sameState(t testing.TB, got, want *FSM) {
 	if got.AppliedIndex() != want.AppliedIndex() {
 		t.Fatalf("applied index %d, want %d", got.AppliedIndex(), want.AppliedIndex())
 	}
+	if gt, wt := tombsCopy(got), tombsCopy(want); !reflect.DeepEqual(gt, wt) {
+		t.Fatalf("tombstones:\n got %v\nwant %v", gt, wt)
+	}
+}
+
+// tombsCopy lists the live tombstones as session → time and ids.
+func tombsCopy(f *FSM) map[string]tombstone {
+	out := map[string]tombstone{}
+	for _, te := range f.liveTombs() {
+		out[te.session] = *te.t
+	}
+	return out
+}
+
+// Replicas upgraded from a release whose snapshots had no tombstones still
+// restore them: the sessions come back, and no ids are reserved.
+func TestVersion1SnapshotStillRestores(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "snapshot_v1.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(DefaultLimits)
+	if err := restoreBytes(f, v1); err != nil {
+		t.Fatalf("restore version 1: %v", err)
+	}
+	want := populated(t)
+	want.tombs, want.tombQueue = map[string]*tombstone{}, nil
+	sameState(t, f, want)
 }
 
 func TestSnapshotRestoreRoundTripsTheWholeState(t *testing.T) {
@@ -95,7 +127,7 @@ func TestSnapshotOfEqualStatesIsByteIdentical(t *testing.T) {
 // not change by accident. Run with -update after a deliberate format change
 // (which also needs a new snapshotVersion).
 func TestSnapshotMatchesGoldenBytes(t *testing.T) {
-	path := filepath.Join("testdata", "snapshot_v1.hex")
+	path := filepath.Join("testdata", "snapshot_v2.hex")
 	got := snapshotBytes(t, populated(t))
 	if *update {
 		if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
@@ -210,7 +242,7 @@ func TestRestoreRejectsBadSnapshotsAndKeepsTheState(t *testing.T) {
 		"empty":         {},
 		"bad magic":     append([]byte("XSNP"), good[4:]...),
 		"version 0":     append(append([]byte("SSNP"), 0), good[5:]...),
-		"version 2":     append(append([]byte("SSNP"), 2), good[5:]...),
+		"version 3":     append(append([]byte("SSNP"), 3), good[5:]...),
 		"no end marker": good[:len(good)-1],
 		"record length over the limit": append(append([]byte(nil), header...),
 			0x80, 0x80, 0x80, 0x80, 0x08), // 2^31
@@ -256,7 +288,7 @@ func TestRestoreRejectsEveryTruncation(t *testing.T) {
 
 func TestRestoreOfAnEmptySnapshotEmptiesTheFSM(t *testing.T) {
 	empty := snapshotBytes(t, New(DefaultLimits))
-	if want := "SSNP\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"; string(empty) != want {
+	if want := "SSNP\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"; string(empty) != want {
 		t.Fatalf("empty snapshot %x, want %x", empty, want)
 	}
 	f := populated(t)

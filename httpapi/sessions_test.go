@@ -118,9 +118,13 @@ func TestDeleteSessionAnswers204AndThenEveryReadIs404(t *testing.T) {
 	wantError(t, n.do(http.MethodDelete, sessionPath(id), nil), http.StatusNotFound, "session_not_found")
 	wantError(t, n.do(http.MethodDelete, sessionPath(id, "/state/f"), nil), http.StatusNotFound, "session_not_found")
 
-	// The id is free again: seq restarts at 1 and the old message id may be
-	// reused with other content.
-	a := n.appendMsg(id, "m1", "another text")
+	// The session id is free again and seq restarts at 1, but the deleted
+	// session's message ids stay reserved: a late retry of the old append
+	// must not bring its message back.
+	wantError(t, n.do(http.MethodPost, sessionPath(id, "/messages"),
+		[]byte(`{"messages":[{"id":"m1","role":"user","content":"another text"}]}`)), http.StatusConflict, "id_conflict")
+	n.wantAbsent(id)
+	a := n.appendMsg(id, "m9", "another text")
 	if a.Messages[0].Seq != 1 || a.Messages[0].Content != "another text" {
 		t.Fatalf("append after delete: %+v", a)
 	}
