@@ -1,0 +1,294 @@
+package main
+
+// The local target: sessiond processes the checker starts and owns, each
+// with a fresh data directory. With --netns each node runs in a network
+// namespace of its own, so a partition is a link taken down; without it
+// the nodes share loopback and cannot be partitioned.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sessiond/sessiond/internal/check"
+)
+
+type localTarget struct {
+	dir    string
+	ownDir bool
+	net    *netnsLab // nil without namespaces
+	nodes  []*localNode
+	logger *slog.Logger
+}
+
+type localNode struct {
+	name, url string
+	args      []string // the command line, "ip netns exec …" included
+	log       string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd exits
+}
+
+func startLocal(ctx context.Context, o *options, logger *slog.Logger) (*localTarget, error) {
+	t := &localTarget{dir: o.dataDir, logger: logger}
+	if t.dir == "" {
+		d, err := os.MkdirTemp("", "sessioncheck-cluster-")
+		if err != nil {
+			return nil, err
+		}
+		t.dir, t.ownDir = d, true
+	}
+	bin := o.binary
+	if bin == "" {
+		bin = filepath.Join(t.dir, "sessiond")
+		logger.Info("building sessiond", "out", bin)
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sessiond").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build ./cmd/sessiond (run from the repository, or pass --binary): %v: %s", err, out)
+		}
+	}
+	bin, _ = filepath.Abs(bin)
+
+	useNetns := o.netns == "on" || o.netns == "auto" && netnsAvailable()
+	if useNetns {
+		lab, err := newNetnsLab(ctx, o.nodes)
+		if err != nil {
+			return nil, fmt.Errorf("network namespaces: %w (use --netns off to run on loopback without partitions)", err)
+		}
+		t.net = lab
+	} else if strings.Contains(o.faults, check.FaultPartition) {
+		o.faults = strings.Join(without(splitList(o.faults), check.FaultPartition), ",")
+		logger.Warn("no network namespaces (--netns off or not root): the partition fault is left out")
+	}
+
+	type addrs struct{ http, raft, gossip, advertise string }
+	var all []addrs
+	for i := range o.nodes {
+		if t.net != nil {
+			ip := t.net.ip(i)
+			all = append(all, addrs{ip + ":8080", ip + ":7000", ip + ":7946", ip})
+			continue
+		}
+		ports, err := freePorts(3)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, addrs{"127.0.0.1:" + ports[0], "127.0.0.1:" + ports[1], "127.0.0.1:" + ports[2], ""})
+	}
+	var join []string
+	for _, a := range all {
+		join = append(join, a.gossip)
+	}
+	for i, a := range all {
+		name := fmt.Sprintf("node%d", i+1)
+		args := []string{bin,
+			"--node-id", name, "--data-dir", filepath.Join(t.dir, name),
+			"--http-addr", a.http, "--raft-addr", a.raft, "--gossip-addr", a.gossip,
+			"--join", strings.Join(join, ","), "--bootstrap-expect", strconv.Itoa(o.nodes),
+			"--shards", "8", "--replicas", "3",
+			// Frequent snapshots, so a partition of a few seconds already
+			// makes the leader send InstallSnapshot to the returning node.
+			"--snapshot-threshold", "256",
+			"--drain-timeout", "30s", "--log-format", "json",
+		}
+		if a.advertise != "" {
+			args = append(args, "--advertise-addr", a.advertise)
+		}
+		if t.net != nil {
+			args = append([]string{"ip", "netns", "exec", t.net.ns(i)}, args...)
+		}
+		n := &localNode{name: name, url: "http://" + a.http, args: args, log: filepath.Join(t.dir, name+".log")}
+		t.nodes = append(t.nodes, n)
+		if err := n.start(); err != nil {
+			t.close(true)
+			return nil, err
+		}
+	}
+	logger.Info("local cluster started", "nodes", o.nodes, "dir", t.dir, "netns", t.net != nil)
+	return t, nil
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	return out, nil
+}
+
+func (n *localNode) start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		select {
+		case <-n.done:
+		default:
+			return nil // still running (a drained node may not have exited yet)
+		}
+	}
+	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(n.args[0], n.args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	n.cmd, n.done = cmd, done
+	return nil
+}
+
+func (n *localNode) signal(sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return fmt.Errorf("%s was never started", n.name)
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
+// wait waits for the process to exit.
+func (n *localNode) wait(ctx context.Context) error {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s did not exit: %w", n.name, ctx.Err())
+	}
+}
+
+func (t *localTarget) node(name string) *localNode {
+	for _, n := range t.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (t *localTarget) Nodes() []check.Node {
+	out := make([]check.Node, len(t.nodes))
+	for i, n := range t.nodes {
+		out[i] = check.Node{Name: n.name, URL: n.url}
+	}
+	return out
+}
+
+func (t *localTarget) Kill(ctx context.Context, name string) error {
+	n := t.node(name)
+	if err := n.signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	return n.wait(ctx)
+}
+
+func (t *localTarget) Start(ctx context.Context, name string) error {
+	return t.node(name).start()
+}
+
+func (t *localTarget) Stop(ctx context.Context, name string) error {
+	n := t.node(name)
+	if err := n.signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	return n.wait(ctx)
+}
+
+func (t *localTarget) Drain(ctx context.Context, name string) error {
+	if err := check.RequestDrain(ctx, t.Nodes(), name); err != nil {
+		return err
+	}
+	return t.node(name).wait(ctx)
+}
+
+func (t *localTarget) Pause(ctx context.Context, name string) error {
+	return t.node(name).signal(syscall.SIGSTOP)
+}
+
+func (t *localTarget) Resume(ctx context.Context, name string) error {
+	return t.node(name).signal(syscall.SIGCONT)
+}
+
+func (t *localTarget) Isolate(ctx context.Context, name string) error {
+	if t.net == nil {
+		return errors.ErrUnsupported
+	}
+	return t.net.setLink(ctx, t.index(name), false)
+}
+
+func (t *localTarget) Heal(ctx context.Context, name string) error {
+	if t.net == nil {
+		return errors.ErrUnsupported
+	}
+	return t.net.setLink(ctx, t.index(name), true)
+}
+
+func (t *localTarget) index(name string) int {
+	for i, n := range t.nodes {
+		if n.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// close stops every node and removes the namespaces; with clean it also
+// removes the data directories it created.
+func (t *localTarget) close(clean bool) error {
+	for _, n := range t.nodes {
+		_ = n.signal(syscall.SIGCONT)
+		_ = n.signal(syscall.SIGKILL)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = n.wait(ctx)
+		cancel()
+	}
+	var err error
+	if t.net != nil {
+		err = t.net.close()
+	}
+	if clean && t.ownDir {
+		err = errors.Join(err, os.RemoveAll(t.dir))
+	} else {
+		t.logger.Info("cluster data and node logs kept", "dir", t.dir)
+	}
+	return err
+}

@@ -1,0 +1,200 @@
+// Command sessioncheck runs a concurrent workload against a sessiond
+// cluster while it injects faults, then checks what the cluster answered:
+// linearizability per session (porcupine), durability of every
+// acknowledged append, and agreement of every replica.
+//
+//	sessioncheck --target local --nodes 3 --binary ./sessiond --duration 2m
+//	sessioncheck --target compose --faults kill,partition,pause --json
+//	sessioncheck --addrs 127.0.0.1:8081,127.0.0.1:8082   (no faults)
+//
+// Exit status: 0 when every check passed, 1 on a violation, 2 when the run
+// could not be carried out.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sessiond/sessiond/internal/check"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	target, addrs, binary, dataDir, faults, out string
+	nodes                                       int
+	netns                                       string
+	compose                                     composeOptions
+	duration, warmup, interval, checkTimeout    time.Duration
+	startTimeout                                time.Duration
+	seed                                        uint64
+	jsonOut, keep                               bool
+	workload                                    check.WorkloadConfig
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{workload: check.DefaultWorkload()}
+	fs := flag.NewFlagSet("sessioncheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.target, "target", "", "local (start own sessiond processes), compose (drive the compose cluster) or addrs (an existing cluster, no faults); default addrs when --addrs is set, else local")
+	fs.StringVar(&o.addrs, "addrs", "", "comma-separated host:port HTTP addresses of an existing cluster")
+	fs.IntVar(&o.nodes, "nodes", 3, "local: cluster size")
+	fs.StringVar(&o.binary, "binary", "", "local: the sessiond binary (default: build ./cmd/sessiond)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "local: parent of the nodes' data directories (default: a fresh temporary directory)")
+	fs.StringVar(&o.netns, "netns", "auto", "local: run each node in its own network namespace so partitions are real: on, off or auto (on when root and ip(8) are available)")
+	fs.BoolVar(&o.keep, "keep", false, "local: keep data directories and logs after a passing run")
+	fs.StringVar(&o.compose.project, "compose-project", envOr("COMPOSE_PROJECT_NAME", "sessiond"), "compose: project name")
+	fs.StringVar(&o.compose.file, "compose-file", "docker-compose.yml", "compose: the compose file")
+	fs.StringVar(&o.compose.services, "compose-services", "node1,node2,node3", "compose: the node services")
+	fs.StringVar(&o.faults, "faults", "", "faults to inject, comma-separated: "+strings.Join(check.AllFaults, ",")+" or all (default all for local and compose, none for addrs)")
+	fs.DurationVar(&o.interval, "fault-interval", 10*time.Second, "quiet time between faults")
+	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "how long the workload runs")
+	fs.DurationVar(&o.warmup, "warmup", 10*time.Second, "workload time before the first fault")
+	fs.DurationVar(&o.startTimeout, "start-timeout", 2*time.Minute, "how long to wait for a healthy cluster before starting")
+	fs.DurationVar(&o.checkTimeout, "check-timeout", 5*time.Minute, "porcupine time limit per session; running out fails the run")
+	fs.Uint64Var(&o.seed, "seed", uint64(time.Now().UnixNano()%1e6), "seed of the workload and the fault schedule")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON on stdout")
+	fs.StringVar(&o.out, "out", "", "directory for history.jsonl, report.json and, on a violation, porcupine's visualization (default: a temporary directory, kept on failure)")
+	fs.IntVar(&o.workload.Clients, "clients", o.workload.Clients, "logical clients, one outstanding request each")
+	fs.IntVar(&o.workload.Sessions, "sessions", o.workload.Sessions, "sessions written at once")
+	fs.IntVar(&o.workload.OpsPerSession, "ops-per-session", o.workload.OpsPerSession, "operations before a session is replaced by a fresh one")
+	fs.DurationVar(&o.workload.RequestTimeout, "request-timeout", o.workload.RequestTimeout, "timeout of one HTTP request")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.target == "" {
+		o.target = "local"
+		if o.addrs != "" {
+			o.target = "addrs"
+		}
+	}
+	switch {
+	case o.faults == "" && o.target != "addrs", o.faults == "all":
+		o.faults = strings.Join(check.AllFaults, ",")
+	}
+	if o.target == "addrs" && o.faults != "" {
+		return nil, errors.New("--target addrs injects no faults; drop --faults")
+	}
+	if err := check.ValidFaults(splitList(o.faults)); err != nil {
+		return nil, err
+	}
+	if o.duration <= 0 || o.workload.Clients < 1 || o.workload.Sessions < 1 || o.nodes < 1 {
+		return nil, errors.New("--duration, --clients, --sessions and --nodes must be positive")
+	}
+	o.workload.Seed = o.seed
+	o.workload.RunID = fmt.Sprintf("chk%d-%d", o.seed, time.Now().Unix()%1e5)
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sessioncheck:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	target, closeTarget, err := openTarget(ctx, o, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "sessioncheck:", err)
+		return 2
+	}
+	out := o.out
+	if out == "" {
+		out, _ = os.MkdirTemp("", "sessioncheck-")
+	}
+	rep, err := check.Run(ctx, check.Config{
+		Target: target, Workload: o.workload, Duration: o.duration, Warmup: o.warmup,
+		Faults:       check.FaultConfig{Kinds: splitList(o.faults), Interval: o.interval, Seed: o.seed},
+		CheckTimeout: o.checkTimeout, StartTimeout: o.startTimeout, OutDir: out, Logf: logf,
+	})
+	closeErr := closeTarget(err == nil && rep.Pass && !o.keep)
+	if err != nil {
+		fmt.Fprintln(stderr, "sessioncheck:", err)
+		return 2
+	}
+	rep.Target = o.target + ", " + rep.Target
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(out, "report.json"), b, 0o644)
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.WriteText(stdout)
+	}
+	if closeErr != nil {
+		fmt.Fprintln(stderr, "sessioncheck: cleanup:", closeErr)
+	}
+	if !rep.Pass {
+		fmt.Fprintf(stderr, "sessioncheck: FAIL; history and report in %s\n", out)
+		return 1
+	}
+	if o.out == "" {
+		os.RemoveAll(out)
+	}
+	return 0
+}
+
+// openTarget builds the target; the returned function releases it
+// (removing what it created when clean is set).
+func openTarget(ctx context.Context, o *options, logger *slog.Logger) (check.Target, func(clean bool) error, error) {
+	switch o.target {
+	case "addrs":
+		t, err := newStaticTarget(o.addrs)
+		return t, func(bool) error { return nil }, err
+	case "compose":
+		t, err := newComposeTarget(ctx, o.compose)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, func(bool) error { return t.close() }, nil
+	case "local":
+		t, err := startLocal(ctx, o, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, t.close, nil
+	}
+	return nil, nil, fmt.Errorf("unknown --target %q (local, compose or addrs)", o.target)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

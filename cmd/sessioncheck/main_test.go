@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestFlagsRejectWhatCannotRun(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addrs", "127.0.0.1:8080", "--faults", "kill"}, "injects no faults"},
+		{[]string{"--faults", "kill,meteor"}, `unknown fault "meteor"`},
+		{[]string{"--duration", "0s"}, "must be positive"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestFlagsPickTheTargetAndFaults(t *testing.T) {
+	o, err := parseFlags([]string{"--addrs", "127.0.0.1:8080"}, io.Discard)
+	if err != nil || o.target != "addrs" || o.faults != "" {
+		t.Fatalf("--addrs alone: %+v, %v; want target addrs without faults", o, err)
+	}
+	o, err = parseFlags(nil, io.Discard)
+	if err != nil || o.target != "local" || len(splitList(o.faults)) != 6 {
+		t.Fatalf("no flags: %+v, %v; want target local with every fault", o, err)
+	}
+	o, err = parseFlags([]string{"--target", "compose", "--faults", "pause, partition"}, io.Discard)
+	if err != nil || strings.Join(splitList(o.faults), "|") != "pause|partition" {
+		t.Fatalf("--faults list: %+v, %v", o, err)
+	}
+}
+
+func TestExitStatusTwoWhenTheRunCannotStart(t *testing.T) {
+	var stderr strings.Builder
+	if code := run([]string{"--addrs", "127.0.0.1:1", "--duration", "1s", "--start-timeout", "1s"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2 (no cluster there); stderr: %s", code, stderr.String())
+	}
+}

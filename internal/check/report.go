@@ -1,0 +1,208 @@
+package check
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is the outcome of a run.
+type Report struct {
+	Target   string        `json:"target"`
+	Seed     uint64        `json:"seed"`
+	Duration time.Duration `json:"duration_ns"`
+
+	Invoked int `json:"invoked"`
+	OK      int `json:"ok"`      // definite answers: 2xx, 404 and 412 included
+	Failed  int `json:"failed"`  // definitely not applied (or a read that got no answer)
+	Unknown int `json:"unknown"` // writes whose outcome stayed unknown
+	// Acked counts acknowledged writes; Lost and Duplicates are messages.
+	Acked        int             `json:"acked"`
+	Lost         int             `json:"lost"`
+	Duplicates   int             `json:"duplicates"`
+	Linearizable bool            `json:"linearizable"`
+	Unexpected   int64           `json:"unexpected"` // 400/409/413 answers: a bug somewhere
+	Faults       map[string]int  `json:"faults"`
+	FaultLog     []FaultRecord   `json:"fault_log"`
+	Longest      UnavailableSpan `json:"longest_write_unavailable"`
+
+	Durability      DurabilityResult      `json:"durability"`
+	Linearizability LinearizabilityResult `json:"linearizability"`
+	Problems        []string              `json:"problems,omitempty"`
+	Pass            bool                  `json:"pass"`
+}
+
+// UnavailableSpan is the longest time one session could not be written:
+// from the first failed write of a run of failures to the next success.
+type UnavailableSpan struct {
+	Session  string        `json:"session,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	From     time.Duration `json:"from_ns"` // since the run started
+}
+
+func (r *Report) summarize(ops []Op, faults []FaultRecord, hist *History, verifier int, unexpected int64) {
+	r.Faults = map[string]int{}
+	for _, f := range faults {
+		r.Faults[f.Kind]++
+	}
+	for _, op := range ops {
+		if op.Client == verifier {
+			continue // the final reads
+		}
+		r.Invoked++
+		switch op.Output.Status {
+		case StatusFailed:
+			r.Failed++
+		case StatusUnknown:
+			r.Unknown++
+		default:
+			r.OK++
+			if op.Input.Kind.IsWrite() && op.Output.Status == StatusOK {
+				r.Acked++
+			}
+		}
+	}
+	for i := range faults {
+		f := &faults[i]
+		f.Before = availability(ops, f.Start-int64(5*time.Second), f.Start, verifier)
+		f.During = availability(ops, f.Start, f.Heal, verifier)
+		f.After = availability(ops, f.Heal, f.Heal+int64(5*time.Second), verifier)
+		f.WritesRecovered = writesRecovered(ops, f.Start, f.Heal+int64(f.Healthy)+int64(10*time.Second), verifier)
+	}
+	r.FaultLog = faults
+	r.Longest = longestUnavailable(ops, verifier)
+	r.Unexpected = unexpected
+	r.Lost, r.Duplicates = r.Durability.Lost, r.Durability.Duplicates
+	r.Linearizable = len(r.Linearizability.Violations) == 0
+	if unexpected > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d unexpected 4xx answers", unexpected))
+	}
+	if !r.Durability.OK() {
+		r.Problems = append(r.Problems, r.Durability.Problems...)
+	}
+	for _, v := range r.Linearizability.Violations {
+		r.Problems = append(r.Problems, "not linearizable: "+v.String())
+	}
+	r.Pass = len(r.Problems) == 0
+}
+
+func availability(ops []Op, from, to int64, verifier int) Availability {
+	var a Availability
+	for _, op := range ops {
+		if op.Client != verifier && op.Call >= from && op.Call < to {
+			a.Ops++
+			if op.Output.Status != StatusFailed && op.Output.Status != StatusUnknown {
+				a.OK++
+			}
+		}
+	}
+	if a.Ops > 0 {
+		a.SuccessRate = float64(a.OK) / float64(a.Ops)
+	}
+	if secs := time.Duration(to - from).Seconds(); secs > 0 {
+		a.PerSecond = float64(a.Ops) / secs
+	}
+	return a
+}
+
+// writesRecovered is how long after from the last write invoked before
+// until ended without success (0 when none did).
+func writesRecovered(ops []Op, from, until int64, verifier int) time.Duration {
+	var last int64
+	for _, op := range ops {
+		if op.Client == verifier || !op.Input.Kind.IsWrite() || op.Call < from || op.Call >= until {
+			continue
+		}
+		if op.Output.Status == StatusFailed || op.Output.Status == StatusUnknown {
+			end := op.Return
+			if end == Open || end > until {
+				end = until
+			}
+			last = max(last, end)
+		}
+	}
+	if last == 0 {
+		return 0
+	}
+	return time.Duration(last - from)
+}
+
+func longestUnavailable(ops []Op, verifier int) UnavailableSpan {
+	bySession := map[string][]Op{}
+	for _, op := range ops {
+		if op.Client != verifier && op.Input.Kind.IsWrite() {
+			bySession[op.Input.Session] = append(bySession[op.Input.Session], op)
+		}
+	}
+	var best UnavailableSpan
+	for s, list := range bySession {
+		sort.Slice(list, func(i, j int) bool { return list[i].Call < list[j].Call })
+		var failingSince int64 = -1
+		for _, op := range list {
+			failed := op.Output.Status == StatusFailed || op.Output.Status == StatusUnknown
+			switch {
+			case failed && failingSince < 0:
+				failingSince = op.Call
+			case !failed && failingSince >= 0:
+				if d := time.Duration(op.Return - failingSince); d > best.Duration {
+					best = UnavailableSpan{Session: s, Duration: d, From: time.Duration(failingSince)}
+				}
+				failingSince = -1
+			}
+		}
+	}
+	return best
+}
+
+// WriteText prints the report for people.
+func (r *Report) WriteText(w io.Writer) {
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "sessioncheck: %s — %s, seed %d, %v\n", verdict, r.Target, r.Seed, r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "operations: %d invoked, %d ok, %d failed, %d unknown; %d acknowledged writes, %d unexpected answers\n",
+		r.Invoked, r.OK, r.Failed, r.Unknown, r.Acked, r.Unexpected)
+	d := r.Durability
+	fmt.Fprintf(w, "durability: %d acknowledged messages, %d lost, %d duplicated, %d misplaced, %d sessions with gaps, %d unread, %d divergent\n",
+		d.Acked, d.Lost, d.Duplicates, d.Misplaced, d.Gaps, d.Unread, d.Divergent)
+	l := r.Linearizability
+	lin := "linearizable"
+	if !r.Linearizable {
+		lin = fmt.Sprintf("NOT linearizable (%d sessions)", len(l.Violations))
+	}
+	fmt.Fprintf(w, "linearizability: %s; %d sessions, %d ops, %d open writes, %d unknown appends dropped, checked in %v\n",
+		lin, l.Sessions, l.Ops, l.OpenWrites, l.Dropped, l.Took.Round(time.Millisecond))
+	if r.Longest.Session != "" {
+		fmt.Fprintf(w, "longest write-unavailable window: %v (session %s, from %v)\n",
+			r.Longest.Duration.Round(time.Millisecond), r.Longest.Session, r.Longest.From.Round(time.Millisecond))
+	}
+	kinds := make([]string, 0, len(r.Faults))
+	for k, n := range r.Faults {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(w, "faults: %d (%s)\n", len(r.FaultLog), strings.Join(kinds, " "))
+	if len(r.FaultLog) > 0 {
+		fmt.Fprintf(w, "  %-11s %-7s %8s %8s %9s %9s  %-16s %-16s %-16s\n", "fault", "node", "at", "held", "healthy", "writes ok", "before", "during", "after")
+		for _, f := range r.FaultLog {
+			fmt.Fprintf(w, "  %-11s %-7s %8s %8s %9s %9s  %-16s %-16s %-16s\n", f.Kind, f.Node,
+				secs(time.Duration(f.Start)), secs(time.Duration(f.Heal-f.Start)), secs(f.Healthy), secs(f.WritesRecovered),
+				f.Before, f.During, f.After)
+			if f.Err != "" {
+				fmt.Fprintf(w, "    error: %s\n", f.Err)
+			}
+		}
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+func (a Availability) String() string {
+	return fmt.Sprintf("%3.0f%% %5.0f/s", 100*a.SuccessRate, a.PerSecond)
+}
