@@ -69,8 +69,9 @@ type FaultRecord struct {
 	Heal  int64  `json:"heal_ns"`  // history time it was healed
 	// Healthy is how long after the heal every node was ready again.
 	Healthy time.Duration `json:"healthy_after_heal_ns"`
-	// WritesRecovered is how long after the fault began the last write it
-	// disturbed failed: writes succeeded steadily from then on.
+	// WritesRecovered is how long after the fault began writes were last
+	// disturbed: the end of the last 500 ms window in which more than 10% of
+	// the writes failed or stayed unknown.
 	WritesRecovered time.Duration `json:"writes_recovered_ns"`
 	Before          Availability  `json:"before"`
 	During          Availability  `json:"during"`

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -220,5 +221,19 @@ func TestRetryRefusedAfterADeleteCountsAsApplied(t *testing.T) {
 	ops[3].Output = readOut(9, nil, "a") // the message back after the delete
 	if r := check(t, ops, nil); r != porcupine.Illegal {
 		t.Fatalf("a message back after its delete: got %v", r)
+	}
+}
+
+func TestWritesRecoveredIgnoresAStrayFailure(t *testing.T) {
+	var ops h
+	for i := int64(0); i < 1000; i++ { // 10 ms apart, from 0 to 10 s
+		out := appended(uint64(i+1), uint64(i+1))
+		if i < 150 || i == 800 { // an outage for 1.5 s, later one stray failure
+			out = Output{Status: StatusFailed}
+		}
+		ops = ops.op(0, i*10, i*10+1, appendIn(fmt.Sprint(i)), out)
+	}
+	if got := writesRecovered(ops, 0, int64(20*time.Second), -1); got != 1500*time.Millisecond {
+		t.Fatalf("recovered after %v, want 1.5s", got)
 	}
 }

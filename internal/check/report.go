@@ -107,26 +107,37 @@ func availability(ops []Op, from, to int64, verifier int) Availability {
 	return a
 }
 
-// writesRecovered is how long after from the last write invoked before
-// until ended without success (0 when none did).
+// writesRecovered is how long after from writes were last disturbed: the
+// writes invoked in [from, until) are put in 500 ms windows by call time,
+// and a window is disturbed when more than 10% of its writes failed or
+// stayed unknown. It returns the end of the last disturbed window (0 when
+// none was), so one stray failure does not count as an outage.
 func writesRecovered(ops []Op, from, until int64, verifier int) time.Duration {
-	var last int64
+	const window = int64(500 * time.Millisecond)
+	type tally struct{ all, bad int }
+	windows := map[int64]*tally{}
 	for _, op := range ops {
 		if op.Client == verifier || !op.Input.Kind.IsWrite() || op.Call < from || op.Call >= until {
 			continue
 		}
+		w := (op.Call - from) / window
+		t := windows[w]
+		if t == nil {
+			t = &tally{}
+			windows[w] = t
+		}
+		t.all++
 		if op.Output.Status == StatusFailed || op.Output.Status == StatusUnknown {
-			end := op.Return
-			if end == Open || end > until {
-				end = until
-			}
-			last = max(last, end)
+			t.bad++
 		}
 	}
-	if last == 0 {
-		return 0
+	last := int64(-1)
+	for w, t := range windows {
+		if t.bad*10 > t.all && w > last {
+			last = w
+		}
 	}
-	return time.Duration(last - from)
+	return time.Duration((last + 1) * window)
 }
 
 func longestUnavailable(ops []Op, verifier int) UnavailableSpan {
