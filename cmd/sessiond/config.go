@@ -27,6 +27,7 @@ type config struct {
 	SessionTTL        time.Duration
 	RaftHeartbeat     time.Duration
 	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 	DrainTimeout      time.Duration
 	DeadNodeGrace     time.Duration
 	MaxMoves          int
@@ -52,6 +53,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 0, "remove sessions not written for this long (0 keeps them forever)")
 	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", 300*time.Millisecond, "raft heartbeat and election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between shard snapshots")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", time.Minute, "how often each shard checks --snapshot-threshold (raft adds up to as much again in jitter)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 2*time.Minute, "how long SIGTERM or a drain request waits for replicas to move off before exiting")
 	fs.DurationVar(&c.DeadNodeGrace, "dead-node-grace", time.Minute, "how long a dead node keeps its replicas before they are placed elsewhere")
 	fs.IntVar(&c.MaxMoves, "max-moves", 2, "replica moves one node leads, or catches up, at once")
@@ -135,6 +137,9 @@ func (c *config) validate() error {
 	}
 	if c.SnapshotThreshold < 16 {
 		bad("--snapshot-threshold must be at least 16")
+	}
+	if c.SnapshotInterval < 100*time.Millisecond {
+		bad("--snapshot-interval must be at least 100ms")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -89,6 +89,7 @@ func run(cfg *config) error {
 	timing.LeaderLease = cfg.RaftHeartbeat / 2
 	snaps := shard.DefaultSnapshots
 	snaps.Threshold = cfg.SnapshotThreshold
+	snaps.Interval = cfg.SnapshotInterval
 	snaps.TrailingLogs = max(snaps.Threshold+snaps.Threshold/4, 64)
 	node, err := cluster.Start(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir,
