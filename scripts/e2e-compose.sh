@@ -22,54 +22,17 @@ root=$PWD
 
 # compose lowercases project names; so do we, to know the network's name.
 project=$(echo "${E2E_PROJECT:-sessiond-e2e-$$}" | tr '[:upper:]' '[:lower:]')
-if [ "$project" = sessiond ]; then
-  echo "e2e: refusing to use the default compose project \"sessiond\"" >&2
-  exit 2
-fi
-export COMPOSE_PROJECT_NAME=$project
 base_port=${E2E_BASE_PORT:-18081}
-for i in 1 2 3 4 5; do
-  export "SESSIOND_NODE${i}_PORT=$((base_port + i - 1))"
-done
 log_dir=${E2E_LOG_DIR:-/tmp/$project-logs}
-
-if docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-else
-  compose_cmd=(docker-compose)
-fi
-compose() { "${compose_cmd[@]}" -p "$project" -f "$root/docker-compose.yml" "$@"; }
-
-# Refuse ports that something already listens on or that a container publishes.
-published=$(docker ps --format '{{.Ports}}')
-for i in 1 2 3 4 5; do
-  port=$((base_port + i - 1))
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "e2e: port $port is in use; set E2E_BASE_PORT to a free range" >&2
-    exit 2
-  fi
-  if [[ $published == *":$port->"* ]]; then
-    echo "e2e: a container already publishes port $port; set E2E_BASE_PORT" >&2
-    exit 2
-  fi
-done
+source scripts/lib/project.sh
+project_check_ports
 
 started=$SECONDS
 out=$(mktemp)
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ "$rc" -ne 0 ]; then
-    mkdir -p "$log_dir"
-    for svc in node1 node2 node3 node4; do
-      id=$(compose --profile scale ps -q "$svc" 2>/dev/null || true)
-      [ -n "$id" ] && docker logs --timestamps "$id" >"$log_dir/$svc.log" 2>&1 || true
-    done
-    echo "e2e: node logs saved in $log_dir"
-  fi
-  echo "e2e: removing compose project $project"
-  compose --profile scale down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 ||
-    echo "e2e: compose down failed; run: ${compose_cmd[*]} -p $project --profile scale down --volumes" >&2
+  project_cleanup "$rc"
   docker network rm "${project}_probe" >/dev/null 2>&1 || true
   if [ -s "$out" ]; then
     sed -n '/^==== sessiond e2e summary/,/^e2e run time/p' "$out"

@@ -134,14 +134,33 @@ func (t *composeTarget) Resume(ctx context.Context, n string) error {
 }
 
 // Isolate disconnects the node from the project network: raft, gossip and
-// its published HTTP port are all cut.
-func (t *composeTarget) Isolate(ctx context.Context, n string) error {
+// its published HTTP port are all cut. With raftOnly it drops the raft port
+// with iptables inside the container's network namespace instead (the
+// image has no tools; the host's iptables runs there through nsenter).
+func (t *composeTarget) Isolate(ctx context.Context, n string, raftOnly bool) error {
+	if raftOnly {
+		return t.raftFilter(ctx, n, "-A")
+	}
 	return t.docker(ctx, "network", "disconnect", "-f", t.network, t.ids[n])
 }
 
 // Heal reconnects it under its service name, which the other nodes use.
-func (t *composeTarget) Heal(ctx context.Context, n string) error {
+func (t *composeTarget) Heal(ctx context.Context, n string, raftOnly bool) error {
+	if raftOnly {
+		return t.raftFilter(ctx, n, "-D")
+	}
 	return t.docker(ctx, "network", "connect", "--alias", n, t.network, t.ids[n])
+}
+
+func (t *composeTarget) raftFilter(ctx context.Context, n, op string) error {
+	pid, err := command(ctx, 10*time.Second, "docker", "inspect", "-f", "{{.State.Pid}}", t.ids[n])
+	if err != nil {
+		return err
+	}
+	if pid == "0" {
+		return fmt.Errorf("%s is not running", n)
+	}
+	return raftFilter(ctx, op, "nsenter", "-t", pid, "-n")
 }
 
 // close undoes what a fault may have left behind if the run was cut short.
@@ -150,7 +169,8 @@ func (t *composeTarget) close() error {
 	defer cancel()
 	for n, id := range t.ids {
 		_ = t.docker(ctx, "unpause", id)
-		_ = t.Heal(ctx, n)
+		_ = t.Heal(ctx, n, false)
+		_ = t.raftFilter(ctx, n, "-D")
 		_ = t.docker(ctx, "start", id)
 	}
 	return nil

@@ -67,9 +67,9 @@ func startLocal(ctx context.Context, o *options, logger *slog.Logger) (*localTar
 			return nil, fmt.Errorf("network namespaces: %w (use --netns off to run on loopback without partitions)", err)
 		}
 		t.net = lab
-	} else if strings.Contains(o.faults, check.FaultPartition) {
-		o.faults = strings.Join(without(splitList(o.faults), check.FaultPartition), ",")
-		logger.Warn("no network namespaces (--netns off or not root): the partition fault is left out")
+	} else if strings.Contains(o.faults, "partition") {
+		o.faults = strings.Join(without(without(splitList(o.faults), check.FaultPartition), check.FaultRaftCut), ",")
+		logger.Warn("no network namespaces (--netns off or not root): the partition faults are left out")
 	}
 
 	type addrs struct{ http, raft, gossip, advertise string }
@@ -99,7 +99,7 @@ func startLocal(ctx context.Context, o *options, logger *slog.Logger) (*localTar
 			"--shards", "8", "--replicas", "3",
 			// Frequent snapshots, so a partition of a few seconds already
 			// makes the leader send InstallSnapshot to the returning node.
-			"--snapshot-threshold", "256",
+			"--snapshot-threshold", "256", "--snapshot-interval", "2s",
 			"--drain-timeout", "30s", "--log-format", "json",
 		}
 		if a.advertise != "" {
@@ -248,16 +248,22 @@ func (t *localTarget) Resume(ctx context.Context, name string) error {
 	return t.node(name).signal(syscall.SIGCONT)
 }
 
-func (t *localTarget) Isolate(ctx context.Context, name string) error {
-	if t.net == nil {
+func (t *localTarget) Isolate(ctx context.Context, name string, raftOnly bool) error {
+	switch {
+	case t.net == nil:
 		return errors.ErrUnsupported
+	case raftOnly:
+		return raftFilter(ctx, "-A", "ip", "netns", "exec", t.net.ns(t.index(name)))
 	}
 	return t.net.setLink(ctx, t.index(name), false)
 }
 
-func (t *localTarget) Heal(ctx context.Context, name string) error {
-	if t.net == nil {
+func (t *localTarget) Heal(ctx context.Context, name string, raftOnly bool) error {
+	switch {
+	case t.net == nil:
 		return errors.ErrUnsupported
+	case raftOnly:
+		return raftFilter(ctx, "-D", "ip", "netns", "exec", t.net.ns(t.index(name)))
 	}
 	return t.net.setLink(ctx, t.index(name), true)
 }

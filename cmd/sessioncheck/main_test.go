@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/sessiond/sessiond/internal/check"
 )
 
 func TestFlagsRejectWhatCannotRun(t *testing.T) {
@@ -29,7 +31,7 @@ func TestFlagsPickTheTargetAndFaults(t *testing.T) {
 		t.Fatalf("--addrs alone: %+v, %v; want target addrs without faults", o, err)
 	}
 	o, err = parseFlags(nil, io.Discard)
-	if err != nil || o.target != "local" || len(splitList(o.faults)) != 6 {
+	if err != nil || o.target != "local" || len(splitList(o.faults)) != len(check.AllFaults) {
 		t.Fatalf("no flags: %+v, %v; want target local with every fault", o, err)
 	}
 	o, err = parseFlags([]string{"--target", "compose", "--faults", "pause, partition"}, io.Discard)

@@ -110,3 +110,26 @@ func ipCmd(ctx context.Context, args ...string) error {
 	}
 	return nil
 }
+
+// raftPort is the port sessiond's raft mux listens on in every node's
+// namespace and container.
+const raftPort = "7000"
+
+// raftFilter adds (-A) or deletes (-D) the iptables rules that drop a
+// node's raft traffic in both directions, gossip and HTTP untouched. enter
+// is the command that runs iptables inside the node's network namespace.
+func raftFilter(ctx context.Context, op string, enter ...string) error {
+	for _, rule := range [][]string{
+		{"INPUT", "-p", "tcp", "--dport", raftPort, "-j", "DROP"},
+		{"OUTPUT", "-p", "tcp", "--dport", raftPort, "-j", "DROP"},
+	} {
+		args := append(append(append([]string(nil), enter...), "iptables", op), rule...)
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}

@@ -45,11 +45,11 @@ func nodeName(hc *http.Client, url string) string {
 
 func (t *staticTarget) Nodes() []check.Node { return t.nodes }
 
-func (t *staticTarget) Kill(context.Context, string) error    { return errors.ErrUnsupported }
-func (t *staticTarget) Start(context.Context, string) error   { return errors.ErrUnsupported }
-func (t *staticTarget) Stop(context.Context, string) error    { return errors.ErrUnsupported }
-func (t *staticTarget) Pause(context.Context, string) error   { return errors.ErrUnsupported }
-func (t *staticTarget) Resume(context.Context, string) error  { return errors.ErrUnsupported }
-func (t *staticTarget) Isolate(context.Context, string) error { return errors.ErrUnsupported }
-func (t *staticTarget) Heal(context.Context, string) error    { return errors.ErrUnsupported }
-func (t *staticTarget) Drain(context.Context, string) error   { return errors.ErrUnsupported }
+func (t *staticTarget) Kill(context.Context, string) error          { return errors.ErrUnsupported }
+func (t *staticTarget) Start(context.Context, string) error         { return errors.ErrUnsupported }
+func (t *staticTarget) Stop(context.Context, string) error          { return errors.ErrUnsupported }
+func (t *staticTarget) Pause(context.Context, string) error         { return errors.ErrUnsupported }
+func (t *staticTarget) Resume(context.Context, string) error        { return errors.ErrUnsupported }
+func (t *staticTarget) Isolate(context.Context, string, bool) error { return errors.ErrUnsupported }
+func (t *staticTarget) Heal(context.Context, string, bool) error    { return errors.ErrUnsupported }
+func (t *staticTarget) Drain(context.Context, string) error         { return errors.ErrUnsupported }

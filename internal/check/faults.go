@@ -30,9 +30,10 @@ type Target interface {
 	Pause(ctx context.Context, node string) error
 	Resume(ctx context.Context, node string) error
 	// Isolate cuts a node off from every other node, raft and gossip
-	// alike; Heal reconnects it.
-	Isolate(ctx context.Context, node string) error
-	Heal(ctx context.Context, node string) error
+	// alike; Heal reconnects it. With raftOnly only the raft port is cut:
+	// gossip still says the node is alive.
+	Isolate(ctx context.Context, node string, raftOnly bool) error
+	Heal(ctx context.Context, node string, raftOnly bool) error
 	// Drain asks the node to drain (RequestDrain) and waits until its
 	// process has exited, as a drained sessiond does; Start brings it back.
 	Drain(ctx context.Context, node string) error
@@ -45,11 +46,12 @@ const (
 	FaultRestart    = "restart"
 	FaultPause      = "pause"
 	FaultPartition  = "partition"
+	FaultRaftCut    = "raft-partition" // raft cut, gossip not
 	FaultDrain      = "drain"
 )
 
 // AllFaults is every kind, in the order a schedule cycles through them.
-var AllFaults = []string{FaultKill, FaultPartition, FaultPause, FaultLeaderKill, FaultRestart, FaultDrain}
+var AllFaults = []string{FaultKill, FaultPartition, FaultPause, FaultLeaderKill, FaultRestart, FaultDrain, FaultRaftCut}
 
 // FaultConfig is the schedule.
 type FaultConfig struct {
@@ -177,8 +179,13 @@ func (s *scheduler) plan(kind string) faultPlan {
 		return faultPlan{inject: t.Stop, heal: t.Start}
 	case FaultPause: // longer than an election timeout
 		return faultPlan{inject: t.Pause, heal: t.Resume, holdMin: 2 * time.Second, holdMax: 10 * time.Second}
-	case FaultPartition:
-		return faultPlan{inject: t.Isolate, heal: t.Heal, holdMin: 5 * time.Second, holdMax: 15 * time.Second}
+	case FaultPartition, FaultRaftCut:
+		raftOnly := kind == FaultRaftCut
+		return faultPlan{
+			inject:  func(ctx context.Context, n string) error { return t.Isolate(ctx, n, raftOnly) },
+			heal:    func(ctx context.Context, n string) error { return t.Heal(ctx, n, raftOnly) },
+			holdMin: 5 * time.Second, holdMax: 15 * time.Second,
+		}
 	}
 	return faultPlan{inject: t.Drain, heal: t.Start} // FaultDrain
 }

@@ -203,10 +203,10 @@ func (m *memTarget) Drain(ctx context.Context, name string) error {
 	m.node(name).stop(ctx)
 	return nil
 }
-func (m *memTarget) Pause(context.Context, string) error   { return errors.ErrUnsupported }
-func (m *memTarget) Resume(context.Context, string) error  { return errors.ErrUnsupported }
-func (m *memTarget) Isolate(context.Context, string) error { return errors.ErrUnsupported }
-func (m *memTarget) Heal(context.Context, string) error    { return errors.ErrUnsupported }
+func (m *memTarget) Pause(context.Context, string) error         { return errors.ErrUnsupported }
+func (m *memTarget) Resume(context.Context, string) error        { return errors.ErrUnsupported }
+func (m *memTarget) Isolate(context.Context, string, bool) error { return errors.ErrUnsupported }
+func (m *memTarget) Heal(context.Context, string, bool) error    { return errors.ErrUnsupported }
 
 // TestNoAcknowledgedWriteIsLostWhenNodesCrash runs the checker's workload
 // against three in-process nodes while nodes crash, the busiest leader

@@ -197,9 +197,9 @@ func (r *Report) WriteText(w io.Writer) {
 	sort.Strings(kinds)
 	fmt.Fprintf(w, "faults: %d (%s)\n", len(r.FaultLog), strings.Join(kinds, " "))
 	if len(r.FaultLog) > 0 {
-		fmt.Fprintf(w, "  %-11s %-7s %8s %8s %9s %9s  %-16s %-16s %-16s\n", "fault", "node", "at", "held", "healthy", "writes ok", "before", "during", "after")
+		fmt.Fprintf(w, "  %-14s %-7s %8s %8s %9s %9s  %-16s %-16s %-16s\n", "fault", "node", "at", "held", "healthy", "writes ok", "before", "during", "after")
 		for _, f := range r.FaultLog {
-			fmt.Fprintf(w, "  %-11s %-7s %8s %8s %9s %9s  %-16s %-16s %-16s\n", f.Kind, f.Node,
+			fmt.Fprintf(w, "  %-14s %-7s %8s %8s %9s %9s  %-16s %-16s %-16s\n", f.Kind, f.Node,
 				secs(time.Duration(f.Start)), secs(time.Duration(f.Heal-f.Start)), secs(f.Healthy), secs(f.WritesRecovered),
 				f.Before, f.During, f.After)
 			if f.Err != "" {
