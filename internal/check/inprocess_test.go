@@ -46,8 +46,10 @@ type memTarget struct {
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
 	for range 1000 {
-		// Below the ephemeral range, so a restarted node finds its port free.
-		port := 20000 + rand.IntN(12000)
+		// Below the ephemeral range, so a restarted node finds its port
+		// free, and apart from the cluster package's 20000-31999 (go test
+		// runs packages in parallel) and the compose scripts' 18081+.
+		port := 10000 + rand.IntN(8000)
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
