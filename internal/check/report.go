@@ -69,7 +69,11 @@ func (r *Report) summarize(ops []Op, faults []FaultRecord, hist *History, verifi
 		f.Before = availability(ops, f.Start-int64(5*time.Second), f.Start, verifier)
 		f.During = availability(ops, f.Start, f.Heal, verifier)
 		f.After = availability(ops, f.Heal, f.Heal+int64(5*time.Second), verifier)
-		f.WritesRecovered = writesRecovered(ops, f.Start, f.Heal+int64(f.Healthy)+int64(10*time.Second), verifier)
+		until := f.Heal + int64(f.Healthy) + int64(10*time.Second)
+		if i+1 < len(faults) {
+			until = min(until, faults[i+1].Start) // the next fault's failures are its own
+		}
+		f.WritesRecovered = writesRecovered(ops, f.Start, until, verifier)
 	}
 	r.FaultLog = faults
 	r.Longest = longestUnavailable(ops, verifier)
