@@ -299,9 +299,14 @@ func (s *Shard) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closed)
-		err = s.raft.Shutdown().Error()
+		shutdown := s.raft.Shutdown() // tells raft's goroutines to stop
+		// Close the connections before waiting for them: a follower
+		// receiving a snapshot reads the leader's connection without a
+		// deadline, and a leader that stalled mid-snapshot (paused, cut
+		// off) would otherwise hold the shutdown forever.
 		s.transport.CloseStreams()
 		s.transport.Close()
+		err = shutdown.Error()
 		s.wg.Wait()
 		if cerr := s.logStore.Close(); err == nil {
 			err = cerr

@@ -2,12 +2,15 @@ package shard_test
 
 import (
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/shard"
 )
 
 // TestCloseDuringAppliesAnswersEveryApply closes a leader while clients are
@@ -90,5 +93,68 @@ func TestCloseRightAfterElectionFinishes(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("round %d: Close did not return within 30s of winning the election", round)
 		}
+	}
+}
+
+// stalledReader yields a few bytes of a snapshot, then blocks until release
+// is closed: a leader that stopped sending in the middle of a snapshot
+// without closing the connection (paused, or cut off by a partition).
+type stalledReader struct {
+	sent    bool
+	release chan struct{}
+}
+
+func (r *stalledReader) Read(p []byte) (int, error) {
+	if !r.sent {
+		r.sent = true
+		return len(p), nil // zeros: enough to pass the transport's write buffer
+	}
+	<-r.release
+	return 0, io.EOF
+}
+
+// A follower in the middle of receiving a snapshot reads from the leader's
+// connection without a deadline. Closing the replica must not wait for the
+// rest of that snapshot.
+func TestCloseWhileAStalledSnapshotIsArriving(t *testing.T) {
+	h := newTestHost(t, "follower", 1, nil)
+	h.open(0)
+
+	// A peer speaking raft's transport protocol through a mux of its own.
+	peerLn := listen(t, "")
+	peerMux := shard.NewMux(peerLn, peerLn.Addr(), testClusterID, testLogger())
+	go peerMux.Serve()
+	t.Cleanup(func() { peerMux.Close() })
+	layer, err := peerMux.Listen(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trans := raft.NewNetworkTransport(layer, 1, 30*time.Second, io.Discard)
+	t.Cleanup(func() { trans.Close() })
+	stalled := &stalledReader{release: make(chan struct{})}
+	t.Cleanup(func() { close(stalled.release) })
+	go func() {
+		var resp raft.InstallSnapshotResponse
+		_ = trans.InstallSnapshot("follower", raft.ServerAddress(h.addr), &raft.InstallSnapshotRequest{
+			RPCHeader:       raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("peer"), Addr: []byte(peerLn.Addr().String())},
+			SnapshotVersion: raft.SnapshotVersionMax, Term: 5, Leader: []byte(peerLn.Addr().String()),
+			LastLogIndex: 1000, LastLogTerm: 5, Size: 64 << 20, ConfigurationIndex: 1,
+			Configuration: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{
+				{ID: "peer", Address: raft.ServerAddress(peerLn.Addr().String())},
+				{ID: "follower", Address: raft.ServerAddress(h.addr)},
+			}}),
+		}, &resp, stalled)
+	}()
+	time.Sleep(500 * time.Millisecond) // the follower is now inside the snapshot's io.Copy
+
+	closed := make(chan struct{})
+	go func() {
+		h.stop()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("Close did not return within 15s while a snapshot stalled mid-stream")
 	}
 }
