@@ -82,22 +82,27 @@ func (t *composeTarget) Start(ctx context.Context, n string) error {
 	return t.docker(ctx, "start", t.ids[n])
 }
 
+// Stop sends SIGTERM (sessiond drains, then exits) and waits for the
+// container to stop.
 func (t *composeTarget) Stop(ctx context.Context, n string) error {
-	return t.docker(ctx, "stop", "-t", "150", t.ids[n])
-}
-
-// Drain asks for the drain, then waits for the container's process to
-// exit. The restart policy may start it again at once, so "exited" is a
-// new StartedAt as much as a stopped container.
-func (t *composeTarget) Drain(ctx context.Context, n string) error {
 	before, err := t.started(ctx, n)
 	if err != nil {
 		return err
 	}
-	if err := check.RequestDrain(ctx, t.nodes, n); err != nil {
+	if err := t.docker(ctx, "kill", "-s", "TERM", t.ids[n]); err != nil {
 		return err
 	}
-	for {
+	return t.awaitExit(ctx, n, before)
+}
+
+// awaitExit waits until the container's process that started at before has
+// exited. The restart policy may start it again at once, so a new StartedAt
+// counts as much as a stopped container. A process still running after
+// stopTimeout gets SIGQUIT, so the Go runtime writes every goroutine's stack
+// to the container log, and then SIGKILL.
+func (t *composeTarget) awaitExit(ctx context.Context, n, before string) error {
+	deadline := time.Now().Add(stopTimeout)
+	for time.Now().Before(deadline) {
 		now, err := t.started(ctx, n)
 		if err != nil {
 			return err
@@ -107,10 +112,27 @@ func (t *composeTarget) Drain(ctx context.Context, n string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s still running after its drain: %w", n, ctx.Err())
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	_ = t.docker(ctx, "kill", "-s", "QUIT", t.ids[n])
+	time.Sleep(2 * time.Second)
+	_ = t.docker(ctx, "kill", "-s", "KILL", t.ids[n])
+	return fmt.Errorf("%s did not exit within %v; its goroutines are in its container log", n, stopTimeout)
+}
+
+// Drain asks for the drain, then waits for the container's process to
+// exit.
+func (t *composeTarget) Drain(ctx context.Context, n string) error {
+	before, err := t.started(ctx, n)
+	if err != nil {
+		return err
+	}
+	if err := check.RequestDrain(ctx, t.nodes, n); err != nil {
+		return err
+	}
+	return t.awaitExit(ctx, n, before)
 }
 
 // started says when the container's process started, or "stopped".

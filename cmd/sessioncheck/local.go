@@ -230,14 +230,33 @@ func (t *localTarget) Stop(ctx context.Context, name string) error {
 	if err := n.signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	return n.wait(ctx)
+	return n.waitOrDump(ctx)
+}
+
+// waitOrDump waits for the process to exit after a SIGTERM or a drain. A
+// process still running after stopTimeout gets SIGQUIT, so the Go runtime
+// writes every goroutine's stack to its log, and then SIGKILL.
+func (n *localNode) waitOrDump(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, stopTimeout)
+	defer cancel()
+	if n.wait(wctx) == nil {
+		return nil
+	}
+	_ = n.signal(syscall.SIGQUIT)
+	kctx, kcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer kcancel()
+	if n.wait(kctx) != nil {
+		_ = n.signal(syscall.SIGKILL)
+		_ = n.wait(kctx)
+	}
+	return fmt.Errorf("%s did not exit within %v; its goroutines are in %s", n.name, stopTimeout, n.log)
 }
 
 func (t *localTarget) Drain(ctx context.Context, name string) error {
 	if err := check.RequestDrain(ctx, t.Nodes(), name); err != nil {
 		return err
 	}
-	return t.node(name).wait(ctx)
+	return t.node(name).waitOrDump(ctx)
 }
 
 func (t *localTarget) Pause(ctx context.Context, name string) error {

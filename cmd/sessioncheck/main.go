@@ -29,6 +29,10 @@ import (
 	"github.com/sessiond/sessiond/internal/check"
 )
 
+// stopTimeout bounds a graceful stop or a drain: a node still running after
+// it is hung, which is a bug to report, not a state to wait out.
+const stopTimeout = 60 * time.Second
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
