@@ -6,6 +6,7 @@
 //	sessioncheck --target local --nodes 3 --binary ./sessiond --duration 2m
 //	sessioncheck --target compose --faults kill,partition,pause --json
 //	sessioncheck --addrs 127.0.0.1:8081,127.0.0.1:8082   (no faults)
+//	sessioncheck explain OUT/violations/SESSION.jsonl     (why a session failed)
 //
 // Exit status: 0 when every check passed, 1 on a violation, 2 when the run
 // could not be carried out.
@@ -107,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "explain" {
+		return explain(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -201,4 +205,33 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// explain re-checks one session's saved history and prints where it stops
+// being linearizable.
+func explain(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: sessioncheck explain SESSION.jsonl (from the violations directory of a failed run)")
+		return 2
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "sessioncheck:", err)
+		return 2
+	}
+	defer f.Close()
+	ops, err := check.ReadJSONLines(f)
+	if err != nil {
+		fmt.Fprintln(stderr, "sessioncheck:", err)
+		return 2
+	}
+	ok, err := check.Explain(stdout, ops, 5*time.Minute)
+	switch {
+	case err != nil:
+		fmt.Fprintln(stderr, "sessioncheck:", err)
+		return 2
+	case !ok:
+		return 1
+	}
+	return 0
 }

@@ -46,3 +46,14 @@ func TestExitStatusTwoWhenTheRunCannotStart(t *testing.T) {
 		t.Fatalf("exit %d, want 2 (no cluster there); stderr: %s", code, stderr.String())
 	}
 }
+
+func TestExplainNamesTheOperationThatCannotBePlaced(t *testing.T) {
+	var out strings.Builder
+	code := run([]string{"explain", "../../internal/check/testdata/late-append-after-delete.jsonl"}, &out, io.Discard)
+	if code != 1 || !strings.Contains(out.String(), "could not be placed next") {
+		t.Fatalf("exit %d, output:\n%s", code, out.String())
+	}
+	if code := run([]string{"explain"}, io.Discard, io.Discard); code != 2 {
+		t.Fatalf("explain without a file: exit %d, want 2", code)
+	}
+}

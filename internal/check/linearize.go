@@ -220,5 +220,8 @@ func (v Violation) String() string {
 	if v.HTML != "" {
 		s += ", see " + v.HTML
 	}
+	if v.History != "" {
+		s += "; sessioncheck explain " + v.History
+	}
 	return s
 }

@@ -3,21 +3,13 @@ package check
 import (
 	"os"
 	"path/filepath"
-	"sort"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/anishathalye/porcupine"
 )
 
-// TestDiagnoseHistory explains a failing session's history saved by
-// sessioncheck: SESSIONCHECK_HISTORY=path/to/session.jsonl go test -run Diagnose -v
-func TestDiagnoseHistory(t *testing.T) {
-	path := os.Getenv("SESSIONCHECK_HISTORY")
-	if path == "" {
-		t.Skip("set SESSIONCHECK_HISTORY to a session history written by sessioncheck")
-	}
-	f, err := os.Open(path)
+func TestExplainPointsAtTheViolation(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "late-append-after-delete.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,43 +18,16 @@ func TestDiagnoseHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pops, _, _ := prepare(ops, nil, false)
-	model := Model.ToModel()
-	res, info := porcupine.CheckOperationsVerbose(model, pops, time.Minute)
-	t.Logf("result: %v (%d ops)", res, len(pops))
-	partials := info.PartialLinearizationsOperations()
-	if len(partials) == 0 || len(partials[0]) == 0 {
-		return
+	var out strings.Builder
+	ok, err := Explain(&out, ops, time.Minute)
+	if err != nil || ok {
+		t.Fatalf("Explain = %v, %v; want a violation", ok, err)
 	}
-	longest := partials[0][0]
-	for _, p := range partials[0] {
-		if len(p) > len(longest) {
-			longest = p
-		}
+	// The final read shows a third message that no append since the
+	// delete put there: it is the operation that cannot be placed.
+	if !strings.Contains(out.String(), "NOT linearizable") || !strings.Contains(out.String(), "read() -> 3 msgs") {
+		t.Fatalf("explanation does not name the read that cannot be placed:\n%s", out.String())
 	}
-	states := model.Init()
-	done := map[int64]bool{}
-	var lastCall int64
-	for i, op := range longest {
-		_, states = model.Step(states, op.Input, op.Output)
-		done[op.Call] = true
-		lastCall = max(lastCall, op.Call)
-		if i >= len(longest)-15 {
-			t.Logf("%4d c%-3d [%.3f, %.3f] %s  => %s", i, op.ClientId, float64(op.Call)/1e9, float64(op.Return)/1e9,
-				model.DescribeOperation(op.Input, op.Output), model.DescribeState(states))
-		}
-	}
-	var next []porcupine.Operation
-	for _, op := range pops {
-		if !done[op.Call] {
-			next = append(next, op)
-		}
-	}
-	sort.Slice(next, func(i, j int) bool { return next[i].Call < next[j].Call })
-	for _, op := range next[:min(len(next), 12)] {
-		t.Logf("not linearized: c%-3d [%.3f, %.3f] %s", op.ClientId, float64(op.Call)/1e9, float64(op.Return)/1e9, model.DescribeOperation(op.Input, op.Output))
-	}
-	_ = filepath.Base(path)
 }
 
 // Histories recorded by sessioncheck runs, kept because each taught
