@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -92,11 +93,7 @@ type Availability struct {
 // ValidFaults checks a list of fault kinds.
 func ValidFaults(kinds []string) error {
 	for _, k := range kinds {
-		known := false
-		for _, a := range AllFaults {
-			known = known || a == k
-		}
-		if !known {
+		if !slices.Contains(AllFaults, k) {
 			return fmt.Errorf("unknown fault %q (known: %s)", k, strings.Join(AllFaults, ","))
 		}
 	}
@@ -139,9 +136,6 @@ func (s *scheduler) run(ctx context.Context, deadline time.Time, reserve time.Du
 		s.records = append(s.records, rec)
 		if rec.Err != "" {
 			s.problems = append(s.problems, fmt.Sprintf("fault %s on %s: %s", rec.Kind, rec.Node, rec.Err))
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return
-			}
 		}
 	}
 }

@@ -40,12 +40,6 @@ func NewHistory() *History { return &History{base: time.Now()} }
 // Now is the history's clock.
 func (h *History) Now() int64 { return int64(time.Since(h.base)) }
 
-// At converts a history time to wall-clock time.
-func (h *History) At(t int64) time.Time { return h.base.Add(time.Duration(t)) }
-
-// Since converts a wall-clock time to history time.
-func (h *History) Since(t time.Time) int64 { return int64(t.Sub(h.base)) }
-
 func (h *History) add(op Op) {
 	h.mu.Lock()
 	h.ops = append(h.ops, op)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,9 +227,9 @@ func TestNoAcknowledgedWriteIsLostWhenNodesCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var text bytesWriter
+	var text strings.Builder
 	rep.WriteText(&text)
-	t.Log("\n" + string(text))
+	t.Log("\n" + text.String())
 	if !rep.Pass {
 		t.Fatalf("the run found problems (see the report above)")
 	}
@@ -241,7 +242,3 @@ func TestNoAcknowledgedWriteIsLostWhenNodesCrash(t *testing.T) {
 		}
 	}
 }
-
-type bytesWriter []byte
-
-func (b *bytesWriter) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
