@@ -83,14 +83,7 @@ func TestCloseRightAfterElectionFinishes(t *testing.T) {
 			}
 			return nil
 		})
-		closed := make(chan struct{})
-		go func() {
-			h.stop()
-			close(closed)
-		}()
-		select {
-		case <-closed:
-		case <-time.After(30 * time.Second):
+		if !stopsWithin(h, 30*time.Second) {
 			t.Fatalf("round %d: Close did not return within 30s of winning the election", round)
 		}
 	}
@@ -147,6 +140,13 @@ func TestCloseWhileAStalledSnapshotIsArriving(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond) // the follower is now inside the snapshot's io.Copy
 
+	if !stopsWithin(h, 15*time.Second) {
+		t.Fatalf("Close did not return within 15s while a snapshot stalled mid-stream")
+	}
+}
+
+// stopsWithin stops h and reports whether that returned within d.
+func stopsWithin(h *testHost, d time.Duration) bool {
 	closed := make(chan struct{})
 	go func() {
 		h.stop()
@@ -154,7 +154,8 @@ func TestCloseWhileAStalledSnapshotIsArriving(t *testing.T) {
 	}()
 	select {
 	case <-closed:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("Close did not return within 15s while a snapshot stalled mid-stream")
+		return true
+	case <-time.After(d):
+		return false
 	}
 }
