@@ -27,6 +27,8 @@ type config struct {
 	concurrency  int
 	duration     time.Duration
 	requests     int64
+	rate         float64 // open loop: requests/s in total; 0 = closed loop
+	backlog      int     // open loop: due requests that may wait for a worker
 	mix          mix
 	messageBytes int
 	consistency  string
@@ -54,8 +56,22 @@ Operations (weights set with --mix; a name left out has weight 0):
 
 Sessions are created by their first append or put, so reads of a session not
 yet written get 404; those count as "ok-empty", not as errors. Latency is
-measured for successful requests (2xx and ok-empty) from sending the request
-to reading the whole response body.
+measured for successful requests (2xx and ok-empty) up to reading the whole
+response body.
+
+Closed loop (default): each worker sends its next request as soon as the last
+one is answered, and latency runs from the send. When the server stalls, the
+load stalls with it, so the requests that would have arrived meanwhile never
+see the stall and the percentiles understate it.
+
+Open loop (--rate N): requests are due at fixed intervals, N per second in
+total, whatever the server does, and latency runs from when a request was
+due, not from when it could be sent. --concurrency bounds the requests in
+flight; while every worker is busy, due requests wait in a backlog of
+--backlog requests and count their wait. One due while the backlog is full is
+dropped, one still waiting when the run ends is unsent; both are reported,
+with the requests that were late (waited 1 ms or more for a free worker).
+--requests then caps the requests scheduled, not those sent.
 
 Exit status: 0 after a run, 1 if no request succeeded, 2 on bad flags.
 
@@ -78,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.concurrency, "concurrency", 64, "concurrent workers, each with one request in flight")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "measured run time after the warmup; 0 runs until --requests are done")
 	fs.Int64Var(&cfg.requests, "requests", 0, "stop after this many measured requests; 0 = no cap")
+	fs.Float64Var(&cfg.rate, "rate", 0, "open loop: schedule this many requests per second in total and measure latency from each one's due time; 0 = closed loop")
+	fs.IntVar(&cfg.backlog, "backlog", 100_000, "open loop: due requests that may wait for a free worker; beyond that they are dropped and counted")
 	mixFlag := fs.String("mix", "append=70,get=20,put=10", "operation weights, op=weight,…; ops: append, get (paged, limit=20), put, getfull (whole session), state")
 	fs.IntVar(&cfg.messageBytes, "message-bytes", 256, "content size of each appended message in bytes")
 	fs.StringVar(&cfg.consistency, "consistency", "", "?consistency= on reads: linearizable, leader or stale (default: none, the server's linearizable)")
@@ -118,6 +136,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--timeout must be positive, got %v", cfg.timeout)
 	case cfg.warmup < 0 || cfg.progress < 0:
 		return nil, errors.New("--warmup and --progress must not be negative")
+	case !(cfg.rate >= 0 && cfg.rate <= 1_000_000): // also refuses NaN
+		return nil, fmt.Errorf("--rate must be 0-1000000 requests/s, got %v", cfg.rate)
+	case cfg.backlog < 1 || cfg.backlog > 10_000_000:
+		return nil, fmt.Errorf("--backlog must be 1-10000000, got %d", cfg.backlog)
 	}
 	switch cfg.consistency {
 	case "", "linearizable", "leader", "stale":
@@ -148,8 +170,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sessionbench:", err)
 		return 2
 	}
-	fmt.Fprintf(stderr, "sessionbench: %s against %s, %d workers, %d sessions (bench-%s-N), mix %s\n",
-		describeLength(cfg), strings.Join(cfg.addrs, ","), cfg.concurrency, cfg.sessions, cfg.prefix, cfg.mix)
+	fmt.Fprintf(stderr, "sessionbench: %s against %s, %d workers, %s, %d sessions (bench-%s-N), mix %s\n",
+		describeLength(cfg), strings.Join(cfg.addrs, ","), cfg.concurrency, describeLoop(cfg), cfg.sessions, cfg.prefix, cfg.mix)
 	res := run(cfg, stderr)
 	rep := buildReport(cfg, res)
 	if cfg.json {
@@ -183,6 +205,13 @@ func describeLength(cfg *config) string {
 		s += " after " + cfg.warmup.String() + " warmup"
 	}
 	return s
+}
+
+func describeLoop(cfg *config) string {
+	if cfg.rate > 0 {
+		return fmt.Sprintf("open loop at %g requests/s", cfg.rate)
+	}
+	return "closed loop"
 }
 
 func main() {

@@ -34,6 +34,8 @@ func TestParseFlags(t *testing.T) {
 		"--mix":         {"--mix", "append=x"},
 		"--addrs":       {"--addrs", "ftp://x"},
 		"--timeout":     {"--timeout", "0s"},
+		"--rate":        {"--rate", "-1"},
+		"--backlog":     {"--rate", "10", "--backlog", "0"},
 		"unexpected":    {"extra"},
 		"not defined":   {"--nope"},
 	}

@@ -90,6 +90,8 @@ type Report struct {
 	ElapsedSeconds float64      `json:"elapsedSeconds"`
 	Interrupted    bool         `json:"interrupted,omitempty"`
 	Total          OpReport     `json:"total"`
+	// OpenLoop is how well the --rate schedule was kept; absent in a closed loop.
+	OpenLoop *OpenLoopReport `json:"openLoop,omitempty"`
 	// Routing splits successful requests by whether the node asked served
 	// them itself (it led the shard) or forwarded them to the leader.
 	Routing         map[string]RouteReport `json:"routing"`
@@ -108,6 +110,8 @@ type ReportConfig struct {
 	Duration     string   `json:"duration"`
 	Warmup       string   `json:"warmup"`
 	Requests     int64    `json:"requests"`
+	Rate         float64  `json:"rate,omitempty"`
+	Backlog      int      `json:"backlog,omitempty"`
 	Mix          string   `json:"mix"`
 	MessageBytes int      `json:"messageBytes"`
 	Consistency  string   `json:"consistency,omitempty"`
@@ -129,6 +133,19 @@ type OpReport struct {
 	TransportErrors map[string]int64 `json:"transportErrors,omitempty"`
 }
 
+// OpenLoopReport accounts for every measured request the schedule made due:
+// Due = Sent + Dropped + Unsent, and Sent is Total.Count.
+type OpenLoopReport struct {
+	Rate    float64 `json:"rate"`    // requests/s asked for
+	Due     int64   `json:"due"`     // requests that fell due in the measured run
+	Sent    int64   `json:"sent"`    // sent, however late
+	Late    int64   `json:"late"`    // waited 1 ms or more in the backlog: no worker was free
+	Dropped int64   `json:"dropped"` // never sent: due while the backlog was full
+	Unsent  int64   `json:"unsent"`  // never sent: still waiting when the run ended
+	// StartDelayUs is the wait from due to sent, part of every latency.
+	StartDelayUs Latency `json:"startDelayUs"`
+}
+
 // RouteReport is the latency of requests that took one route.
 type RouteReport struct {
 	Count     int64   `json:"count"`
@@ -136,7 +153,8 @@ type RouteReport struct {
 }
 
 // Latency holds percentiles of successful requests in microseconds, from
-// sending the request to reading the last byte of the response.
+// sending the request (in an open loop: from when it was due) to reading the
+// last byte of the response.
 type Latency struct {
 	Min  int64   `json:"min"`
 	Mean float64 `json:"mean"`
@@ -165,7 +183,7 @@ func buildReport(cfg *config, res result) *Report {
 	rep := &Report{
 		Config: ReportConfig{Addrs: cfg.addrs, Sessions: cfg.sessions, Prefix: cfg.prefix, Concurrency: cfg.concurrency,
 			Duration: cfg.duration.String(), Warmup: cfg.warmup.String(), Requests: cfg.requests, Mix: cfg.mix.String(),
-			MessageBytes: cfg.messageBytes, Consistency: cfg.consistency, Timeout: cfg.timeout.String()},
+			MessageBytes: cfg.messageBytes, Consistency: cfg.consistency, Timeout: cfg.timeout.String(), Rate: cfg.rate},
 		ElapsedSeconds: secs,
 		Interrupted:    res.interrupted,
 		Operations:     map[string]OpReport{},
@@ -177,6 +195,11 @@ func buildReport(cfg *config, res result) *Report {
 		}
 	}
 	rep.Total = opReport(all, false)
+	if o := res.open; o != nil {
+		rep.Config.Backlog = cfg.backlog
+		rep.OpenLoop = &OpenLoopReport{Rate: cfg.rate, Due: o.due, Sent: all.count, Late: o.late,
+			Dropped: o.dropped, Unsent: o.unsent, StartDelayUs: latencyOf(o.startDelay)}
+	}
 	rep.Routing = map[string]RouteReport{
 		"local":     {Count: int64(all.local.Count()), LatencyUs: latencyOf(all.local)},
 		"forwarded": {Count: int64(all.forwarded.Count()), LatencyUs: latencyOf(all.forwarded)},
@@ -223,8 +246,17 @@ func writeText(w io.Writer, rep *Report) error {
 		b.WriteString("  interrupted: the report covers the run up to the signal\n")
 	}
 	t := rep.Total
-	fmt.Fprintf(&b, "\nthroughput: %.1f ops/s (%.1f ok/s); %d requests, %d ok, %d ok-empty reads, %d errors (%.3f%%)\n\n",
+	fmt.Fprintf(&b, "\nthroughput: %.1f ops/s (%.1f ok/s); %d requests, %d ok, %d ok-empty reads, %d errors (%.3f%%)\n",
 		t.OpsPerSec, t.OKPerSec, t.Count, t.OK, t.OKEmpty, t.Errors, pct(t.Errors, t.Count))
+	since := "request sent"
+	if o := rep.OpenLoop; o != nil {
+		since = "request due"
+		d := o.StartDelayUs
+		fmt.Fprintf(&b, "open loop at %g requests/s: %d due, %d sent (%d waited 1 ms or more for a worker), %d dropped (backlog of %d full), %d unsent at the end\n",
+			o.Rate, o.Due, o.Sent, o.Late, o.Dropped, c.Backlog, o.Unsent)
+		fmt.Fprintf(&b, "  wait from due to sent: p50 %s ms  p99 %s ms  max %s ms\n", ms(d.P50), ms(d.P99), ms(d.Max))
+	}
+	b.WriteString("\n")
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op     \trequests\tops/s\terrors\tok-empty\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
@@ -242,7 +274,7 @@ func writeText(w io.Writer, rep *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	b.WriteString("latency: successful requests (2xx and ok-empty 404 reads), request sent to body read, within 0.2%\n")
+	fmt.Fprintf(&b, "latency: successful requests (2xx and ok-empty 404 reads), %s to body read, within 0.2%%\n", since)
 	for _, route := range []string{"local", "forwarded"} {
 		rr := rep.Routing[route]
 		fmt.Fprintf(&b, "  %-9s %8d requests  p50 %s ms  p90 %s ms  p99 %s ms\n", route, rr.Count,

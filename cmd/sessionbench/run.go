@@ -20,6 +20,7 @@ import (
 type result struct {
 	elapsed     time.Duration // from the end of the warmup to the last response
 	ops         [numOps]*opStats
+	open        *openLoopStats // nil in a closed loop
 	interrupted bool
 }
 
@@ -33,6 +34,10 @@ type worker struct {
 	stats [numOps]*opStats
 	// done and failed feed the progress lines while the run goes on.
 	done, failed atomic.Int64
+	// Open loop only: measured slots that waited for a free worker or were
+	// never sent, and the wait from each slot's due time to its send.
+	late, unsent int64
+	startDelay   *Histogram
 }
 
 // newClient sizes one shared client for the run: enough idle keep-alive
@@ -60,7 +65,9 @@ func newClient(cfg *config) *http.Client {
 // run drives the workload until the duration is over, the request cap is
 // reached or SIGINT/SIGTERM arrives (a second signal kills the process).
 // In-flight requests are allowed to finish, bounded by --timeout, so the end
-// of the run does not show up as a burst of cancelled requests.
+// of the run does not show up as a burst of cancelled requests. In a closed
+// loop each worker sends its next request as soon as the last is answered;
+// with --rate the workers send what the schedule releases (see openloop.go).
 func run(cfg *config, stderr io.Writer) result {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -83,7 +90,7 @@ func run(cfg *config, stderr io.Writer) result {
 	// their counters.
 	workers := make([]*worker, cfg.concurrency)
 	for i := range workers {
-		workers[i] = &worker{id: i, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(i)))}
+		workers[i] = &worker{id: i, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(i))), startDelay: NewHistogram()}
 		for op := range workers[i].stats {
 			workers[i].stats[op] = newOpStats()
 		}
@@ -96,7 +103,16 @@ func run(cfg *config, stderr io.Writer) result {
 	}()
 
 	var wg sync.WaitGroup
+	var sched *schedule
+	if cfg.rate > 0 {
+		sched = newSchedule(cfg, start, measureStart, end)
+		wg.Go(func() { sched.run(ctx) })
+	}
 	for i, w := range workers {
+		if sched != nil {
+			wg.Go(func() { w.openLoop(ctx, cfg, client, content, sched) })
+			continue
+		}
 		wg.Go(func() {
 			for n := i; ; n++ { // n: round-robin position, offset per worker
 				now := time.Now()
@@ -107,7 +123,7 @@ func run(cfg *config, stderr io.Writer) result {
 				if measured && cfg.requests > 0 && issued.Add(1) > cfg.requests {
 					return
 				}
-				w.one(cfg, client, cfg.addrs[n%len(cfg.addrs)], content, measured)
+				w.one(cfg, client, cfg.addrs[n%len(cfg.addrs)], content, measured, time.Time{})
 			}
 		})
 	}
@@ -118,6 +134,9 @@ func run(cfg *config, stderr io.Writer) result {
 	<-progressDone
 
 	res := result{interrupted: ctx.Err() != nil}
+	if sched != nil {
+		res.open = collectOpenLoop(sched, workers)
+	}
 	if finished.After(measureStart) {
 		res.elapsed = finished.Sub(measureStart)
 	}
@@ -134,21 +153,25 @@ func run(cfg *config, stderr io.Writer) result {
 // messages differ without generating random text per request.
 const contentSlack = 64
 
-// one sends one request of a randomly picked op to a random session.
-func (w *worker) one(cfg *config, client *http.Client, base, content string, measured bool) {
+// one sends one request of a randomly picked op to a random session. Its
+// latency runs from due, the slot's due time in an open loop, or from the
+// send when due is zero.
+func (w *worker) one(cfg *config, client *http.Client, base, content string, measured bool, due time.Time) {
 	op := cfg.mix.pick(w.rng.IntN(cfg.mix.total))
 	session := w.rng.IntN(cfg.sessions)
 	w.seq++
 	off := int(w.seq % contentSlack)
 	req, err := buildRequest(context.Background(), cfg, op, base, session, w.id, w.seq, content[off:off+cfg.messageBytes])
 	var o outcome
-	t0 := time.Now()
+	if due.IsZero() {
+		due = time.Now()
+	}
 	if err != nil {
 		o = outcome{transport: "request_build"}
 	} else {
 		o = execute(client, req)
 	}
-	lat := time.Since(t0)
+	lat := time.Since(due)
 	w.done.Add(1)
 	ok := o.ok(op)
 	if !ok {
