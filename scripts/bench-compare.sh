@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# Run the same workloads against a 3-member etcd and a 3-node sessiond on this
+# machine, one after the other, and print them side by side:
+#
+#   durable writes    64 clients, 256-byte values: etcd `benchmark put` vs
+#                     sessionbench --mix append=100
+#   serial writes     one client, one request at a time, same sizes
+#   linearizable      64 clients reading one small record: etcd `benchmark
+#   reads             range` of one key (--consistency=l) vs sessionbench
+#                     --mix state=100 on one session holding a few fields
+#
+#   scripts/bench-compare.sh
+#   BENCH_SECONDS=60 SESSIOND_FLAGS="--raft-heartbeat 500ms" scripts/bench-compare.sh
+#
+# Environment:
+#   BENCH_SECONDS       measured seconds of each sessiond workload (20)
+#   BENCH_WARMUP        sessionbench warmup before each workload (2s)
+#   ETCD_REQUESTS       requests of each etcd workload (default: as many as
+#                       sessiond completed in the same workload, at least 1000)
+#   ETCD_CONNS          gRPC connections of the 64-client etcd runs (16)
+#   ETCD_BENCH_VERSION  etcd module version the benchmark tool is built from (v3.6.8)
+#   SESSIOND_SHARDS     shards of the sessiond cluster (16)
+#   SESSIOND_FLAGS      extra flags for every sessiond node
+#   BENCH_MAX_SECONDS   deadline of the whole script (1200)
+#   BENCH_CACHE_DIR     where the built etcd benchmark tool is kept
+#                       (~/.cache/sessiond-bench)
+#   OUT_DIR             if set, raw outputs and logs are copied there
+#
+# Everything listens on 127.0.0.1: sessiond on HTTP 18081-18083, raft
+# 17001-17003, gossip 17947-17949; etcd on 12379/12380, 13379/13380,
+# 14379/14380. Only one of the two clusters runs at a time. etcd comes from
+# the Debian package etcd-server (installed with apt-get when missing); the
+# etcd `benchmark` tool is built once from the etcd Go module. Every process
+# the script starts is stopped by its PID on exit, error or deadline, and its
+# data directories, in one temporary directory, are removed.
+set -euo pipefail
+
+if [ -z "${BENCH_COMPARE_DEADLINE:-}" ]; then
+  export BENCH_COMPARE_DEADLINE=1
+  exec timeout -k 30 "${BENCH_MAX_SECONDS:-1200}" bash "$0" "$@"
+fi
+cd "$(dirname "$0")/.."
+
+secs=${BENCH_SECONDS:-20}
+warmup=${BENCH_WARMUP:-2s}
+etcd_requests=${ETCD_REQUESTS:-}
+etcd_conns=${ETCD_CONNS:-16}
+etcd_version=${ETCD_BENCH_VERSION:-v3.6.8}
+shards=${SESSIOND_SHARDS:-16}
+cache=${BENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sessiond-bench}
+clients=64
+value_bytes=256
+sessions=1000
+
+tmp=$(mktemp -d -t sessiond-bench-compare.XXXXXX)
+bin=$tmp/bin
+res=$tmp/results
+logs=$tmp/logs
+mkdir -p "$bin" "$res" "$logs"
+
+say() { printf '%s\n' "$*"; }
+hdr() { printf '\n== %s\n' "$*"; }
+
+# ------------------------------------------------------------ processes
+pids=()  # servers started by this script
+cur=""   # the measuring step running now
+
+alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+
+# stop_pid PID: TERM, then KILL after 15 s.
+stop_pid() {
+  local pid=$1 i
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 150); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# stop_servers: TERM every server started, KILL those still there after 15 s.
+stop_servers() {
+  local pid i
+  for pid in "${pids[@]}"; do if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi; done
+  for i in $(seq 150); do
+    for pid in "${pids[@]}"; do if alive "$pid"; then continue 2; fi; done
+    break
+  done
+  for pid in "${pids[@]}"; do stop_pid "$pid"; done
+  pids=()
+}
+
+cleanup() {
+  local rc=$?
+  trap '' TERM INT
+  if [ -n "$cur" ]; then stop_pid "$cur"; fi
+  stop_servers
+  if [ "$rc" -ne 0 ]; then
+    say "bench-compare: failed (exit $rc); last log lines:" >&2
+    tail -n 5 "$logs"/*.log >&2 2>/dev/null || true
+  fi
+  if [ -n "${OUT_DIR:-}" ]; then
+    mkdir -p "$OUT_DIR" && cp -r "$res" "$logs" "$OUT_DIR"/ && say "raw outputs and logs in $OUT_DIR"
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'say "bench-compare: interrupted or past BENCH_MAX_SECONDS" >&2; exit 143' TERM INT
+
+# start NAME CMD...: start a server in the background, log in $logs/NAME.log.
+start() {
+  local name=$1; shift
+  "$@" >"$logs/$name.log" 2>&1 &
+  pids+=("$!")
+  say "started $name (pid $!)"
+}
+
+# step SECS OUT ERR CMD...: run one step under `timeout`, appending its
+# stdout to OUT and its stderr to ERR ("-": this script's own), in the
+# background so that a signal to this script is handled at once and the step
+# stopped by PID. (Redirecting the call instead would also redirect what the
+# signal trap prints.)
+step() {
+  local secs=$1 out=$2 err=$3 rc=0; shift 3
+  [ "$out" != - ] || out=/dev/stdout
+  [ "$err" != - ] || err=/dev/stderr
+  timeout "$secs" "$@" >>"$out" 2>>"$err" &
+  cur=$!
+  wait "$cur" || rc=$?
+  cur=""
+  return "$rc"
+}
+
+# wait_for SECS CMD...: retry CMD every 0.2 s until it succeeds.
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.2
+  done
+}
+
+ports_free() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      say "port $p is in use; stop what listens there first" >&2
+      exit 2
+    fi
+  done
+}
+
+# ------------------------------------------------------------ tools
+ensure_etcd() {
+  command -v etcd >/dev/null && return
+  say "installing etcd-server"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  step 300 - - $sudo apt-get update -qq
+  step 300 "$logs/apt.log" "$logs/apt.log" $sudo env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends etcd-server || { tail -5 "$logs/apt.log"; exit 1; }
+  command -v etcd >/dev/null || { say "etcd-server installed no etcd command" >&2; exit 1; }
+}
+
+# The etcd benchmark tool lives in the go.etcd.io/etcd/v3 module, whose
+# go.mod replaces its sibling modules (api, client, server, …) with relative
+# paths that the module download does not contain, so `go install` refuses
+# it. Build it from a copy of the module with those replaces dropped: the
+# siblings then come at the same version from the module proxy.
+etcd_bench=$cache/etcd-benchmark-$etcd_version
+build_etcd_benchmark() {
+  [ -x "$etcd_bench" ] && return
+  say "building etcd's benchmark tool from go.etcd.io/etcd/v3@$etcd_version (once; kept in $cache)"
+  local dir src=$tmp/etcd-src old
+  dir=$(timeout 300 go mod download -json "go.etcd.io/etcd/v3@$etcd_version" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  cp -r "$dir" "$src"
+  chmod -R u+w "$src"
+  for old in $(go -C "$src" mod edit -json | python3 -c 'import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if r["New"]["Path"].startswith("."):
+        print(r["Old"]["Path"])'); do
+    go -C "$src" mod edit -dropreplace="$old"
+  done
+  mkdir -p "$cache"
+  step 600 - "$logs/etcd-benchmark-build.log" env GOTOOLCHAIN=local GOFLAGS="-modcacherw -mod=mod" \
+    go -C "$src" build -o "$etcd_bench.tmp" ./tools/benchmark || { tail -20 "$logs/etcd-benchmark-build.log"; exit 1; }
+  mv "$etcd_bench.tmp" "$etcd_bench"
+}
+
+# ------------------------------------------------------------ sessiond
+s_http=(18081 18082 18083)
+s_raft=(17001 17002 17003)
+s_gossip=(17947 17948 17949)
+s_addrs=127.0.0.1:18081,127.0.0.1:18082,127.0.0.1:18083
+s_join=127.0.0.1:17947,127.0.0.1:17948,127.0.0.1:17949
+
+start_sessiond() {
+  local i
+  ports_free "${s_http[@]}" "${s_raft[@]}" "${s_gossip[@]}"
+  for i in 0 1 2; do
+    # shellcheck disable=SC2086 # SESSIOND_FLAGS is a list of flags
+    start "sessiond-node$((i + 1))" "$bin/sessiond" --node-id "node$((i + 1))" --data-dir "$tmp/sessiond/node$((i + 1))" \
+      --http-addr "127.0.0.1:${s_http[i]}" --raft-addr "127.0.0.1:${s_raft[i]}" \
+      --gossip-addr "127.0.0.1:${s_gossip[i]}" --join "$s_join" --bootstrap-expect 3 \
+      --shards "$shards" --drain-timeout 5s ${SESSIOND_FLAGS:-}
+  done
+  for i in 0 1 2; do
+    wait_for 90 curl -fsS -m 2 "http://127.0.0.1:${s_http[i]}/readyz" ||
+      { say "sessiond node$((i + 1)) not ready after 90 s" >&2; exit 1; }
+  done
+  # Leadership is spread over the nodes after bootstrap; measure after that.
+  wait_for 60 balanced || say "warning: shard leaders not spread evenly after 60 s; measuring anyway"
+  say "sessiond ready: $(curl -fsS -m 2 "http://127.0.0.1:${s_http[0]}/v1/cluster" |
+    python3 -c 'import json, sys; print("leaders per node", json.load(sys.stdin)["summary"]["leadersPerNode"])')"
+}
+
+balanced() {
+  curl -fsS -m 2 "http://127.0.0.1:${s_http[0]}/v1/cluster" | python3 -c 'import json, math, sys
+c = json.load(sys.stdin); per = c["summary"]["leadersPerNode"]
+ok = len(per) == 3 and sum(per.values()) == c["shardCount"] and max(per.values()) <= math.ceil(c["shardCount"] / 3)
+sys.exit(0 if ok else 1)'
+}
+
+# sessionbench NAME ARGS...: one measured sessiond workload, JSON in $res/sessiond-NAME.json.
+sessionbench() {
+  local name=$1; shift
+  say "sessionbench --addrs $s_addrs $*"
+  step $((secs + 90)) "$res/sessiond-$name.json" "$logs/sessionbench-$name.log" \
+    "$bin/sessionbench" --addrs "$s_addrs" --progress 0 --json "$@" ||
+    say "warning: sessionbench $name failed; see the table"
+}
+
+run_sessiond() {
+  hdr "sessiond: 3 nodes, $shards shards, flags: ${SESSIOND_FLAGS:-(none)}"
+  start_sessiond
+  local len=(--duration "${secs}s" --warmup "$warmup")
+  sessionbench put64 "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes"
+  sessionbench put1 "${len[@]}" --mix append=100 --concurrency 1 --sessions "$sessions" --message-bytes "$value_bytes"
+  # The read workload needs its one session to exist: one put writes its fields.
+  step 30 "$logs/sessionbench-create.log" "$logs/sessionbench-create.log" "$bin/sessionbench" --addrs "$s_addrs" \
+    --progress 0 --prefix cmp --sessions 1 --mix put=100 --concurrency 1 --duration 0 --requests 1 || true
+  if ! curl -fsS -m 5 "http://127.0.0.1:${s_http[0]}/api/chat/session/bench-cmp-0/state" >"$res/record.json"; then
+    say "warning: the session to read could not be written; its reads will find nothing"
+    echo '{"step":0}' >"$res/record.json"
+  fi
+  say "the record read: $(wc -c <"$res/record.json") bytes, $(cat "$res/record.json")"
+  sessionbench read64 "${len[@]}" --mix state=100 --concurrency "$clients" --prefix cmp --sessions 1
+  stop_servers
+}
+
+# ------------------------------------------------------------ etcd
+e_client=(12379 13379 14379)
+e_peer=(12380 13380 14380)
+e_endpoints=127.0.0.1:12379,127.0.0.1:13379,127.0.0.1:14379
+
+start_etcd() {
+  local i cluster=""
+  ports_free "${e_client[@]}" "${e_peer[@]}"
+  for i in 0 1 2; do cluster+="${cluster:+,}e$((i + 1))=http://127.0.0.1:${e_peer[i]}"; done
+  for i in 0 1 2; do
+    start "etcd-e$((i + 1))" etcd --name "e$((i + 1))" --data-dir "$tmp/etcd/e$((i + 1))" \
+      --listen-client-urls "http://127.0.0.1:${e_client[i]}" --advertise-client-urls "http://127.0.0.1:${e_client[i]}" \
+      --listen-peer-urls "http://127.0.0.1:${e_peer[i]}" --initial-advertise-peer-urls "http://127.0.0.1:${e_peer[i]}" \
+      --initial-cluster "$cluster" --initial-cluster-token bench-compare --initial-cluster-state new \
+      --logger zap --log-outputs stderr
+  done
+  for i in 0 1 2; do
+    wait_for 60 etcd_healthy "${e_client[i]}" || { say "etcd e$((i + 1)) not healthy after 60 s" >&2; exit 1; }
+  done
+  say "etcd ready"
+}
+
+etcd_healthy() { [[ $(curl -fsS -m 2 "http://127.0.0.1:$1/health") == *'"health":"true"'* ]]; }
+
+# etcd_requests_for NAME: ETCD_REQUESTS, or what sessiond completed in NAME.
+etcd_requests_for() {
+  if [ -n "$etcd_requests" ]; then echo "$etcd_requests"; return; fi
+  python3 - "$res/sessiond-$1.json" <<'PY' 2>/dev/null || echo 1000
+import json, sys
+print(max(1000, json.load(open(sys.argv[1]))["total"]["count"]))
+PY
+}
+
+# etcdbench NAME ARGS...: one etcd workload, report in $res/etcd-NAME.txt.
+etcdbench() {
+  local name=$1; shift
+  say "benchmark --precise --endpoints=$e_endpoints $*"
+  step $((secs * 4 + 120)) "$res/etcd-$name.txt" "$logs/etcd-benchmark-$name.log" \
+    "$etcd_bench" --precise --endpoints="$e_endpoints" "$@" ||
+    say "warning: etcd benchmark $name failed; see the table"
+}
+
+run_etcd() {
+  hdr "etcd: 3 members ($(etcd --version 2>/dev/null | head -1))"
+  start_etcd
+  local put=(put --key-size=16 --val-size="$value_bytes" --key-space-size="$sessions")
+  etcdbench put64 --conns="$etcd_conns" --clients="$clients" "${put[@]}" --total="$(etcd_requests_for put64)"
+  etcdbench put1 --conns=1 --clients=1 "${put[@]}" --total="$(etcd_requests_for put1)"
+  # The same bytes sessiond served as its record, under one key.
+  python3 - "$res/record.json" >"$tmp/put.json" <<'PY'
+import base64, json, sys
+value = open(sys.argv[1], "rb").read()
+print(json.dumps({"key": base64.b64encode(b"/bench/record").decode(), "value": base64.b64encode(value).decode()}))
+PY
+  local got
+  curl -fsS -m 5 -X POST "http://127.0.0.1:${e_client[0]}/v3/kv/put" -d @"$tmp/put.json" >/dev/null || true
+  got=$(curl -fsS -m 5 -X POST "http://127.0.0.1:${e_client[0]}/v3/kv/range" \
+    -d "{\"key\":\"$(printf /bench/record | base64)\"}" || true)
+  [[ $got == *'"count":"1"'* ]] || say "warning: could not write etcd's record; its reads will find nothing"
+  etcdbench read64 --conns="$etcd_conns" --clients="$clients" range /bench/record --consistency=l \
+    --total="$(etcd_requests_for read64)"
+  stop_servers
+}
+
+# ------------------------------------------------------------ table
+table() {
+  python3 - "$res" <<'PY'
+import json, os, re, sys
+res = sys.argv[1]
+rows = [("put64", "durable writes, 64 clients, 256 B"),
+        ("put1", "serial writes, 1 client, 256 B"),
+        ("read64", "linearizable reads of 1 record, 64 clients")]
+
+def sessiond(name):
+    try:
+        r = json.load(open(os.path.join(res, "sessiond-%s.json" % name)))
+    except (OSError, ValueError):
+        return None
+    t = r["total"]
+    note = []
+    if t["errors"]:
+        kinds = dict(r.get("errorCodes") or {}, **(r.get("transportErrors") or {}))
+        note.append("sessiond errors %d (%s)" % (t["errors"], ", ".join("%s %d" % kv for kv in sorted(kinds.items()))))
+    if t["okEmpty"]:
+        note.append("sessiond %d reads found no record" % t["okEmpty"])
+    return t["okPerSec"], t["latencyUs"]["p50"] / 1000, t["latencyUs"]["p99"] / 1000, note
+
+def etcd(name):
+    try:
+        text = open(os.path.join(res, "etcd-%s.txt" % name)).read()
+    except OSError:
+        return None
+    rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
+    p50 = re.search(r"\b50% in ([0-9.]+) secs", text)
+    p99 = re.search(r"\b99% in ([0-9.]+) secs", text)
+    if not (rps and p50 and p99):
+        return None
+    note = []
+    errs = sum(int(n) for n in re.findall(r"^\s*\[(\d+)\]", text.split("Error distribution:")[-1], re.M)) \
+        if "Error distribution:" in text else 0
+    if errs:
+        note.append("etcd errors %d" % errs)
+    return float(rps.group(1)), float(p50.group(1)) * 1000, float(p99.group(1)) * 1000, note
+
+head = ("workload", "etcd ops/s", "p50 ms", "p99 ms", "sessiond ops/s", "p50 ms", "p99 ms", "sessiond/etcd")
+fmt = "%-44s %11s %8s %8s %15s %8s %8s %14s"
+print(fmt % head)
+notes = []
+for name, label in rows:
+    e, s = etcd(name), sessiond(name)
+    cells = []
+    for m in (e, s):
+        cells += ["%.0f" % m[0], "%.2f" % m[1], "%.2f" % m[2]] if m else ["FAILED", "-", "-"]
+    ratio = "%.2f" % (s[0] / e[0]) if e and s and e[0] > 0 else "-"
+    print(fmt % tuple([label] + cells + [ratio]))
+    for m in (e, s):
+        if m and m[3]:
+            notes.append("%s: %s" % (label, "; ".join(m[3])))
+for n in notes:
+    print("note: " + n)
+PY
+}
+
+# ------------------------------------------------------------ main
+t0=$SECONDS
+say "bench-compare: $(nproc) CPUs, $(go version | awk '{print $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "each sessiond workload ${secs}s after ${warmup} warmup; etcd: ${etcd_requests:-as many requests as sessiond completed}"
+ensure_etcd
+build_etcd_benchmark
+say "building sessiond and sessionbench"
+step 300 - - go build -o "$bin/sessiond" ./cmd/sessiond
+step 300 - - go build -o "$bin/sessionbench" ./cmd/sessionbench
+
+run_sessiond
+run_etcd
+
+hdr "results (ops/s: successful requests per second; latency of successful requests)"
+table
+say ""
+say "etcd $(etcd --version 2>/dev/null | awk '/etcd Version/{print $3}'), benchmark tool from etcd $etcd_version, --conns=$etcd_conns for 64 clients"
+say "sessiond $shards shards, flags: ${SESSIOND_FLAGS:-(none)}; load average at the end $(cut -d' ' -f1-3 /proc/loadavg); $((SECONDS - t0)) s"
