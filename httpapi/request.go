@@ -32,8 +32,20 @@ func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set("X-Sessiond-Shard", strconv.FormatUint(uint64(sh), 10))
 		c.Set("sessionID", id)
 		c.Set("shard", sh)
-		servesLocally := readsStale(c) || c.Path() == "/v1/sessions/:id/owner"
-		return s.routeToLeader(c, sh, servesLocally, next)
+		owner := c.Path() == "/v1/sessions/:id/owner"
+		local := next
+		if !owner {
+			// Shed before the body is read when this node would refuse
+			// the operation anyway; only a node that serves the request
+			// looks at its own bounds, never one that forwards it.
+			local = func(c echo.Context) error {
+				if err := s.inflight.check(sh); err != nil {
+					return err
+				}
+				return next(c)
+			}
+		}
+		return s.routeToLeader(c, sh, readsStale(c) || owner, local)
 	}
 }
 

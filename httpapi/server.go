@@ -50,20 +50,30 @@ type Config struct {
 	// OnDrain is called when this node is asked to drain (it should drain
 	// and exit, as on SIGTERM); nil refuses drain requests for this node.
 	OnDrain func()
+	// MaxInFlightPerShard bounds the reads and writes this node runs at once
+	// on one shard, and MaxInFlight those over all its shards. A request
+	// beyond either bound is answered 503 overloaded with Retry-After at
+	// once, before it reaches raft. Only the node that serves a request
+	// counts it, not one that forwards it. Below 1 means the default
+	// (DefaultMaxInFlightPerShard, DefaultMaxInFlight).
+	MaxInFlightPerShard int
+	MaxInFlight         int
 }
 
 // DefaultConfig returns the limits of DESIGN §3.
 func DefaultConfig() Config {
-	return Config{Limits: fsm.DefaultLimits, MaxBodyBytes: 2 << 20, MaxBatch: 1000, Logger: slog.Default()}
+	return Config{Limits: fsm.DefaultLimits, MaxBodyBytes: 2 << 20, MaxBatch: 1000, Logger: slog.Default(),
+		MaxInFlightPerShard: DefaultMaxInFlightPerShard, MaxInFlight: DefaultMaxInFlight}
 }
 
 // Server is the HTTP API of one node.
 type Server struct {
-	store   Store
-	cfg     Config
-	logger  *slog.Logger
-	echo    *echo.Echo
-	forward *forwarder
+	store    Store
+	cfg      Config
+	logger   *slog.Logger
+	echo     *echo.Echo
+	forward  *forwarder
+	inflight *inflight
 }
 
 // New builds the API over store.
@@ -71,7 +81,8 @@ func New(store Store, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID())}
+	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID()),
+		inflight: newInflight(store.ShardCount(), cfg.MaxInFlightPerShard, cfg.MaxInFlight)}
 	e := s.echo
 	e.HideBanner = true
 	e.HidePort = true

@@ -17,7 +17,7 @@ func (s *Server) apply(c echo.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	id, sh := scope(c)
 	cmd.Session = id
 	cmd.At = time.Now().UnixMilli()
-	res, err := s.store.Apply(c.Request().Context(), sh, cmd)
+	res, err := s.boundedApply(c.Request().Context(), sh, cmd)
 	if err != nil {
 		return nil, s.forwardIfMoved(c, sh, err)
 	}
@@ -39,7 +39,7 @@ func (s *Server) load(c echo.Context) (*fsm.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, err := s.store.Read(c.Request().Context(), sh, level)
+	state, err := s.boundedRead(c.Request().Context(), sh, level)
 	if err != nil {
 		return nil, s.forwardIfMoved(c, sh, err)
 	}
