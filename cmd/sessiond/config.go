@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond/httpapi"
 )
 
 // config is the server's configuration. Every flag --some-name can also be
@@ -31,8 +33,12 @@ type config struct {
 	DrainTimeout      time.Duration
 	DeadNodeGrace     time.Duration
 	MaxMoves          int
-	LogLevel          string
-	LogFormat         string
+	// MaxInFlightPerShard and MaxInFlight bound the reads and writes this
+	// node serves at once, per shard and in all; see httpapi.Config.
+	MaxInFlightPerShard int
+	MaxInFlight         int
+	LogLevel            string
+	LogFormat           string
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -57,6 +63,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 2*time.Minute, "how long SIGTERM or a drain request waits for replicas to move off before exiting")
 	fs.DurationVar(&c.DeadNodeGrace, "dead-node-grace", time.Minute, "how long a dead node keeps its replicas before they are placed elsewhere")
 	fs.IntVar(&c.MaxMoves, "max-moves", 2, "replica moves one node leads, or catches up, at once")
+	fs.IntVar(&c.MaxInFlightPerShard, "max-inflight-per-shard", httpapi.DefaultMaxInFlightPerShard, "reads and writes this node serves at once on one shard; beyond it requests get 503 overloaded")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", httpapi.DefaultMaxInFlight, "reads and writes this node serves at once over all shards; beyond it requests get 503 overloaded")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	if err := applyEnv(fs, args); err != nil {
@@ -140,6 +148,9 @@ func (c *config) validate() error {
 	}
 	if c.SnapshotInterval < 100*time.Millisecond {
 		bad("--snapshot-interval must be at least 100ms")
+	}
+	if c.MaxInFlightPerShard < 1 || c.MaxInFlight < 1 {
+		bad("--max-inflight-per-shard and --max-inflight must be at least 1")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

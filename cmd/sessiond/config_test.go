@@ -38,7 +38,7 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 	want := &config{NodeID: host, DataDir: "./data", HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:7000",
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
 		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
-		DeadNodeGrace: time.Minute, MaxMoves: 2, LogLevel: "info", LogFormat: "text"}
+		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, LogLevel: "info", LogFormat: "text"}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
 	}
@@ -55,11 +55,14 @@ func TestConfigFlags(t *testing.T) {
 		"--raft-addr", "10.0.0.7:7001", "--gossip-addr", "10.0.0.7:7947", "--join", " a:1, b:2 ,,",
 		"--bootstrap-expect", "3", "--shards", "1024", "--replicas", "5", "--session-ttl", "24h",
 		"--raft-heartbeat", "500ms", "--snapshot-threshold", "16", "--snapshot-interval", "2s", "--drain-timeout", "0s", "--dead-node-grace", "5m",
-		"--max-moves", "4", "--log-level", "debug", "-log-format", "json")
+		"--max-moves", "4", "--max-inflight-per-shard", "64", "--max-inflight", "2048",
+		"--log-level", "debug", "-log-format", "json")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
-		SnapshotInterval: 2 * time.Second, DeadNodeGrace: 5 * time.Minute, MaxMoves: 4, LogLevel: "debug", LogFormat: "json"}
+		SnapshotInterval: 2 * time.Second, DeadNodeGrace: 5 * time.Minute, MaxMoves: 4,
+		MaxInFlightPerShard: 64, MaxInFlight: 2048,
+		LogLevel: "debug", LogFormat: "json"}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
 	}
@@ -124,6 +127,8 @@ func TestConfigRefusesInvalidSettings(t *testing.T) {
 		{[]string{"--drain-timeout", "-1s"}, "--drain-timeout"},
 		{[]string{"--dead-node-grace", "-1m"}, "--dead-node-grace"},
 		{[]string{"--max-moves", "0"}, "--max-moves"},
+		{[]string{"--max-inflight-per-shard", "0"}, "--max-inflight-per-shard and --max-inflight must be at least 1"},
+		{[]string{"--max-inflight", "-1"}, "--max-inflight-per-shard and --max-inflight must be at least 1"},
 		{[]string{"--log-level", "verbose"}, "--log-level"},
 		{[]string{"--log-level", "INFO"}, "--log-level"},
 		{[]string{"--log-format", "yaml"}, "--log-format"},

@@ -111,6 +111,8 @@ func run(cfg *config) error {
 	apiCfg.Version = version
 	apiCfg.Cluster = node
 	apiCfg.Replicas = node
+	apiCfg.MaxInFlightPerShard = cfg.MaxInFlightPerShard
+	apiCfg.MaxInFlight = cfg.MaxInFlight
 	drainRequested := make(chan struct{}, 1)
 	apiCfg.OnDrain = func() {
 		select {
@@ -131,7 +133,8 @@ func run(cfg *config) error {
 	go func() { serveErr <- srv.Serve(httpLn) }()
 	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
 		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
-		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect)
+		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect,
+		"max_inflight_per_shard", cfg.MaxInFlightPerShard, "max_inflight", cfg.MaxInFlight)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
