@@ -37,8 +37,13 @@ type config struct {
 	// node serves at once, per shard and in all; see httpapi.Config.
 	MaxInFlightPerShard int
 	MaxInFlight         int
-	LogLevel            string
-	LogFormat           string
+	// PprofAddr serves net/http/pprof on a listener of its own when set.
+	// Profiles and heap dumps expose memory contents (session data), so a
+	// non-loopback address needs PprofAllowRemote.
+	PprofAddr        string
+	PprofAllowRemote bool
+	LogLevel         string
+	LogFormat        string
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -65,6 +70,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.MaxMoves, "max-moves", 2, "replica moves one node leads, or catches up, at once")
 	fs.IntVar(&c.MaxInFlightPerShard, "max-inflight-per-shard", httpapi.DefaultMaxInFlightPerShard, "reads and writes this node serves at once on one shard; beyond it requests get 503 overloaded")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", httpapi.DefaultMaxInFlight, "reads and writes this node serves at once over all shards; beyond it requests get 503 overloaded")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (off when empty; loopback only unless --pprof-allow-remote)")
+	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address (profiles expose memory contents)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	if err := applyEnv(fs, args); err != nil {
@@ -152,6 +159,11 @@ func (c *config) validate() error {
 	if c.MaxInFlightPerShard < 1 || c.MaxInFlight < 1 {
 		bad("--max-inflight-per-shard and --max-inflight must be at least 1")
 	}
+	if c.PprofAddr != "" {
+		if err := c.checkPprofAddr(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -174,6 +186,28 @@ func (c *config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkPprofAddr refuses a --pprof-addr that is not host:port, that shares
+// the API's address, or that other hosts could reach without
+// --pprof-allow-remote: a heap profile holds whatever was in memory,
+// session contents included. Only literal loopback addresses and
+// "localhost" count as loopback; any other name could resolve to an
+// interface other hosts reach.
+func (c *config) checkPprofAddr() error {
+	host, port, err := net.SplitHostPort(c.PprofAddr)
+	if err != nil || port == "" {
+		return fmt.Errorf("--pprof-addr %q must be host:port", c.PprofAddr)
+	}
+	if c.PprofAddr == c.HTTPAddr {
+		return fmt.Errorf("--pprof-addr must not be the API's --http-addr")
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && !c.PprofAllowRemote {
+		return fmt.Errorf("--pprof-addr %q is not a loopback address; profiles expose memory contents, so add --pprof-allow-remote to serve them there", c.PprofAddr)
+	}
+	return nil
 }
 
 // advertise is the address other nodes use for the listener named by flag:

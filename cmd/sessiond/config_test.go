@@ -56,12 +56,12 @@ func TestConfigFlags(t *testing.T) {
 		"--bootstrap-expect", "3", "--shards", "1024", "--replicas", "5", "--session-ttl", "24h",
 		"--raft-heartbeat", "500ms", "--snapshot-threshold", "16", "--snapshot-interval", "2s", "--drain-timeout", "0s", "--dead-node-grace", "5m",
 		"--max-moves", "4", "--max-inflight-per-shard", "64", "--max-inflight", "2048",
-		"--log-level", "debug", "-log-format", "json")
+		"--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
 		SnapshotInterval: 2 * time.Second, DeadNodeGrace: 5 * time.Minute, MaxMoves: 4,
-		MaxInFlightPerShard: 64, MaxInFlight: 2048,
+		MaxInFlightPerShard: 64, MaxInFlight: 2048, PprofAddr: "10.0.0.7:6060", PprofAllowRemote: true,
 		LogLevel: "debug", LogFormat: "json"}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
@@ -129,6 +129,9 @@ func TestConfigRefusesInvalidSettings(t *testing.T) {
 		{[]string{"--max-moves", "0"}, "--max-moves"},
 		{[]string{"--max-inflight-per-shard", "0"}, "--max-inflight-per-shard and --max-inflight must be at least 1"},
 		{[]string{"--max-inflight", "-1"}, "--max-inflight-per-shard and --max-inflight must be at least 1"},
+		{[]string{"--pprof-addr", "6060"}, `--pprof-addr "6060" must be host:port`},
+		{[]string{"--pprof-addr", "127.0.0.1:"}, "--pprof-addr"},
+		{[]string{"--pprof-addr", "127.0.0.1:8080"}, "--pprof-addr must not be the API's --http-addr"},
 		{[]string{"--log-level", "verbose"}, "--log-level"},
 		{[]string{"--log-level", "INFO"}, "--log-level"},
 		{[]string{"--log-format", "yaml"}, "--log-format"},
@@ -208,5 +211,39 @@ func TestConfigHelpIsNotAnError(t *testing.T) {
 	os.Stderr = stderr
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h = %v, want flag.ErrHelp", err)
+	}
+}
+
+// TestConfigPprofIsLoopbackOnlyUnlessAllowed: pprof is off by default, any
+// loopback address is accepted, and an address other hosts could reach —
+// every interface, a LAN address, a host name — needs --pprof-allow-remote,
+// because profiles expose memory contents.
+func TestConfigPprofIsLoopbackOnlyUnlessAllowed(t *testing.T) {
+	clearEnv(t)
+	if c := mustParse(t); c.PprofAddr != "" || c.PprofAllowRemote {
+		t.Fatalf("pprof on by default: %+v", c)
+	}
+	for _, addr := range []string{"127.0.0.1:6060", "127.0.0.2:6060", "[::1]:6060", "localhost:6060", "127.0.0.1:0"} {
+		if c := mustParse(t, "--pprof-addr", addr); c.PprofAddr != addr {
+			t.Errorf("--pprof-addr %s: got %q", addr, c.PprofAddr)
+		}
+	}
+	for _, addr := range []string{":6060", "0.0.0.0:6060", "[::]:6060", "10.0.0.7:6060", "node1.internal:6060", "localhost.example.com:6060"} {
+		_, err := parseConfig([]string{"--pprof-addr", addr})
+		if err == nil || !strings.Contains(err.Error(), "--pprof-allow-remote") {
+			t.Errorf("--pprof-addr %s = %v; want a refusal naming --pprof-allow-remote", addr, err)
+		}
+		if c := mustParse(t, "--pprof-addr", addr, "--pprof-allow-remote"); c.PprofAddr != addr || !c.PprofAllowRemote {
+			t.Errorf("--pprof-addr %s --pprof-allow-remote: %+v", addr, c)
+		}
+	}
+	// The opt-in comes from the environment like every flag.
+	t.Setenv("SESSIOND_PPROF_ADDR", "0.0.0.0:6060")
+	if _, err := parseConfig(nil); err == nil {
+		t.Fatal("SESSIOND_PPROF_ADDR=0.0.0.0:6060 accepted without the opt-in")
+	}
+	t.Setenv("SESSIOND_PPROF_ALLOW_REMOTE", "true")
+	if c := mustParse(t); c.PprofAddr != "0.0.0.0:6060" || !c.PprofAllowRemote {
+		t.Fatalf("environment: %+v", c)
 	}
 }

@@ -83,6 +83,17 @@ func run(cfg *config) error {
 		raftLn.Close()
 		return fmt.Errorf("http listener: %w", err)
 	}
+	if cfg.PprofAddr != "" {
+		pprofLn, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			httpLn.Close()
+			raftLn.Close()
+			return fmt.Errorf("pprof listener: %w", err)
+		}
+		pprofSrv := servePprof(pprofLn, logger)
+		defer pprofSrv.Close() // profiles in progress are cut short at exit
+		logger.Info("serving pprof", "addr", pprofLn.Addr().String(), "remote_allowed", cfg.PprofAllowRemote)
+	}
 
 	timing := shard.DefaultTiming
 	timing.Heartbeat = cfg.RaftHeartbeat
