@@ -104,8 +104,10 @@ func TestSIGKILLDuringConcurrentAppendsKeepsEveryAcknowledgedOne(t *testing.T) {
 	for total.Load() < 300 && !t.Failed() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	err := p.cmd.Process.Signal(syscall.SIGKILL)
+	// killed is closed first: a writer can see its connection reset
+	// before Signal returns.
 	close(killed)
+	err := p.cmd.Process.Signal(syscall.SIGKILL)
 	if err != nil {
 		t.Fatal(err)
 	}
