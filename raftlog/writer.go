@@ -1,0 +1,280 @@
+package raftlog
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/hashicorp/raft"
+)
+
+// run is the writer goroutine: it takes every request waiting, commits them
+// as one batch and answers them all with the batch's outcome.
+func (l *Log) run() {
+	defer close(l.stopped)
+	for {
+		var first *request
+		select {
+		case first = <-l.reqs:
+		case <-l.quit:
+			l.failQueued()
+			return
+		}
+		batch := append(l.batch[:0], first)
+		size := first.size()
+	drain:
+		for size < maxBatchBytes {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+				size += r.size()
+			default:
+				break drain
+			}
+		}
+		err := l.commit(batch)
+		if err != nil {
+			l.compactAnyway(batch)
+		}
+		for i, r := range batch {
+			if err != nil && r.kind == kindDeleteRange && r.prefix {
+				r.done <- nil
+			} else {
+				r.done <- err
+			}
+			batch[i] = nil
+		}
+		l.batch = batch[:0]
+		l.reclaim()
+	}
+}
+
+// compactAnyway applies the prefix deletions of a batch that could not be
+// written. A lost compaction record is harmless: after a restart the shard
+// merely has more old entries below its snapshot, or, if their segments
+// were deleted meanwhile, starts at the first one that is left. Doing it
+// lets a full disk free itself: compaction deletes segments, and the
+// compaction could not be recorded because the disk is full.
+func (l *Log) compactAnyway(batch []*request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range batch {
+		if st := l.shards[r.shard]; st != nil && r.kind == kindDeleteRange && r.prefix {
+			st.deleteRange(r.min, r.max)
+		}
+	}
+}
+
+func (l *Log) failQueued() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// commit writes the batch to the newest segment, starting a new one first
+// when it is full, makes it durable with one fdatasync and only then
+// updates the index. On error nothing of the batch is visible and the
+// segment is cut back to where it was, so a later batch can succeed (for
+// example once a full disk has room again).
+func (l *Log) commit(batch []*request) error {
+	seg := l.segs[len(l.segs)-1]
+	size := 0
+	for _, r := range batch {
+		size += r.size()
+	}
+	if seg.size > 0 && seg.size+int64(size) > l.opts.SegmentSize {
+		next, err := openSegment(l.dir, seg.seq+1, true)
+		if err != nil {
+			return fmt.Errorf("raftlog: start a new segment: %w", err)
+		}
+		l.mu.Lock()
+		l.segs = append(l.segs, next)
+		l.mu.Unlock()
+		seg = next
+	}
+	buf := l.buf[:0]
+	if seg.size == 0 && len(l.segs) > 1 {
+		buf = l.appendStableValues(buf)
+	}
+	for _, r := range batch {
+		buf = l.encode(buf, r)
+	}
+	l.buf = buf
+	if err := l.write(seg, buf); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	for _, r := range batch {
+		l.apply(seg, r)
+	}
+	seg.size += int64(len(buf))
+	l.mu.Unlock()
+	l.stats.batches.Add(1)
+	l.stats.requests.Add(uint64(len(batch)))
+	l.stats.bytes.Add(uint64(len(buf)))
+	return nil
+}
+
+func (l *Log) write(seg *segment, buf []byte) error {
+	_, err := seg.f.WriteAt(buf, seg.size)
+	if err == nil {
+		err = fdatasync(seg.f)
+	}
+	if err != nil {
+		// Leave no partial batch behind: replay would accept a prefix
+		// of it, and the next batch must start where this one did.
+		if terr := seg.f.Truncate(seg.size); terr != nil {
+			l.logger.Error("raft log: cannot cut back a failed write", "segment", seg.path, "error", terr)
+		}
+		return fmt.Errorf("raftlog: write: %w", err)
+	}
+	return nil
+}
+
+// appendStableValues writes every shard's stable store at the start of a
+// segment, so that deleting the segments before it loses none of them.
+func (l *Log) appendStableValues(buf []byte) []byte {
+	ids := make([]uint32, 0, len(l.shards))
+	for id := range l.shards {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		st := l.shards[id]
+		keys := make([]string, 0, len(st.stable))
+		for k := range st.stable {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			buf = appendStable(buf, id, []byte(k), st.stable[k])
+		}
+	}
+	return buf
+}
+
+func (l *Log) encode(buf []byte, r *request) []byte {
+	switch r.kind {
+	case kindEntry, kindMoved:
+		r.offs = r.offs[:0]
+		for _, e := range r.logs {
+			r.offs = append(r.offs, int64(len(buf)))
+			buf = appendEntry(buf, r.kind, r.shard, e)
+		}
+		if r.kind == kindMoved {
+			buf = appendEmpty(buf, kindMovedEnd, r.shard)
+		}
+	case kindDeleteRange:
+		buf = appendDeleteRange(buf, r.shard, r.min, r.max)
+	case kindStable:
+		buf = appendStable(buf, r.shard, r.key, r.val)
+	case kindDrop:
+		buf = appendEmpty(buf, kindDrop, r.shard)
+	}
+	return buf
+}
+
+// apply updates the index for a written request. Caller holds mu.
+func (l *Log) apply(seg *segment, r *request) {
+	if r.kind == kindDrop {
+		delete(l.shards, r.shard)
+		return
+	}
+	st := l.shards[r.shard]
+	if st == nil {
+		st = newShardState()
+		l.shards[r.shard] = st
+	}
+	switch r.kind {
+	case kindMoved:
+		st.reset()
+		fallthrough
+	case kindEntry:
+		for i, e := range r.logs {
+			st.store(e.Index, location{seg: seg, off: seg.size + r.offs[i], n: int32(entrySize(e))})
+		}
+	case kindDeleteRange:
+		st.deleteRange(r.min, r.max)
+	case kindStable:
+		st.stable[string(r.key)] = append([]byte(nil), r.val...)
+	}
+}
+
+// reclaim deletes the oldest segments while no shard has a live entry in
+// them, and when too many remain, rewrites the live entries of the shards
+// holding the oldest one so it can go at the next pass.
+func (l *Log) reclaim() {
+	active := l.segs[len(l.segs)-1]
+	oldestLive := active.seq
+	for _, st := range l.shards {
+		if !st.empty() && st.locs[0].seg.seq < oldestLive {
+			oldestLive = st.locs[0].seg.seq
+		}
+	}
+	var dead []*segment
+	l.mu.Lock()
+	for len(l.segs) > 1 && l.segs[0].seq < oldestLive {
+		dead = append(dead, l.segs[0])
+		l.segs = l.segs[1:]
+	}
+	l.mu.Unlock()
+	for _, s := range dead {
+		s.f.Close()
+		if err := os.Remove(s.path); err != nil {
+			l.logger.Error("raft log: cannot delete an old segment", "segment", s.path, "error", err)
+		}
+	}
+	if len(dead) > 0 {
+		if err := syncDir(l.dir); err != nil {
+			l.logger.Error("raft log: cannot sync the log directory", "error", err)
+		}
+	}
+	if len(l.segs) <= l.opts.MaxSegments {
+		return
+	}
+	oldest := l.segs[0]
+	for id, st := range l.shards {
+		if st.empty() || st.locs[0].seg != oldest {
+			continue
+		}
+		if err := l.rewrite(id, st); err != nil {
+			l.logger.Error("raft log: cannot rewrite a shard's entries", "shard", id, "error", err)
+			return
+		}
+	}
+}
+
+// rewrite copies the live entries of one shard into the newest segment.
+func (l *Log) rewrite(id uint32, st *shardState) error {
+	logs := make([]*raft.Log, 0, len(st.locs))
+	for idx := st.first; idx <= st.last; idx++ {
+		e := new(raft.Log)
+		if err := l.read(st.locs[idx-st.first], e); err != nil {
+			return err
+		}
+		logs = append(logs, e)
+	}
+	l.logger.Info("raft log: rewriting a shard's entries to free an old segment",
+		"shard", id, "entries", len(logs), "segment", l.segs[0].path)
+	// One batch, so the moved entries land in one segment, in one write.
+	return l.commit([]*request{{shard: id, kind: kindMoved, logs: logs}})
+}
+
+// read decodes the entry at loc. The caller holds mu (for reading) or is
+// the writer, so the segment cannot be closed underneath it.
+func (l *Log) read(loc location, out *raft.Log) error {
+	buf := make([]byte, loc.n)
+	if _, err := loc.seg.f.ReadAt(buf, loc.off); err != nil {
+		return fmt.Errorf("raftlog: read %s at %d: %w", loc.seg.path, loc.off, err)
+	}
+	r, err := parseRecord(buf)
+	if err != nil || (r.kind != kindEntry && r.kind != kindMoved) {
+		return fmt.Errorf("raftlog: %s at %d: %w", loc.seg.path, loc.off, errCorrupt)
+	}
+	return decodeEntry(r.payload, out)
+}
