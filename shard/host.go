@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/raftlog"
 )
 
 // HostConfig configures all replicas of one node.
@@ -28,6 +29,9 @@ type HostConfig struct {
 	Timing     Timing
 	Snapshots  Snapshots
 	Logger     *slog.Logger
+	// LogStore is LogStoreShared or LogStorePerShard; empty keeps what the
+	// data directory already uses (shared for a new one).
+	LogStore string
 
 	// AddressOf and OnLeadership are passed to every replica; see Config.
 	AddressOf    raft.ServerAddressProvider
@@ -39,6 +43,8 @@ type Host struct {
 	cfg       HostConfig
 	mux       *Mux
 	advertise raft.ServerAddress
+	logStore  string
+	sharedLog *raftlog.Log // nil with per-shard logs
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -58,10 +64,27 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft advertise address %q: %w", cfg.Advertise, err)
 	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data directory is required")
+	}
+	kind, err := chooseLogStore(cfg.LogStore, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	var shared *raftlog.Log
+	if kind == LogStoreShared {
+		shared, err = raftlog.Open(sharedLogDir(cfg.DataDir), raftlog.Options{Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("open the raft log: %w", err)
+		}
+	}
+	cfg.Logger.Info("raft log store", "kind", kind)
 	h := &Host{
 		cfg:       cfg,
 		mux:       NewMux(cfg.Listener, adv, cfg.ClusterID, cfg.Logger),
 		advertise: raft.ServerAddress(cfg.Advertise),
+		logStore:  kind,
+		sharedLog: shared,
 		shards:    map[uint32]*Shard{},
 		serveDone: make(chan struct{}),
 	}
@@ -77,6 +100,13 @@ func (h *Host) NodeID() string { return h.cfg.NodeID }
 
 // RaftAddr is the raft address this node advertises.
 func (h *Host) RaftAddr() raft.ServerAddress { return h.advertise }
+
+// LogStore is the kind of raft log store this node runs (LogStoreShared or
+// LogStorePerShard).
+func (h *Host) LogStore() string { return h.logStore }
+
+// SharedLog is the node's shared raft log, nil with per-shard logs.
+func (h *Host) SharedLog() *raftlog.Log { return h.sharedLog }
 
 // ShardCount is the fixed number of shards in the cluster.
 func (h *Host) ShardCount() int { return h.cfg.ShardCount }
@@ -105,7 +135,7 @@ func (h *Host) OpenShard(id uint32) (*Shard, error) {
 	s, err := Open(Config{
 		ShardID: id, NodeID: h.cfg.NodeID, Dir: h.shardDir(id), Layer: layer,
 		Limits: h.cfg.Limits, Timing: h.cfg.Timing, Snapshots: h.cfg.Snapshots, Logger: h.cfg.Logger,
-		AddressOf: h.cfg.AddressOf, OnLeadership: h.cfg.OnLeadership,
+		AddressOf: h.cfg.AddressOf, OnLeadership: h.cfg.OnLeadership, SharedLog: h.sharedLog,
 	})
 	if err != nil {
 		layer.Close()
@@ -196,6 +226,9 @@ func (h *Host) close() error {
 	wg.Wait()
 	errs = append(errs, h.mux.Close())
 	<-h.serveDone
+	if h.sharedLog != nil {
+		errs = append(errs, h.sharedLog.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -221,8 +254,13 @@ func (h *Host) CloseShard(id uint32, deleteData bool) error {
 			return fmt.Errorf("shard %d: %w", id, err)
 		}
 	}
-	if deleteData {
-		return os.RemoveAll(h.shardDir(id))
+	if !deleteData {
+		return nil
 	}
-	return nil
+	if h.sharedLog != nil {
+		if err := h.sharedLog.DropShard(id); err != nil {
+			return fmt.Errorf("shard %d: drop its raft log: %w", id, err)
+		}
+	}
+	return os.RemoveAll(h.shardDir(id))
 }

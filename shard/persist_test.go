@@ -15,6 +15,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/raftlog"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -98,8 +99,14 @@ func TestReopenedHostServesIdenticalState(t *testing.T) {
 // small snapshot threshold that raft takes several snapshots and compacts
 // the log, then restarts from snapshot plus log tail.
 func TestSnapshotsTruncateTheLogAndRestoreIdenticalState(t *testing.T) {
+	for _, kind := range []string{shard.LogStoreShared, shard.LogStorePerShard} {
+		t.Run(kind, func(t *testing.T) { snapshotsTruncateTheLog(t, kind) })
+	}
+}
+
+func snapshotsTruncateTheLog(t *testing.T, kind string) {
 	snaps := shard.Snapshots{Threshold: 64, Interval: 50 * time.Millisecond, TrailingLogs: 32, Retain: 2}
-	h, s := single(t, func(c *shard.HostConfig) { c.Snapshots = snaps })
+	h, s := single(t, func(c *shard.HostConfig) { c.Snapshots = snaps; c.LogStore = kind })
 
 	// Write in bursts and wait after each for raft to snapshot, so that
 	// several snapshots are taken (the threshold is checked every interval).
@@ -139,13 +146,7 @@ func TestSnapshotsTruncateTheLogAndRestoreIdenticalState(t *testing.T) {
 	if len(files) == 0 || len(files) > snaps.Retain {
 		t.Fatalf("%d snapshot dirs on disk after %d snapshots, want 1..%d", len(files), snapshotsSeen, snaps.Retain)
 	}
-	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, _ := store.FirstIndex()
-	last, _ := store.LastIndex()
-	store.Close()
+	first, last := logRange(t, h.dir, kind, 0)
 	if first <= 1 || last-first+1 > snaps.Threshold+snaps.TrailingLogs+16 {
 		t.Fatalf("log holds [%d, %d]: not truncated", first, last)
 	}
@@ -207,4 +208,29 @@ func TestReplicaFarBehindCatchesUpFromASnapshot(t *testing.T) {
 	if !ok || s.MessageCount() != 201 {
 		t.Fatalf("caught-up replica shows %v", s)
 	}
+}
+
+// logRange reads the first and last index of shard id's raft log from a
+// stopped node's data directory.
+func logRange(t *testing.T, dataDir, kind string, id uint32) (first, last uint64) {
+	t.Helper()
+	var store raft.LogStore
+	if kind == shard.LogStorePerShard {
+		bs, err := raftboltdb.NewBoltStore(filepath.Join(dataDir, "shards", fmt.Sprintf("%03d", id), "raft.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bs.Close()
+		store = bs
+	} else {
+		l, err := raftlog.Open(filepath.Join(dataDir, "raftlog"), raftlog.Options{Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		store = l.Shard(id)
+	}
+	first, _ = store.FirstIndex()
+	last, _ = store.LastIndex()
+	return first, last
 }

@@ -1,6 +1,8 @@
 // Package shard runs the raft groups of one node: each Shard is one
-// hashicorp/raft instance with its own raft-boltdb/v2 log and file snapshot
-// store, and all of a node's shards share one TCP port through the Mux. A
+// hashicorp/raft instance with a file snapshot store of its own and its
+// log in the node's shared write-ahead log (package raftlog) or, for data
+// directories made before it, in a raft-boltdb file of its own. All of a
+// node's shards share one TCP port through the Mux. A
 // Shard applies commands, answers reads at the requested consistency level
 // and reports its raft state; the Host holds all of a node's shards.
 package shard
@@ -11,16 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/raftlog"
 )
 
 // Config describes one local replica of a shard.
@@ -33,6 +33,9 @@ type Config struct {
 	Timing    Timing
 	Snapshots Snapshots
 	Logger    *slog.Logger
+	// SharedLog is the node's shared raft log; nil gives the replica a
+	// raft-boltdb file of its own in Dir.
+	SharedLog *raftlog.Log
 
 	// AddressOf resolves a peer's current raft address from its node id, so
 	// a node that comes back on another IP stays reachable without a
@@ -54,7 +57,7 @@ type Shard struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
-	logStore  *raftboltdb.BoltStore
+	logStore  replicaLog
 	snapshots *raft.FileSnapshotStore
 
 	// readyTerm is the term in which this node, as leader, has applied its
@@ -77,15 +80,14 @@ func Open(cfg Config) (*Shard, error) {
 	}
 	logger := cfg.Logger.With("shard", cfg.ShardID)
 	hl := newHCLogger(logger)
-	logStore, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(cfg.Dir, "raft.db"),
-		// A second process on the same data dir fails instead of waiting
-		// forever for bolt's file lock. Not syncing the freelist makes every
-		// commit cheaper at the price of a slower open (DESIGN §5).
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-	})
+	logStore, err := openReplicaLog(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open log store: %w", cfg.ShardID, err)
+	}
+	logCache, err := raft.NewLogCache(logCacheEntries, logStore)
+	if err != nil {
+		logStore.Close()
+		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Snapshots.Retain, hl.Named("snapshot"))
 	if err != nil {
@@ -108,7 +110,7 @@ func Open(cfg Config) (*Shard, error) {
 	rc.Logger = hl
 	leaderCh := make(chan bool, 8)
 	rc.NotifyCh = leaderCh
-	r, err := raft.NewRaft(rc, s.fsm, logStore, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, s.fsm, logCache, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logStore.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/shard"
 )
 
 // config is the server's configuration. Every flag --some-name can also be
@@ -30,6 +31,7 @@ type config struct {
 	RaftHeartbeat     time.Duration
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	LogStore          string
 	DrainTimeout      time.Duration
 	DeadNodeGrace     time.Duration
 	MaxMoves          int
@@ -65,6 +67,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", 300*time.Millisecond, "raft heartbeat and election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between shard snapshots")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", time.Minute, "how often each shard checks --snapshot-threshold (raft adds up to as much again in jitter)")
+	fs.StringVar(&c.LogStore, "log-store", "", `raft log store: "shared" (one write-ahead log for all shards of the node) or "per-shard" (a raft-boltdb file per shard); default: what the data directory already holds, "shared" for a new one`)
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 2*time.Minute, "how long SIGTERM or a drain request waits for replicas to move off before exiting")
 	fs.DurationVar(&c.DeadNodeGrace, "dead-node-grace", time.Minute, "how long a dead node keeps its replicas before they are placed elsewhere")
 	fs.IntVar(&c.MaxMoves, "max-moves", 2, "replica moves one node leads, or catches up, at once")
@@ -152,6 +155,9 @@ func (c *config) validate() error {
 	}
 	if c.SnapshotThreshold < 16 {
 		bad("--snapshot-threshold must be at least 16")
+	}
+	if c.LogStore != "" && c.LogStore != shard.LogStoreShared && c.LogStore != shard.LogStorePerShard {
+		bad("--log-store must be %q or %q", shard.LogStoreShared, shard.LogStorePerShard)
 	}
 	if c.SnapshotInterval < 100*time.Millisecond {
 		bad("--snapshot-interval must be at least 100ms")

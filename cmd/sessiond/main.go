@@ -108,7 +108,7 @@ func run(cfg *config) error {
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
 		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps},
+		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore},
 		Logger: logger,
 	})
 	if err != nil {
