@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/raftlog"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -35,6 +36,15 @@ func (n *Node) Read(ctx context.Context, s uint32, c shard.Consistency) (*fsm.FS
 
 // ShardStatus reports the local replica of shard s.
 func (n *Node) ShardStatus(s uint32) (shard.Status, bool) { return n.host.ShardStatus(s) }
+
+// RaftLogStats reports the node's shared raft log counters; false when
+// the node runs per-shard logs.
+func (n *Node) RaftLogStats() (raftlog.Stats, bool) {
+	if l := n.host.SharedLog(); l != nil {
+		return l.Stats(), true
+	}
+	return raftlog.Stats{}, false
+}
 
 // HasReplica reports whether this node holds a replica of shard s.
 func (n *Node) HasReplica(s uint32) bool { return n.host.Shard(s) != nil }

@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessiond/sessiond/cluster"
-
+	"github.com/sessiond/sessiond/raftlog"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -23,6 +23,24 @@ type clusterResponse struct {
 	Summary    clusterSummary         `json:"summary"`
 	Members    []cluster.MemberStatus `json:"members"`
 	Shards     []shardView            `json:"shards"`
+	RaftLog    *raftLogView           `json:"raftLog,omitempty"`
+}
+
+// raftLogReporter is implemented by stores whose node runs the shared raft
+// log (package raftlog).
+type raftLogReporter interface {
+	RaftLogStats() (raftlog.Stats, bool)
+}
+
+// raftLogView is the shared raft log's work since the node started: how
+// well writes of all shards are grouped into one disk flush, and what a
+// flush costs.
+type raftLogView struct {
+	Commits          uint64  `json:"commits"`
+	Writes           uint64  `json:"writes"`
+	WritesPerCommit  float64 `json:"writesPerCommit"`
+	Bytes            uint64  `json:"bytes"`
+	MeanCommitMillis float64 `json:"meanCommitMillis"`
 }
 
 // clusterSummary condenses the shards this node holds a replica of: how
@@ -56,6 +74,15 @@ func (s *Server) clusterStatus(c echo.Context) error {
 	cl := s.cfg.Cluster
 	if cl != nil {
 		resp.Members = cl.Members()
+	}
+	if r, ok := s.store.(raftLogReporter); ok {
+		if st, ok := r.RaftLogStats(); ok && st.Batches > 0 {
+			resp.RaftLog = &raftLogView{
+				Commits: st.Batches, Writes: st.Requests, Bytes: st.Bytes,
+				WritesPerCommit:  float64(st.Requests) / float64(st.Batches),
+				MeanCommitMillis: st.WriteTime.Seconds() * 1e3 / float64(st.Batches),
+			}
+		}
 	}
 	for id := uint32(0); int(id) < resp.ShardCount; id++ {
 		v := shardView{Desired: []string{}}

@@ -28,6 +28,12 @@ type clusterView struct {
 			Suffrage string `json:"suffrage"`
 		} `json:"replicas"`
 	} `json:"shards"`
+	RaftLog *struct {
+		Commits          uint64  `json:"commits"`
+		Writes           uint64  `json:"writes"`
+		WritesPerCommit  float64 `json:"writesPerCommit"`
+		MeanCommitMillis float64 `json:"meanCommitMillis"`
+	} `json:"raftLog"`
 }
 
 // TestHealthzAndReadyzAnswer200OnAServingNode covers the probes.
@@ -68,6 +74,10 @@ func TestClusterListsEveryLocalShardWithItsLeader(t *testing.T) {
 			len(s.Replicas) != 1 || s.Replicas[0].ID != testNodeID || s.Replicas[0].Suffrage != "voter" {
 			t.Fatalf("shard %d: %+v (want %d sessions)", i, s, perShard[s.ID])
 		}
+	}
+	// Every write went through the node's shared raft log.
+	if l := c.RaftLog; l == nil || l.Commits == 0 || l.Writes < 12 || l.WritesPerCommit < 1 || l.MeanCommitMillis <= 0 {
+		t.Fatalf("raftLog %+v", l)
 	}
 }
 

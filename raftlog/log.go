@@ -27,6 +27,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -72,7 +73,7 @@ type Log struct {
 
 	buf   []byte     // the writer's encode buffer
 	batch []*request // the writer's current batch
-	stats struct{ batches, requests, bytes atomic.Uint64 }
+	stats struct{ batches, requests, bytes, writeNanos atomic.Uint64 }
 }
 
 // request is one write waiting for the writer.
@@ -260,11 +261,20 @@ func (l *Log) DropShard(id uint32) error {
 	return l.submit(&request{shard: id, kind: kindDrop})
 }
 
-// Stats reports how many group commits (one write and one fdatasync each)
-// the log has made, how many write requests they carried, and the bytes
-// written.
-func (l *Log) Stats() (batches, requests, bytes uint64) {
-	return l.stats.batches.Load(), l.stats.requests.Load(), l.stats.bytes.Load()
+// Stats counts the log's work since Open.
+type Stats struct {
+	Batches   uint64        // group commits: one write and one fdatasync each
+	Requests  uint64        // write requests they carried
+	Bytes     uint64        // bytes written
+	WriteTime time.Duration // time spent in write and fdatasync
+}
+
+// Stats reports the log's counters.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Batches: l.stats.batches.Load(), Requests: l.stats.requests.Load(),
+		Bytes: l.stats.bytes.Load(), WriteTime: time.Duration(l.stats.writeNanos.Load()),
+	}
 }
 
 // Segments is the number of segment files the log keeps now.

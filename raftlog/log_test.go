@@ -142,7 +142,8 @@ func TestConcurrentWritesOfAllShardsShareCommits(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	batches, requests, _ := l.Stats()
+	st := l.Stats()
+	batches, requests := st.Batches, st.Requests
 	if requests != shards*perShard {
 		t.Fatalf("%d requests, want %d", requests, shards*perShard)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -121,10 +122,12 @@ func (l *Log) commit(batch []*request) error {
 }
 
 func (l *Log) write(seg *segment, buf []byte) error {
+	start := time.Now()
 	_, err := seg.f.WriteAt(buf, seg.size)
 	if err == nil {
 		err = fdatasync(seg.f)
 	}
+	l.stats.writeNanos.Add(uint64(time.Since(start)))
 	if err != nil {
 		// Leave no partial batch behind: replay would accept a prefix
 		// of it, and the next batch must start where this one did.
