@@ -203,12 +203,14 @@ func (s *Server) forwardIfMoved(c echo.Context, sh uint32, err error) error {
 	return errForwarded
 }
 
-// readsStale reports whether the request is a read that any replica may
-// answer.
-func readsStale(c echo.Context) bool {
+// readsLocally reports whether the request is a read that any replica may
+// answer: a stale read, or a linearizable one, which a follower serves
+// after getting a read index from the leader (and otherwise forwards).
+// Reads at consistency=leader go to the leader.
+func readsLocally(c echo.Context) bool {
 	if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead {
 		return false
 	}
 	level, err := shard.ParseConsistency(c.QueryParam("consistency"))
-	return err == nil && level == shard.Stale
+	return err == nil && level != shard.Leader
 }

@@ -45,7 +45,7 @@ func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 				return next(c)
 			}
 		}
-		return s.routeToLeader(c, sh, readsStale(c) || owner, local)
+		return s.routeToLeader(c, sh, readsLocally(c) || owner, local)
 	}
 }
 

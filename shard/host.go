@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/rpc"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,6 +46,8 @@ type Host struct {
 	advertise raft.ServerAddress
 	logStore  string
 	sharedLog *raftlog.Log // nil with per-shard logs
+	nodeRPC   *StreamLayer // node-to-node RPCs on the raft port
+	peers     *nodeClients
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -88,6 +91,19 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		shards:    map[uint32]*Shard{},
 		serveDone: make(chan struct{}),
 	}
+	h.peers = newNodeClients(h.mux)
+	h.nodeRPC, err = h.mux.Listen(nodeServiceID)
+	if err != nil {
+		if shared != nil {
+			shared.Close()
+		}
+		return nil, err
+	}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Node", &nodeService{h: h}); err != nil {
+		return nil, err
+	}
+	go serveNodeRPC(h.nodeRPC, srv, cfg.Logger)
 	go func() {
 		defer close(h.serveDone)
 		h.mux.Serve()
@@ -136,6 +152,7 @@ func (h *Host) OpenShard(id uint32) (*Shard, error) {
 		ShardID: id, NodeID: h.cfg.NodeID, Dir: h.shardDir(id), Layer: layer,
 		Limits: h.cfg.Limits, Timing: h.cfg.Timing, Snapshots: h.cfg.Snapshots, Logger: h.cfg.Logger,
 		AddressOf: h.cfg.AddressOf, OnLeadership: h.cfg.OnLeadership, SharedLog: h.sharedLog,
+		ReadIndexFrom: h.peers.readIndex,
 	})
 	if err != nil {
 		layer.Close()
@@ -224,6 +241,7 @@ func (h *Host) close() error {
 		}()
 	}
 	wg.Wait()
+	h.peers.close()
 	errs = append(errs, h.mux.Close())
 	<-h.serveDone
 	if h.sharedLog != nil {

@@ -48,8 +48,11 @@ func ParseConsistency(s string) (Consistency, error) {
 }
 
 // Read waits until this replica may answer a read at level c, then the caller
-// reads FSM(). For Linearizable and Leader it fails with a *NotLeaderError
-// when another node leads.
+// reads FSM(). Leader fails with a *NotLeaderError when another node leads.
+// Linearizable is served by the leader, or by a follower that got a read
+// index from the leader and has applied it (see followerRead); it fails
+// with a *NotLeaderError when neither can be done, so the caller may send
+// the read to the leader.
 func (s *Shard) Read(ctx context.Context, c Consistency) error {
 	switch c {
 	case Stale:
@@ -60,7 +63,17 @@ func (s *Shard) Read(ctx context.Context, c Consistency) error {
 		}
 		return s.waitReady(ctx)
 	default:
-		return s.reads.wait(ctx)
+		if s.raft.State() != raft.Leader && s.readIndexFrom != nil {
+			return s.followerRead(ctx)
+		}
+		index, err := s.reads.wait(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.fsm.WaitApplied(ctx, index); err != nil {
+			return fmt.Errorf("shard %d: waiting to apply index %d: %w", s.id, index, err)
+		}
+		return nil
 	}
 }
 
@@ -102,15 +115,17 @@ type readLoop struct {
 }
 
 type readRound struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	index uint64 // the read index: reads may be served once it is applied
+	err   error
 }
 
 func newReadLoop(s *Shard) *readLoop {
 	return &readLoop{s: s, kick: make(chan struct{}, 1), pending: &readRound{done: make(chan struct{})}}
 }
 
-func (l *readLoop) wait(ctx context.Context) error {
+// wait joins the next round and returns its read index.
+func (l *readLoop) wait(ctx context.Context) (uint64, error) {
 	l.mu.Lock()
 	r := l.pending
 	l.mu.Unlock()
@@ -120,9 +135,9 @@ func (l *readLoop) wait(ctx context.Context) error {
 	}
 	select {
 	case <-r.done:
-		return r.err
+		return r.index, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }
 
@@ -143,30 +158,28 @@ func (l *readLoop) run() {
 		r := l.pending
 		l.pending = &readRound{done: make(chan struct{})}
 		l.mu.Unlock()
-		r.err = l.s.confirmRead()
+		r.index, r.err = l.s.readIndex()
 		close(r.done)
 	}
 }
 
-// confirmRead is one read-index round: it returns nil once the FSM reflects
-// every write committed before the round started, or an error if this node
-// could not prove it still leads.
-func (s *Shard) confirmRead() error {
+// readIndex is one read-index round: it proves that this node still leads,
+// after the round started, and returns the commit index from before that
+// proof. Any replica that has applied that index reflects every write
+// acknowledged before the round started.
+func (s *Shard) readIndex() (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timing.Read)
 	defer cancel()
 	if err := s.waitReady(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	term := s.raft.CurrentTerm()
 	index := s.raft.CommitIndex()
 	if err := s.await(s.raft.VerifyLeader()); err != nil {
-		return s.notLeader()
+		return 0, s.notLeader()
 	}
 	if s.raft.CurrentTerm() != term || s.raft.State() != raft.Leader {
-		return s.notLeader()
+		return 0, s.notLeader()
 	}
-	if err := s.fsm.WaitApplied(ctx, index); err != nil {
-		return fmt.Errorf("shard %d: waiting to apply index %d: %w", s.id, index, err)
-	}
-	return nil
+	return index, nil
 }

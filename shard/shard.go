@@ -36,6 +36,10 @@ type Config struct {
 	// SharedLog is the node's shared raft log; nil gives the replica a
 	// raft-boltdb file of its own in Dir.
 	SharedLog *raftlog.Log
+	// ReadIndexFrom asks the host at a leader's raft address for a read
+	// index of this shard; with it, a follower serves linearizable reads
+	// (see followerRead). Optional: without it only the leader does.
+	ReadIndexFrom func(ctx context.Context, leaderAddr string, shard uint32) (uint64, error)
 
 	// AddressOf resolves a peer's current raft address from its node id, so
 	// a node that comes back on another IP stays reachable without a
@@ -63,8 +67,9 @@ type Shard struct {
 	// readyTerm is the term in which this node, as leader, has applied its
 	// first command. Until then its FSM may miss entries of earlier terms and
 	// it must not serve reads.
-	readyTerm atomic.Uint64
-	reads     *readLoop
+	readyTerm     atomic.Uint64
+	reads         *readLoop
+	readIndexFrom func(ctx context.Context, leaderAddr string, shard uint32) (uint64, error)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -104,7 +109,8 @@ func Open(cfg Config) (*Shard, error) {
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
 		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, snapshots: snaps,
-		closed: make(chan struct{}),
+		readIndexFrom: cfg.ReadIndexFrom,
+		closed:        make(chan struct{}),
 	}
 	rc := raftConfig(cfg.NodeID, cfg.Timing, cfg.Snapshots)
 	rc.Logger = hl
