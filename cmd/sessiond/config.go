@@ -39,6 +39,9 @@ type config struct {
 	// node serves at once, per shard and in all; see httpapi.Config.
 	MaxInFlightPerShard int
 	MaxInFlight         int
+	// H2C accepts HTTP/2 over cleartext (prior knowledge) on the HTTP
+	// port, next to HTTP/1.1.
+	H2C bool
 	// PprofAddr serves net/http/pprof on a listener of its own when set.
 	// Profiles and heap dumps expose memory contents (session data), so a
 	// non-loopback address needs PprofAllowRemote.
@@ -73,6 +76,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.MaxMoves, "max-moves", 2, "replica moves one node leads, or catches up, at once")
 	fs.IntVar(&c.MaxInFlightPerShard, "max-inflight-per-shard", httpapi.DefaultMaxInFlightPerShard, "reads and writes this node serves at once on one shard; beyond it requests get 503 overloaded")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", httpapi.DefaultMaxInFlight, "reads and writes this node serves at once over all shards; beyond it requests get 503 overloaded")
+	fs.BoolVar(&c.H2C, "h2c", true, "also accept HTTP/2 over cleartext (h2c, prior knowledge) on --http-addr, next to HTTP/1.1; --h2c=false serves HTTP/1.1 only")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (off when empty; loopback only unless --pprof-allow-remote)")
 	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address (profiles expose memory contents)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -38,7 +38,7 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 	want := &config{NodeID: host, DataDir: "./data", HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:7000",
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
 		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
-		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, LogLevel: "info", LogFormat: "text"}
+		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, H2C: true, LogLevel: "info", LogFormat: "text"}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
 	}
@@ -56,7 +56,7 @@ func TestConfigFlags(t *testing.T) {
 		"--bootstrap-expect", "3", "--shards", "1024", "--replicas", "5", "--session-ttl", "24h",
 		"--raft-heartbeat", "500ms", "--snapshot-threshold", "16", "--snapshot-interval", "2s", "--drain-timeout", "0s", "--dead-node-grace", "5m",
 		"--max-moves", "4", "--max-inflight-per-shard", "64", "--max-inflight", "2048",
-		"--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json")
+		"--h2c=false", "--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
@@ -79,16 +79,17 @@ func TestConfigEnvironmentAndFlagPrecedence(t *testing.T) {
 	t.Setenv("SESSIOND_ADVERTISE_ADDR", "10.1.2.3")
 	t.Setenv("SESSIOND_MAX_MOVES", "5")
 	t.Setenv("SESSIOND_DEAD_NODE_GRACE", "30s")
+	t.Setenv("SESSIOND_H2C", "false")
 
 	c := mustParse(t)
 	if c.NodeID != "from-env" || c.Shards != 32 || c.DataDir != "/env/data" || c.SessionTTL != 90*time.Minute ||
 		c.LogFormat != "json" || !reflect.DeepEqual(c.Join, []string{"x:1", "y:2"}) || c.AdvertiseAddr != "10.1.2.3" ||
-		c.MaxMoves != 5 || c.DeadNodeGrace != 30*time.Second {
+		c.MaxMoves != 5 || c.DeadNodeGrace != 30*time.Second || c.H2C {
 		t.Fatalf("environment not applied: %+v", c)
 	}
 	// A flag on the command line wins over its variable, in both spellings.
-	c = mustParse(t, "--shards", "8", "--node-id=from-flag", "-data-dir", "/flag/data")
-	if c.Shards != 8 || c.NodeID != "from-flag" || c.DataDir != "/flag/data" {
+	c = mustParse(t, "--shards", "8", "--node-id=from-flag", "-data-dir", "/flag/data", "--h2c")
+	if c.Shards != 8 || c.NodeID != "from-flag" || c.DataDir != "/flag/data" || !c.H2C {
 		t.Fatalf("flags did not win over the environment: %+v", c)
 	}
 	if c.SessionTTL != 90*time.Minute || c.LogFormat != "json" {
