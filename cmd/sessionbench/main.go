@@ -36,6 +36,8 @@ type config struct {
 	warmup       time.Duration
 	json         bool
 	progress     time.Duration
+	h2c          bool // HTTP/2 over cleartext with prior knowledge
+	h2cConns     int  // with h2c: connections per node, shared by all workers
 }
 
 // validPrefix keeps session and message ids within sessiond's id alphabet,
@@ -73,7 +75,18 @@ dropped, one still waiting when the run ends is unsent; both are reported,
 with the requests that were late (waited 1 ms or more for a free worker).
 --requests then caps the requests scheduled, not those sent.
 
-Exit status: 0 after a run, 1 if no request succeeded, 2 on bad flags.
+Protocol: by default every worker keeps an HTTP/1.1 keep-alive connection to
+each node. --h2c speaks HTTP/2 over cleartext TCP with prior knowledge
+instead, and all workers share --h2c-conns connections per node (one by
+default), many requests in flight on each: what a client that multiplexes
+sees. Before the run every node is asked GET /healthz over HTTP/2; one that
+does not answer in HTTP/2 ends the run at once. During the run a response
+that is not HTTP/2 counts as the transport error protocol_mismatch. The
+report names the protocol, the connections dialed and the responses by
+protocol.
+
+Exit status: 0 after a run, 1 if no request succeeded or --h2c found a node
+that does not speak HTTP/2 with prior knowledge, 2 on bad flags.
 
 Flags:
 `
@@ -103,9 +116,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", 0, "run this long before measuring; warmup requests are not recorded")
 	fs.BoolVar(&cfg.json, "json", false, "write the report as JSON on stdout and nothing else there")
 	fs.DurationVar(&cfg.progress, "progress", 5*time.Second, "interval of progress lines on stderr; 0 disables them")
+	fs.BoolVar(&cfg.h2c, "h2c", false, "speak HTTP/2 over cleartext with prior knowledge (h2c), all workers sharing --h2c-conns connections per node, instead of HTTP/1.1 with a connection per worker")
+	fs.IntVar(&cfg.h2cConns, "h2c-conns", 1, "with --h2c: HTTP/2 connections per node; workers are spread evenly over them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	h2cConnsSet := false
+	fs.Visit(func(f *flag.Flag) { h2cConnsSet = h2cConnsSet || f.Name == "h2c-conns" })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -140,6 +157,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("--rate must be 0-1000000 requests/s, got %v", cfg.rate)
 	case cfg.backlog < 1 || cfg.backlog > 10_000_000:
 		return nil, fmt.Errorf("--backlog must be 1-10000000, got %d", cfg.backlog)
+	case h2cConnsSet && !cfg.h2c:
+		return nil, errors.New("--h2c-conns needs --h2c")
+	case cfg.h2cConns < 1 || cfg.h2cConns > cfg.concurrency:
+		return nil, fmt.Errorf("--h2c-conns must be 1-%d (--concurrency), got %d", cfg.concurrency, cfg.h2cConns)
+	}
+	if cfg.h2c {
+		for _, a := range cfg.addrs {
+			if strings.HasPrefix(a, "https://") {
+				return nil, fmt.Errorf("--h2c is HTTP/2 over cleartext TCP; %s is https (HTTP/2 over TLS is negotiated without --h2c)", a)
+			}
+		}
 	}
 	switch cfg.consistency {
 	case "", "linearizable", "leader", "stale":
@@ -170,9 +198,18 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sessionbench:", err)
 		return 2
 	}
-	fmt.Fprintf(stderr, "sessionbench: %s against %s, %d workers, %s, %d sessions (bench-%s-N), mix %s\n",
-		describeLength(cfg), strings.Join(cfg.addrs, ","), cfg.concurrency, describeLoop(cfg), cfg.sessions, cfg.prefix, cfg.mix)
-	res := run(cfg, stderr)
+	fmt.Fprintf(stderr, "sessionbench: %s against %s, %d workers, %s, %d sessions (bench-%s-N), mix %s, %s\n",
+		describeLength(cfg), strings.Join(cfg.addrs, ","), cfg.concurrency, describeLoop(cfg), cfg.sessions, cfg.prefix, cfg.mix,
+		describeProtocol(cfg.h2c, cfg.h2cConns))
+	cl := newClients(cfg)
+	defer cl.closeIdle()
+	if cfg.h2c {
+		if err := cl.checkH2C(cfg); err != nil {
+			fmt.Fprintln(stderr, "sessionbench:", err)
+			return 1
+		}
+	}
+	res := run(cfg, cl, stderr)
 	rep := buildReport(cfg, res)
 	if cfg.json {
 		err = writeJSON(stdout, rep)
@@ -205,6 +242,18 @@ func describeLength(cfg *config) string {
 		s += " after " + cfg.warmup.String() + " warmup"
 	}
 	return s
+}
+
+// describeProtocol names the protocol and how connections are shared.
+func describeProtocol(h2c bool, h2cConns int) string {
+	if !h2c {
+		return "HTTP/1.1, a keep-alive connection per worker and node"
+	}
+	conns := "1 connection"
+	if h2cConns > 1 {
+		conns = fmt.Sprintf("%d connections", h2cConns)
+	}
+	return fmt.Sprintf("h2c (HTTP/2 cleartext, prior knowledge), %s per node shared by all workers", conns)
 }
 
 func describeLoop(cfg *config) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"time"
 )
 
@@ -90,7 +89,7 @@ func (s *schedule) run(ctx context.Context) {
 // openLoop sends the slots the worker takes from the backlog, latency
 // counted from each slot's due time. Slots still waiting when the run ends
 // (time is up, or a signal) are counted as unsent, not sent late.
-func (w *worker) openLoop(ctx context.Context, cfg *config, client *http.Client, content string, s *schedule) {
+func (w *worker) openLoop(ctx context.Context, cfg *config, content string, s *schedule) {
 	for sl := range s.backlog {
 		measured := !sl.due.Before(s.measureFrom)
 		now := time.Now()
@@ -106,7 +105,7 @@ func (w *worker) openLoop(ctx context.Context, cfg *config, client *http.Client,
 				w.late++
 			}
 		}
-		w.one(cfg, client, cfg.addrs[sl.n%int64(len(cfg.addrs))], content, measured, sl.due)
+		w.one(cfg, cfg.addrs[sl.n%int64(len(cfg.addrs))], content, measured, sl.due)
 	}
 }
 

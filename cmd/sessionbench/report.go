@@ -99,6 +99,11 @@ type Report struct {
 	Statuses        map[string]int64       `json:"statuses"`
 	ErrorCodes      map[string]int64       `json:"errorCodes"`
 	TransportErrors map[string]int64       `json:"transportErrors"`
+	// Protocols counts measured responses by the protocol they came in
+	// ("HTTP/1.1", "HTTP/2.0"); Connections is the TCP connections the
+	// run dialed, warmup and the --h2c check included.
+	Protocols   map[string]int64 `json:"protocols"`
+	Connections int64            `json:"connections"`
 }
 
 // ReportConfig echoes the flags that shape the numbers.
@@ -116,6 +121,10 @@ type ReportConfig struct {
 	MessageBytes int      `json:"messageBytes"`
 	Consistency  string   `json:"consistency,omitempty"`
 	Timeout      string   `json:"timeout"`
+	// Protocol is "http/1.1" or "h2c"; H2CConns the connections per node
+	// with h2c.
+	Protocol string `json:"protocol"`
+	H2CConns int    `json:"h2cConns,omitempty"`
 }
 
 // OpReport is one op's numbers (or all ops' in Total). OpsPerSec counts
@@ -183,7 +192,8 @@ func buildReport(cfg *config, res result) *Report {
 	rep := &Report{
 		Config: ReportConfig{Addrs: cfg.addrs, Sessions: cfg.sessions, Prefix: cfg.prefix, Concurrency: cfg.concurrency,
 			Duration: cfg.duration.String(), Warmup: cfg.warmup.String(), Requests: cfg.requests, Mix: cfg.mix.String(),
-			MessageBytes: cfg.messageBytes, Consistency: cfg.consistency, Timeout: cfg.timeout.String(), Rate: cfg.rate},
+			MessageBytes: cfg.messageBytes, Consistency: cfg.consistency, Timeout: cfg.timeout.String(), Rate: cfg.rate,
+			Protocol: "http/1.1"},
 		ElapsedSeconds: secs,
 		Interrupted:    res.interrupted,
 		Operations:     map[string]OpReport{},
@@ -205,6 +215,13 @@ func buildReport(cfg *config, res result) *Report {
 		"forwarded": {Count: int64(all.forwarded.Count()), LatencyUs: latencyOf(all.forwarded)},
 	}
 	rep.Statuses, rep.ErrorCodes, rep.TransportErrors = statusKeys(all.statuses), all.codes, all.transport
+	if cfg.h2c {
+		rep.Config.Protocol, rep.Config.H2CConns = "h2c", cfg.h2cConns
+	}
+	rep.Protocols, rep.Connections = res.protos, res.dials
+	if rep.Protocols == nil {
+		rep.Protocols = map[string]int64{}
+	}
 	return rep
 }
 
@@ -242,6 +259,12 @@ func writeText(w io.Writer, rep *Report) error {
 	fmt.Fprintf(&b, "sessionbench: %.2fs measured against %s\n", rep.ElapsedSeconds, strings.Join(c.Addrs, ","))
 	fmt.Fprintf(&b, "  %d workers, %d sessions (bench-%s-N), mix %s, %d-byte messages, consistency %s, timeout %s, warmup %s\n",
 		c.Concurrency, c.Sessions, c.Prefix, c.Mix, c.MessageBytes, orDefault(c.Consistency, "(server default)"), c.Timeout, c.Warmup)
+	var protos []string
+	for _, p := range slices.Sorted(maps.Keys(rep.Protocols)) {
+		protos = append(protos, fmt.Sprintf("%s %d", p, rep.Protocols[p]))
+	}
+	fmt.Fprintf(&b, "  protocol %s; %d connections dialed; responses by protocol: %s\n",
+		describeProtocol(c.Protocol == "h2c", c.H2CConns), rep.Connections, orDefault(strings.Join(protos, ", "), "none"))
 	if rep.Interrupted {
 		b.WriteString("  interrupted: the report covers the run up to the signal\n")
 	}

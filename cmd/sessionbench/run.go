@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -22,16 +21,20 @@ type result struct {
 	ops         [numOps]*opStats
 	open        *openLoopStats // nil in a closed loop
 	interrupted bool
+	protos      map[string]int64 // measured responses by protocol ("HTTP/1.1", "HTTP/2.0")
+	dials       int64            // TCP connections dialed, warmup and --h2c check included
 }
 
 // worker owns everything it writes on the hot path — its random source, its
 // counters and its histograms — so workers never contend on a lock; run
 // merges their stats once they have stopped.
 type worker struct {
-	id    int
-	rng   *rand.Rand
-	seq   uint64
-	stats [numOps]*opStats
+	id     int
+	client *http.Client
+	rng    *rand.Rand
+	seq    uint64
+	stats  [numOps]*opStats
+	protos map[string]int64 // measured responses by protocol
 	// done and failed feed the progress lines while the run goes on.
 	done, failed atomic.Int64
 	// Open loop only: measured slots that waited for a free worker or were
@@ -40,41 +43,17 @@ type worker struct {
 	startDelay   *Histogram
 }
 
-// newClient sizes one shared client for the run: enough idle keep-alive
-// connections per node for every worker, so that the benchmark measures
-// requests, not TCP handshakes. Redirects are not followed (a 307 shows in
-// the status counts) and environment proxies are ignored.
-func newClient(cfg *config) *http.Client {
-	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          cfg.concurrency * len(cfg.addrs),
-		MaxIdleConnsPerHost:   cfg.concurrency,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.timeout,
-		ResponseHeaderTimeout: cfg.timeout,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     true,
-	}
-	return &http.Client{
-		Transport:     tr,
-		Timeout:       cfg.timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // run drives the workload until the duration is over, the request cap is
 // reached or SIGINT/SIGTERM arrives (a second signal kills the process).
 // In-flight requests are allowed to finish, bounded by --timeout, so the end
 // of the run does not show up as a burst of cancelled requests. In a closed
 // loop each worker sends its next request as soon as the last is answered;
 // with --rate the workers send what the schedule releases (see openloop.go).
-func run(cfg *config, stderr io.Writer) result {
+func run(cfg *config, cl *clients, stderr io.Writer) result {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
 
-	client := newClient(cfg)
-	defer client.CloseIdleConnections()
 	content := randomContent(cfg.messageBytes + contentSlack)
 
 	start := time.Now()
@@ -90,7 +69,8 @@ func run(cfg *config, stderr io.Writer) result {
 	// their counters.
 	workers := make([]*worker, cfg.concurrency)
 	for i := range workers {
-		workers[i] = &worker{id: i, rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(i))), startDelay: NewHistogram()}
+		workers[i] = &worker{id: i, client: cl.forWorker(i), rng: rand.New(rand.NewPCG(rand.Uint64(), uint64(i))),
+			protos: map[string]int64{}, startDelay: NewHistogram()}
 		for op := range workers[i].stats {
 			workers[i].stats[op] = newOpStats()
 		}
@@ -110,7 +90,7 @@ func run(cfg *config, stderr io.Writer) result {
 	}
 	for i, w := range workers {
 		if sched != nil {
-			wg.Go(func() { w.openLoop(ctx, cfg, client, content, sched) })
+			wg.Go(func() { w.openLoop(ctx, cfg, content, sched) })
 			continue
 		}
 		wg.Go(func() {
@@ -123,7 +103,7 @@ func run(cfg *config, stderr io.Writer) result {
 				if measured && cfg.requests > 0 && issued.Add(1) > cfg.requests {
 					return
 				}
-				w.one(cfg, client, cfg.addrs[n%len(cfg.addrs)], content, measured, time.Time{})
+				w.one(cfg, cfg.addrs[n%len(cfg.addrs)], content, measured, time.Time{})
 			}
 		})
 	}
@@ -133,7 +113,7 @@ func run(cfg *config, stderr io.Writer) result {
 	close(stopProgress)
 	<-progressDone
 
-	res := result{interrupted: ctx.Err() != nil}
+	res := result{interrupted: ctx.Err() != nil, protos: map[string]int64{}, dials: cl.dials.Load()}
 	if sched != nil {
 		res.open = collectOpenLoop(sched, workers)
 	}
@@ -146,6 +126,11 @@ func run(cfg *config, stderr io.Writer) result {
 			res.ops[op].merge(w.stats[op])
 		}
 	}
+	for _, w := range workers {
+		for p, n := range w.protos {
+			res.protos[p] += n
+		}
+	}
 	return res
 }
 
@@ -156,7 +141,7 @@ const contentSlack = 64
 // one sends one request of a randomly picked op to a random session. Its
 // latency runs from due, the slot's due time in an open loop, or from the
 // send when due is zero.
-func (w *worker) one(cfg *config, client *http.Client, base, content string, measured bool, due time.Time) {
+func (w *worker) one(cfg *config, base, content string, measured bool, due time.Time) {
 	op := cfg.mix.pick(w.rng.IntN(cfg.mix.total))
 	session := w.rng.IntN(cfg.sessions)
 	w.seq++
@@ -169,7 +154,7 @@ func (w *worker) one(cfg *config, client *http.Client, base, content string, mea
 	if err != nil {
 		o = outcome{transport: "request_build"}
 	} else {
-		o = execute(client, req)
+		o = execute(w.client, req, cfg.h2c)
 	}
 	lat := time.Since(due)
 	w.done.Add(1)
@@ -179,6 +164,9 @@ func (w *worker) one(cfg *config, client *http.Client, base, content string, mea
 	}
 	if measured {
 		w.stats[op].record(o, op, lat.Microseconds())
+		if o.proto != "" {
+			w.protos[o.proto]++
+		}
 	}
 }
 

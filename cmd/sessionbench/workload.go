@@ -181,20 +181,27 @@ type outcome struct {
 	code      string // error code from {"error":{"code":…}} when status ≥ 400
 	transport string // transport error kind, "" when a response was read
 	forwarded bool   // the node asked proxied the request to the shard leader
+	proto     string // the response's protocol, "HTTP/1.1" or "HTTP/2.0"; "" without one
 }
 
 // maxErrorBody bounds how much of an error body is read to find its code.
 const maxErrorBody = 64 << 10
 
 // execute sends req and reads the whole response: latency includes the body,
-// and a drained body lets the keep-alive connection be reused.
-func execute(client *http.Client, req *http.Request) outcome {
+// and a drained body lets the keep-alive connection be reused. With
+// wantHTTP2 (--h2c) a response that did not come over HTTP/2 is an error,
+// protocol_mismatch, so a report can only claim HTTP/2 numbers that were.
+func execute(client *http.Client, req *http.Request, wantHTTP2 bool) outcome {
 	resp, err := client.Do(req)
 	if err != nil {
 		return outcome{transport: classifyTransport(err)}
 	}
 	defer resp.Body.Close()
-	o := outcome{status: resp.StatusCode, forwarded: resp.Header.Get("X-Sessiond-Forwarded-By") != ""}
+	if wantHTTP2 && resp.ProtoMajor != 2 {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return outcome{transport: "protocol_mismatch", proto: resp.Proto}
+	}
+	o := outcome{status: resp.StatusCode, forwarded: resp.Header.Get("X-Sessiond-Forwarded-By") != "", proto: resp.Proto}
 	if resp.StatusCode < 400 {
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			return outcome{transport: classifyTransport(err)}

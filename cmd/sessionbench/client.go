@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// clients are the HTTP clients of a run and the connections they dialed.
+// Over HTTP/1.1 there is one client, whose pool holds a keep-alive
+// connection per worker and node. With --h2c there is one client per
+// HTTP/2 connection per node (--h2c-conns): a Transport multiplexes all its
+// requests to a node over one connection, so N connections per node take N
+// Transports, and the workers are spread evenly over them.
+type clients struct {
+	list  []*http.Client
+	dials atomic.Int64 // TCP connections dialed, the --h2c check's included
+}
+
+func newClients(cfg *config) *clients {
+	c := &clients{}
+	n := 1
+	if cfg.h2c {
+		n = cfg.h2cConns
+	}
+	for range n {
+		c.list = append(c.list, c.newClient(cfg))
+	}
+	return c
+}
+
+// forWorker is the client worker i sends with.
+func (c *clients) forWorker(i int) *http.Client { return c.list[i%len(c.list)] }
+
+func (c *clients) closeIdle() {
+	for _, cl := range c.list {
+		cl.CloseIdleConnections()
+	}
+}
+
+// newClient sizes one client for the run. Over HTTP/1.1 it keeps enough
+// idle keep-alive connections per node for every worker, so that the
+// benchmark measures requests, not TCP handshakes. With --h2c it speaks
+// only HTTP/2 with prior knowledge, and MaxConnsPerHost 1 keeps the workers'
+// first requests from each dialing a connection of their own (net/http
+// would keep one and close the rest): one connection per node is shared,
+// and a second is dialed only if the first has as many requests in flight
+// as the server's SETTINGS_MAX_CONCURRENT_STREAMS allows. Redirects are not
+// followed (a 307 shows in the status counts) and environment proxies are
+// ignored.
+func (c *clients) newClient(cfg *config) *http.Client {
+	dialer := &net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c.dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:          cfg.concurrency * len(cfg.addrs),
+		MaxIdleConnsPerHost:   cfg.concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.timeout,
+		ResponseHeaderTimeout: cfg.timeout,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+	}
+	if cfg.h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		tr.ForceAttemptHTTP2 = false
+		tr.MaxConnsPerHost = 1
+	}
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       cfg.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// checkH2C sends GET /healthz to every node over every client before the
+// run, so that a node that does not speak HTTP/2 with prior knowledge ends
+// the run at once with the reason, rather than as a report full of
+// transport errors. It also opens the connections the run then shares,
+// with the server's SETTINGS already known.
+func (c *clients) checkH2C(cfg *config) error {
+	for _, cl := range c.list {
+		for _, base := range cfg.addrs {
+			if err := probeH2C(cfg, cl, base); err != nil {
+				return fmt.Errorf("--h2c: %s does not speak HTTP/2 over cleartext with prior knowledge (%v); "+
+					"if it is sessiond, it runs with --h2c=false or behind an HTTP/1-only proxy; leave --h2c out to use HTTP/1.1", base, err)
+			}
+		}
+	}
+	return nil
+}
+
+func probeH2C(cfg *config, cl *http.Client, base string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		return fmt.Errorf("answered in %s", resp.Proto)
+	}
+	return nil
+}
