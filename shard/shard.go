@@ -50,6 +50,33 @@ type Config struct {
 	OnLeadership func(shard uint32, leader bool)
 }
 
+// maxRPCsInFlight is the MaxRPCsInFlight of every replica's raft transport.
+// At 1, hashicorp/raft sends each AppendEntries to a follower and waits for
+// its answer before the next: values below 2 turn pipelining off.
+//
+// Its default, 2, pipelines replication, and that pipeline can deadlock.
+// The transport sizes both of netPipeline's channels, inprogressCh and
+// doneCh, at MaxRPCsInFlight-2, so at 2 both are unbuffered. When a follower
+// answers with a newer term or Success=false, pipelineDecode returns without
+// draining doneCh; decodeResponses takes the next request in flight, decodes
+// its answer and parks on doneCh for good. The send loop in
+// pipelineReplicate picks at random among its ready cases, the closed
+// finishCh and any trigger (new entries, the commit timer): a send it makes
+// after decodeResponses parked blocks on inprogressCh forever, and
+// pipeline.Close, deferred in that same function, never runs. That
+// follower's replication goroutine never ends. A newer term deposes the
+// leader, and its Shutdown then waits for the goroutine forever: a drain
+// hangs. Success=false in the same term (a follower failing to store
+// entries, say) leaves the leader in charge but sending that follower no
+// entry ever again, while the heartbeat goroutine, which runs apart, keeps
+// the follower from calling the election that would repair it.
+//
+// Pipelining buys little here: with many concurrent writes each
+// AppendEntries carries a batch, and BenchmarkApplyThreeReplicas shows no
+// difference beyond its noise. This is a variable only so that tests can
+// bring the pipelined transport back; nothing else may change it.
+var maxRPCsInFlight = 1
+
 // Shard is one local replica of one raft group.
 type Shard struct {
 	id           uint32
@@ -102,6 +129,7 @@ func Open(cfg Config) (*Shard, error) {
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:                cfg.Layer,
 		MaxPool:               3,
+		MaxRPCsInFlight:       maxRPCsInFlight,
 		Timeout:               5 * time.Second,
 		Logger:                hl.Named("transport"),
 		ServerAddressProvider: cfg.AddressOf,
