@@ -48,6 +48,7 @@ type Host struct {
 	sharedLog *raftlog.Log // nil with per-shard logs
 	nodeRPC   *StreamLayer // node-to-node RPCs on the raft port
 	peers     *nodeClients
+	beats     *heartbeatSender
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -92,6 +93,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		serveDone: make(chan struct{}),
 	}
 	h.peers = newNodeClients(h.mux)
+	h.beats = newHeartbeatSender(h.peers)
 	h.nodeRPC, err = h.mux.Listen(nodeServiceID)
 	if err != nil {
 		if shared != nil {
@@ -124,6 +126,12 @@ func (h *Host) LogStore() string { return h.logStore }
 // SharedLog is the node's shared raft log, nil with per-shard logs.
 func (h *Host) SharedLog() *raftlog.Log { return h.sharedLog }
 
+// HeartbeatStats counts the heartbeats this node's replicas have sent to
+// other nodes and the node RPCs that carried them.
+func (h *Host) HeartbeatStats() (batches, beats uint64) {
+	return h.beats.batches.Load(), h.beats.beats.Load()
+}
+
 // ShardCount is the fixed number of shards in the cluster.
 func (h *Host) ShardCount() int { return h.cfg.ShardCount }
 
@@ -152,7 +160,7 @@ func (h *Host) OpenShard(id uint32) (*Shard, error) {
 		ShardID: id, NodeID: h.cfg.NodeID, Dir: h.shardDir(id), Layer: layer,
 		Limits: h.cfg.Limits, Timing: h.cfg.Timing, Snapshots: h.cfg.Snapshots, Logger: h.cfg.Logger,
 		AddressOf: h.cfg.AddressOf, OnLeadership: h.cfg.OnLeadership, SharedLog: h.sharedLog,
-		ReadIndexFrom: h.peers.readIndex,
+		ReadIndexFrom: h.peers.readIndex, heartbeats: h.beats,
 	})
 	if err != nil {
 		layer.Close()

@@ -175,7 +175,10 @@ func (s *Shard) readIndex() (uint64, error) {
 	}
 	term := s.raft.CurrentTerm()
 	index := s.raft.CommitIndex()
-	if err := s.await(s.raft.VerifyLeader()); err != nil {
+	done := s.transport.verifying()
+	err := s.await(s.raft.VerifyLeader())
+	done()
+	if err != nil {
 		return 0, s.notLeader()
 	}
 	if s.raft.CurrentTerm() != term || s.raft.State() != raft.Leader {

@@ -108,20 +108,34 @@ func newNodeClients(mux *Mux) *nodeClients {
 	return &nodeClients{mux: mux, timeout: time.Second, clients: map[string]*rpc.Client{}}
 }
 
+// get returns the client for addr, dialing one if there is none. The dial
+// happens outside the lock: a peer that does not answer must not hold up
+// calls to the others.
 func (c *nodeClients) get(addr string) (*rpc.Client, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	cl, closed := c.clients[addr], c.closed
+	c.mu.Unlock()
+	if closed {
 		return nil, ErrShutdown
 	}
-	if cl := c.clients[addr]; cl != nil {
+	if cl != nil {
 		return cl, nil
 	}
 	conn, err := c.mux.dial(raft.ServerAddress(addr), nodeServiceID, c.timeout)
 	if err != nil {
 		return nil, err
 	}
-	cl := rpc.NewClient(conn)
+	cl = rpc.NewClient(conn)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cl.Close()
+		return nil, ErrShutdown
+	}
+	if other := c.clients[addr]; other != nil {
+		cl.Close() // another call dialed first
+		return other, nil
+	}
 	c.clients[addr] = cl
 	return cl, nil
 }
@@ -147,25 +161,33 @@ func (c *nodeClients) close() {
 	}
 }
 
-// readIndex asks the host at addr for shard's read index.
-func (c *nodeClients) readIndex(ctx context.Context, addr string, shard uint32) (uint64, error) {
+// call makes one RPC to the host at addr. A call that fails or outlives ctx
+// drops the connection, so the next call dials afresh (a reply that comes
+// later is discarded by net/rpc).
+func (c *nodeClients) call(ctx context.Context, addr, method string, args, reply any) error {
 	cl, err := c.get(addr)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var reply ReadIndexReply
-	call := cl.Go("Node.ReadIndex", ReadIndexArgs{Shard: shard}, &reply, make(chan *rpc.Call, 1))
+	call := cl.Go(method, args, reply, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
-		// The reply may still come; net/rpc drops it. A leader that
-		// does not answer within the read timeout is likely gone.
 		c.drop(addr, cl)
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 	if call.Error != nil {
 		c.drop(addr, cl)
-		return 0, call.Error
+		return call.Error
+	}
+	return nil
+}
+
+// readIndex asks the host at addr for shard's read index.
+func (c *nodeClients) readIndex(ctx context.Context, addr string, shard uint32) (uint64, error) {
+	var reply ReadIndexReply
+	if err := c.call(ctx, addr, "Node.ReadIndex", ReadIndexArgs{Shard: shard}, &reply); err != nil {
+		return 0, err
 	}
 	switch {
 	case reply.NotLeader:
@@ -185,7 +207,7 @@ func (s *Shard) followerRead(ctx context.Context) error {
 		return s.notLeader()
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timing.Read)
-	index, err := s.readIndexFrom(rctx, string(addr), s.id)
+	index, err := s.readIndexFrom(rctx, string(s.transport.resolve(id, addr)), s.id)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -40,6 +40,9 @@ type Config struct {
 	// index of this shard; with it, a follower serves linearizable reads
 	// (see followerRead). Optional: without it only the leader does.
 	ReadIndexFrom func(ctx context.Context, leaderAddr string, shard uint32) (uint64, error)
+	// heartbeats sends this replica's heartbeats together with the other
+	// replicas' of the node (see heartbeatSender); nil sends each alone.
+	heartbeats *heartbeatSender
 
 	// AddressOf resolves a peer's current raft address from its node id, so
 	// a node that comes back on another IP stays reachable without a
@@ -87,7 +90,7 @@ type Shard struct {
 
 	fsm       *fsm.FSM
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport *heartbeatTransport
 	logStore  replicaLog
 	snapshots *raft.FileSnapshotStore
 
@@ -126,7 +129,7 @@ func Open(cfg Config) (*Shard, error) {
 		logStore.Close()
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", cfg.ShardID, err)
 	}
-	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:                cfg.Layer,
 		MaxPool:               3,
 		MaxRPCsInFlight:       maxRPCsInFlight,
@@ -134,6 +137,7 @@ func Open(cfg Config) (*Shard, error) {
 		Logger:                hl.Named("transport"),
 		ServerAddressProvider: cfg.AddressOf,
 	})
+	transport := &heartbeatTransport{NetworkTransport: nt, shard: cfg.ShardID, addressOf: cfg.AddressOf, sender: cfg.heartbeats}
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
 		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, snapshots: snaps,
