@@ -5,9 +5,10 @@
 #   durable writes    64 clients, 256-byte values: etcd `benchmark put` vs
 #                     sessionbench --mix append=100
 #   serial writes     one client, one request at a time, same sizes
-#   linearizable      64 clients reading one small record: etcd `benchmark
-#   reads             range` of one key (--consistency=l) vs sessionbench
-#                     --mix state=100 on one session holding a few fields
+#   linearizable      64 clients, then one, reading one small record: etcd
+#   reads             `benchmark range` of one key (--consistency=l) vs
+#                     sessionbench --mix state=100 on one session holding a
+#                     few fields
 #
 #   scripts/bench-compare.sh
 #   BENCH_SECONDS=60 SESSIOND_FLAGS="--raft-heartbeat 500ms" scripts/bench-compare.sh
@@ -246,6 +247,7 @@ run_sessiond() {
   fi
   say "the record read: $(wc -c <"$res/record.json") bytes, $(cat "$res/record.json")"
   sessionbench read64 "${len[@]}" --mix state=100 --concurrency "$clients" --prefix cmp --sessions 1
+  sessionbench read1 "${len[@]}" --mix state=100 --concurrency 1 --prefix cmp --sessions 1
   stop_servers
 }
 
@@ -310,6 +312,8 @@ PY
   [[ $got == *'"count":"1"'* ]] || say "warning: could not write etcd's record; its reads will find nothing"
   etcdbench read64 --conns="$etcd_conns" --clients="$clients" range /bench/record --consistency=l \
     --total="$(etcd_requests_for read64)"
+  etcdbench read1 --conns=1 --clients=1 range /bench/record --consistency=l \
+    --total="$(etcd_requests_for read1)"
   stop_servers
 }
 
@@ -320,7 +324,8 @@ import json, os, re, sys
 res = sys.argv[1]
 rows = [("put64", "durable writes, 64 clients, 256 B"),
         ("put1", "serial writes, 1 client, 256 B"),
-        ("read64", "linearizable reads of 1 record, 64 clients")]
+        ("read64", "linearizable reads of 1 record, 64 clients"),
+        ("read1", "linearizable reads of 1 record, 1 client")]
 
 def sessiond(name):
     try:
