@@ -202,15 +202,3 @@ func (s *Server) forwardIfMoved(c echo.Context, sh uint32, err error) error {
 	s.forward.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), forwardTarget{}, target)))
 	return errForwarded
 }
-
-// readsLocally reports whether the request is a read that any replica may
-// answer: a stale read, or a linearizable one, which a follower serves
-// after getting a read index from the leader (and otherwise forwards).
-// Reads at consistency=leader go to the leader.
-func readsLocally(c echo.Context) bool {
-	if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead {
-		return false
-	}
-	level, err := shard.ParseConsistency(c.QueryParam("consistency"))
-	return err == nil && level != shard.Leader
-}

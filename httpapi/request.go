@@ -20,8 +20,8 @@ type scopeKey struct{}
 
 // sessionScope validates the :id path parameter, resolves its shard, names
 // the shard on the response and sends the request to the node that may
-// serve it: the shard leader, or any replica for stale reads and owner
-// lookups.
+// serve it: this node when it has a replica of the shard, else the shard
+// leader.
 func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Param("id")
@@ -45,7 +45,11 @@ func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 				return next(c)
 			}
 		}
-		return s.routeToLeader(c, sh, readsLocally(c) || owner, local)
+		// A node with a replica serves every session request itself:
+		// reads from its replica (linearizable ones through a read index),
+		// writes by proposing the parsed command to the leader's node
+		// over the raft port. A node without one forwards the request.
+		return s.routeToLeader(c, sh, true, local)
 	}
 }
 

@@ -170,3 +170,37 @@ func TestLinearizableReadAfterLeaderStopsSeesEveryAcknowledgedWrite(t *testing.T
 		c.converged(s)
 	}
 }
+
+// TestWriteProposedOnAFollowerHostIsAppliedByTheLeader: Host.Apply on a
+// node whose replica follows sends the command to the leader's host and
+// returns the leader's result, as if the leader had been asked.
+func TestWriteProposedOnAFollowerHostIsAppliedByTheLeader(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	for i, f := range c.followers(0, lead) {
+		host := c.hostOf(f).host
+		id := fmt.Sprintf("m%d", i)
+		res, err := host.Apply(context.Background(), 0, appendCmd("fwd", id))
+		if err != nil {
+			t.Fatalf("apply through follower host %s: %v", host.NodeID(), err)
+		}
+		if res.Status != fsm.StatusOK || len(res.Messages) != 1 || res.Messages[0].ID != id ||
+			res.Messages[0].Seq != uint64(i+1) || res.Session == nil || res.Version == 0 {
+			t.Fatalf("forwarded append result %+v", res)
+		}
+		s, ok := lead.FSM().Get("fwd")
+		if !ok || s.MessageCount() != i+1 || s.Version != res.Version {
+			t.Fatalf("leader's session after the forwarded append: %+v", s)
+		}
+	}
+	// A field write's result carries the whole session.
+	f := c.followers(0, lead)[0]
+	res, err := c.hostOf(f).host.Apply(context.Background(), 0,
+		&fsm.Command{Op: fsm.OpPutField, Session: "fwd", Field: "step", Value: []byte(`"confirm"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := res.Session.Field("step"); !ok || string(v) != `"confirm"` || res.Session.MessageCount() != 2 {
+		t.Fatalf("forwarded field write returned session %+v", res.Session)
+	}
+}

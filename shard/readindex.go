@@ -49,7 +49,10 @@ type ReadIndexReply struct {
 }
 
 // nodeService answers other hosts' RPCs. Exported methods are the RPCs.
-type nodeService struct{ h *Host }
+type nodeService struct {
+	h         *Host
+	forwarded forwardSlots
+}
 
 // ReadIndex serves a follower's read-index request for a shard led here.
 func (n *nodeService) ReadIndex(args ReadIndexArgs, reply *ReadIndexReply) error {

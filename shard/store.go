@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,13 +23,20 @@ func (h *Host) local(id uint32) (*Shard, error) {
 	return nil, &ErrShardNotHosted{Shard: id}
 }
 
-// Apply proposes cmd to the local replica of shard id.
+// Apply proposes cmd on shard id through its local replica: directly when
+// it leads, otherwise by sending the command to the leader's host (see
+// applyAt). It fails with ErrShardNotHosted when there is no local replica.
 func (h *Host) Apply(ctx context.Context, id uint32, cmd *fsm.Command) (*fsm.Result, error) {
 	s, err := h.local(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.Apply(ctx, cmd)
+	res, err := s.Apply(ctx, cmd)
+	var nle *NotLeaderError
+	if errors.As(err, &nle) {
+		return h.applyAt(ctx, s, cmd, nle)
+	}
+	return res, err
 }
 
 // Read waits until the local replica of shard id may be read at level c and
