@@ -56,15 +56,22 @@ type heartbeatTransport struct {
 	sender    *heartbeatSender
 	urgent    atomic.Int32 // > 0 while the replica verifies its leadership
 	onReceive atomic.Pointer[func(raft.RPC)]
+	progress  progressTracker // followers' answers, while this replica leads
 }
 
 // AppendEntries sends heartbeats through the sender, everything else
 // directly.
 func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	var err error
 	if t.sender == nil || !isHeartbeat(args) {
-		return t.NetworkTransport.AppendEntries(id, target, args, resp)
+		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
+	} else {
+		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
 	}
-	return t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
+	if err == nil && resp.Term == args.Term {
+		t.progress.observe(id, resp.LastLog, time.Now())
+	}
+	return err
 }
 
 // resolve is the address to dial for peer id: what the address provider

@@ -1,8 +1,11 @@
 package shard_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/shard"
 )
 
 // TestHeartbeatsOfAllShardsTravelTogether: with many shards led by one node,
@@ -42,4 +45,48 @@ func TestHeartbeatsOfAllShardsTravelTogether(t *testing.T) {
 			t.Fatalf("shard %d changed term from %d to %d while idle", id, terms[id], got)
 		}
 	}
+}
+
+// TestLeaderReportsAFollowerThatFallsBehind: while one follower is cut off
+// and the leader keeps writing, the leader's status shows that follower's
+// last index standing still and for how long; once it is back it catches
+// up and the stall clears.
+func TestLeaderReportsAFollowerThatFallsBehind(t *testing.T) {
+	wires := newLinks(t)
+	c := makeClusterWith(t, 3, 1, func(cfg *shard.HostConfig) { wires.route(cfg) }, 0)
+	lead := c.leader(0)
+	victim := c.hostOf(c.followers(0, lead)[0])
+	replica := func() shard.Replica {
+		for _, r := range lead.Status().Replicas {
+			if r.ID == victim.id {
+				return r
+			}
+		}
+		t.Fatalf("no replica %s in the leader's status", victim.id)
+		return shard.Replica{}
+	}
+	mustAppend(t, lead, "lag", "m0")
+	eventually(t, 5*time.Second, func() error {
+		if r := replica(); r.LastIndex < lead.Status().LastIndex || r.StalledSeconds != 0 {
+			return fmt.Errorf("before the cut: %+v, leader at %d", r, lead.Status().LastIndex)
+		}
+		return nil
+	})
+	wires.pause(victim.id)
+	for i := 1; i <= 20; i++ {
+		mustAppend(t, lead, "lag", fmt.Sprintf("m%d", i))
+	}
+	time.Sleep(1500 * time.Millisecond)
+	r := replica()
+	if r.LastIndex >= lead.Status().LastIndex || r.StalledSeconds < 1 {
+		t.Fatalf("cut-off follower reported as %+v, leader at %d", r, lead.Status().LastIndex)
+	}
+	t.Logf("cut off: follower at %d, leader at %d, stalled %.1fs", r.LastIndex, lead.Status().LastIndex, r.StalledSeconds)
+	wires.resume(victim.id)
+	eventually(t, 10*time.Second, func() error {
+		if r := replica(); r.LastIndex < lead.Status().LastIndex || r.StalledSeconds != 0 {
+			return fmt.Errorf("after the cut: %+v, leader at %d", r, lead.Status().LastIndex)
+		}
+		return nil
+	})
 }

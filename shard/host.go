@@ -53,9 +53,10 @@ type Host struct {
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
 
-	serveDone chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	serveDone   chan struct{}
+	monitorStop chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // NewHost starts the raft mux on cfg.Listener. It hosts no replica until
@@ -106,6 +107,8 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, err
 	}
 	go serveNodeRPC(h.nodeRPC, srv, cfg.Logger)
+	h.monitorStop = make(chan struct{})
+	go h.monitorFollowers(h.monitorStop, cfg.Logger)
 	go func() {
 		defer close(h.serveDone)
 		h.mux.Serve()
@@ -230,6 +233,7 @@ func (h *Host) Close() error {
 }
 
 func (h *Host) close() error {
+	close(h.monitorStop)
 	h.mu.Lock()
 	shards := h.shards
 	h.shards = map[uint32]*Shard{}

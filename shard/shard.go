@@ -201,6 +201,7 @@ func (s *Shard) watchLeadership(ch <-chan bool) {
 		select {
 		case leader := <-ch:
 			if leader {
+				s.transport.progress.reset()
 				s.logger.Info("became shard leader", "term", s.raft.CurrentTerm())
 				s.wg.Add(1)
 				go s.establishLeadership()

@@ -1,6 +1,8 @@
 package shard
 
 import (
+	"time"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -9,6 +11,11 @@ type Replica struct {
 	ID       string `json:"id"`
 	Address  string `json:"raftAddr"`
 	Suffrage string `json:"suffrage"` // voter | nonvoter
+	// Reported by a leader for each follower it has heard from: the
+	// follower's last log index, and for how long that has not grown
+	// while behind the leader's (0 when caught up or advancing).
+	LastIndex      uint64  `json:"lastIndex,omitempty"`
+	StalledSeconds float64 `json:"stalledSeconds,omitempty"`
 }
 
 // Status is a replica's view of its group.
@@ -39,7 +46,16 @@ func (s *Shard) Status() Status {
 			if srv.Suffrage != raft.Voter {
 				suffrage = "nonvoter"
 			}
-			st.Replicas = append(st.Replicas, Replica{ID: string(srv.ID), Address: string(srv.Address), Suffrage: suffrage})
+			r := Replica{ID: string(srv.ID), Address: string(srv.Address), Suffrage: suffrage}
+			if st.State == raft.Leader.String() && string(srv.ID) != s.nodeID {
+				if f, ok := s.transport.progress.progress(srv.ID, st.LastIndex, time.Now()); ok {
+					r.LastIndex, r.StalledSeconds = f.LastLog, f.Stalled.Seconds()
+					if f.Stalled == 0 || f.LastLog >= st.LastIndex {
+						r.StalledSeconds = 0
+					}
+				}
+			}
+			st.Replicas = append(st.Replicas, r)
 		}
 	}
 	return st
