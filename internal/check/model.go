@@ -94,7 +94,8 @@ type Output struct {
 	// Retried is set by the checker on an append that was sent more than
 	// once. If an earlier attempt took effect, the answer to the retry is
 	// the idempotent one and carries the session's version at the retry,
-	// not the version the append created; so that version is not checked.
+	// not the version the append created; so that version is only checked
+	// to be above the version before the append.
 	Retried bool `json:"retried,omitempty"`
 }
 
@@ -302,6 +303,12 @@ func stepKnown(st state, in Input, out Output) (state, bool) {
 		case out.Retried && !added:
 			return next, true
 		case out.Retried:
+			// The answer is the version at the retry, not the one the
+			// append created; but the append created a version above the
+			// one before it, and the answer cannot be older than that.
+			if out.Version <= st.ver {
+				return st, false
+			}
 			next.exists = true
 			return next.unknownVersion(), true
 		case !added:

@@ -207,6 +207,20 @@ func TestRetriedAppendAnswersWithTheCurrentVersion(t *testing.T) {
 	wantIllegal(t, ops)
 }
 
+// A retried append that created a message answers a version above the
+// one before it: the version it created is above that, and the answer
+// is not older than the version it created.
+func TestModelRejectsARetriedAppendOlderThanItsSession(t *testing.T) {
+	ops := h{}.
+		op(0, 0, 1, appendIn("a"), appended(5, 1)).
+		op(1, 2, 3, putIn("f", "x", 0), written(9)).
+		op(2, 4, 30, appendIn("r"), appended(8, 2))
+	ops[2].Attempts = 2
+	wantIllegal(t, ops)
+	ops[2].Output = appended(10, 2)
+	wantOK(t, ops)
+}
+
 // A retried append refused as an id conflict took effect on an earlier
 // attempt, before a delete reserved its id: applied, ended by its answer.
 func TestRetryRefusedAfterADeleteCountsAsApplied(t *testing.T) {
