@@ -23,6 +23,11 @@ type Op struct {
 	Node     string `json:"node"`   // the node that gave the last answer
 	Attempts int    `json:"attempts"`
 	Detail   string `json:"detail,omitempty"` // the last failure, for the report
+	// Messages are the message ids a whole-session read returned, in seq
+	// order. They are kept for the sessions the workload deletes and for
+	// the final reads: the durability check of a deleted session looks for
+	// its acknowledged messages in the reads made before its delete.
+	Messages []string `json:"messages,omitempty"`
 }
 
 // History collects operations from concurrent clients on one monotonic

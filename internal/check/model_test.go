@@ -183,11 +183,11 @@ func TestDurabilityCountsLostDuplicatedAndMisplacedMessages(t *testing.T) {
 		op(0, 2, 3, appendIn("b"), appended(6, 2)).
 		op(0, 4, 5, appendIn("c"), appended(7, 3))
 	final := &sessionDoc{IDs: []string{"a", "c", "a"}, Seqs: []uint64{1, 2, 4}}
-	d := checkDurability(ops, map[string]*sessionDoc{"s": final}, []string{"s"})
+	d := checkDurability(ops, map[string]*sessionDoc{"s": final}, []string{"s"}, nil)
 	if d.Acked != 3 || d.Lost != 1 || d.Duplicates != 1 || d.Misplaced != 1 || d.Gaps != 1 || d.OK() {
 		t.Fatalf("got %+v", d)
 	}
-	d = checkDurability(ops, map[string]*sessionDoc{"s": {IDs: []string{"a", "b", "c"}, Seqs: []uint64{1, 2, 3}}}, []string{"s"})
+	d = checkDurability(ops, map[string]*sessionDoc{"s": {IDs: []string{"a", "b", "c"}, Seqs: []uint64{1, 2, 3}}}, []string{"s"}, nil)
 	if !d.OK() || d.Acked != 3 {
 		t.Fatalf("clean final state: %+v", d)
 	}

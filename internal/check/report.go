@@ -18,20 +18,81 @@ type Report struct {
 	OK      int `json:"ok"`      // definite answers: 2xx, 404 and 412 included
 	Failed  int `json:"failed"`  // definitely not applied (or a read that got no answer)
 	Unknown int `json:"unknown"` // writes whose outcome stayed unknown
-	// Acked counts acknowledged writes; Lost and Duplicates are messages.
-	Acked        int             `json:"acked"`
-	Lost         int             `json:"lost"`
-	Duplicates   int             `json:"duplicates"`
-	Linearizable bool            `json:"linearizable"`
-	Unexpected   int64           `json:"unexpected"` // 400/409/413 answers: a bug somewhere
-	Faults       map[string]int  `json:"faults"`
-	FaultLog     []FaultRecord   `json:"fault_log"`
-	Longest      UnavailableSpan `json:"longest_write_unavailable"`
+	// Acked counts acknowledged writes. The problem counts below are all
+	// here at the top level, whichever check found them; each kind keeps
+	// its first examples in Examples under the same name. Lost,
+	// Duplicates and Misplaced are messages, Gaps, Unread, Divergent,
+	// Illegal and Timeouts sessions.
+	Acked            int             `json:"acked"`
+	Lost             int             `json:"lost"`
+	Duplicates       int             `json:"duplicates"`
+	Misplaced        int             `json:"misplaced"`
+	Gaps             int             `json:"gaps"`
+	Unread           int             `json:"unread"`
+	Divergent        int             `json:"divergent"`
+	LostBeforeDelete int             `json:"lost_before_delete"` // messages of deleted sessions missing from a read before the delete
+	StaleRetries     int             `json:"stale_retries"`      // retried appends answering a version older than the append created
+	Illegal          int             `json:"illegal"`            // sessions porcupine found not linearizable
+	Timeouts         int             `json:"timeouts"`           // sessions porcupine could not decide in time
+	Linearizable     bool            `json:"linearizable"`
+	Unexpected       int64           `json:"unexpected"` // 400/409/413 answers: a bug somewhere
+	Examples         Examples        `json:"examples,omitempty"`
+	Faults           map[string]int  `json:"faults"`
+	FaultLog         []FaultRecord   `json:"fault_log"`
+	Longest          UnavailableSpan `json:"longest_write_unavailable"`
 
 	Durability      DurabilityResult      `json:"durability"`
 	Linearizability LinearizabilityResult `json:"linearizability"`
-	Problems        []string              `json:"problems,omitempty"`
-	Pass            bool                  `json:"pass"`
+	// Problems has the run's own problems (faults that could not be
+	// injected or healed) and one line per kind of problem the checks
+	// found; the examples of each kind are in Examples.
+	Problems []string `json:"problems,omitempty"`
+	Pass     bool     `json:"pass"`
+}
+
+// problemKinds are the kinds of problem in the order the report lists
+// them: what they count, by their name in Examples.
+var problemKinds = []struct{ name, what string }{
+	{"lost", "acknowledged messages missing from the final state"},
+	{"duplicates", "messages stored more than once"},
+	{"misplaced", "messages acknowledged at one seq and stored or acknowledged at another"},
+	{"gaps", "sessions whose seqs are not 1..n"},
+	{"unread", "sessions no final read reached"},
+	{"divergent", "sessions on which a replica disagrees with the final state"},
+	{"lost_before_delete", "acknowledged messages missing from a read before their session was deleted"},
+	{"stale_retries", "retried appends answered with a version older than the append created"},
+	{"illegal", "sessions not linearizable"},
+	{"timeouts", "sessions the linearizability check could not decide in time"},
+	{"unexpected", "unexpected 400/409/413 answers"},
+}
+
+// count is the number of problems of a kind.
+func (r *Report) count(kind string) int {
+	switch kind {
+	case "lost":
+		return r.Lost
+	case "duplicates":
+		return r.Duplicates
+	case "misplaced":
+		return r.Misplaced
+	case "gaps":
+		return r.Gaps
+	case "unread":
+		return r.Unread
+	case "divergent":
+		return r.Divergent
+	case "lost_before_delete":
+		return r.LostBeforeDelete
+	case "stale_retries":
+		return r.StaleRetries
+	case "illegal":
+		return r.Illegal
+	case "timeouts":
+		return r.Timeouts
+	case "unexpected":
+		return int(r.Unexpected)
+	}
+	return 0
 }
 
 // UnavailableSpan is the longest time one session could not be written:
@@ -78,16 +139,32 @@ func (r *Report) summarize(ops []Op, faults []FaultRecord, hist *History, verifi
 	r.FaultLog = faults
 	r.Longest = longestUnavailable(ops, verifier)
 	r.Unexpected = unexpected
-	r.Lost, r.Duplicates = r.Durability.Lost, r.Durability.Duplicates
-	r.Linearizable = len(r.Linearizability.Violations) == 0
-	if unexpected > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("%d unexpected 4xx answers", unexpected))
+	for _, op := range ops {
+		if strings.HasPrefix(op.Detail, "unexpected ") {
+			r.Examples.add("unexpected", "session %s: %s %s", op.Input.Session, op.Input.Kind, op.Detail)
+		}
 	}
-	if !r.Durability.OK() {
-		r.Problems = append(r.Problems, r.Durability.Problems...)
-	}
+	d := r.Durability
+	r.Lost, r.Duplicates, r.Misplaced, r.Gaps, r.Unread, r.Divergent, r.LostBeforeDelete =
+		d.Lost, d.Duplicates, d.Misplaced, d.Gaps, d.Unread, d.Divergent, d.LostBeforeDelete
+	r.Examples.merge(d.Examples)
+	var retries Examples
+	r.StaleRetries, retries = checkRetriedVersions(ops)
+	r.Examples.merge(retries)
 	for _, v := range r.Linearizability.Violations {
-		r.Problems = append(r.Problems, "not linearizable: "+v.String())
+		if v.Result == "timeout" {
+			r.Timeouts++
+			r.Examples.add("timeouts", "%s", v.String())
+		} else {
+			r.Illegal++
+			r.Examples.add("illegal", "%s", v.String())
+		}
+	}
+	r.Linearizable = len(r.Linearizability.Violations) == 0
+	for _, k := range problemKinds {
+		if r.count(k.name) > 0 {
+			r.Problems = append(r.Problems, r.kindLine(k.name, k.what))
+		}
 	}
 	r.Pass = len(r.Problems) == 0
 }
@@ -182,7 +259,9 @@ func (r *Report) WriteText(w io.Writer) {
 		r.Invoked, r.OK, r.Failed, r.Unknown, r.Acked, r.Unexpected)
 	d := r.Durability
 	fmt.Fprintf(w, "durability: %d acknowledged messages, %d lost, %d duplicated, %d misplaced, %d sessions with gaps, %d unread, %d divergent\n",
-		d.Acked, d.Lost, d.Duplicates, d.Misplaced, d.Gaps, d.Unread, d.Divergent)
+		d.Acked, r.Lost, r.Duplicates, r.Misplaced, r.Gaps, r.Unread, r.Divergent)
+	fmt.Fprintf(w, "deleted sessions: %d acknowledged messages, %d missing from a read before the delete; retried appends: %d answered a stale version\n",
+		d.DeletedAcked, r.LostBeforeDelete, r.StaleRetries)
 	l := r.Linearizability
 	lin := "linearizable"
 	if !r.Linearizable {
@@ -211,9 +290,35 @@ func (r *Report) WriteText(w io.Writer) {
 			}
 		}
 	}
-	for _, p := range r.Problems {
-		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	// The run's own problems first, then each kind with its examples.
+	kindLines := map[string]bool{}
+	for _, k := range problemKinds {
+		kindLines[r.kindLine(k.name, k.what)] = true
 	}
+	for _, p := range r.Problems {
+		if !kindLines[p] {
+			fmt.Fprintf(w, "PROBLEM: %s\n", p)
+		}
+	}
+	for _, k := range problemKinds {
+		n := r.count(k.name)
+		if n == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "PROBLEM: %s\n", r.kindLine(k.name, k.what))
+		list := r.Examples[k.name]
+		for _, x := range list {
+			fmt.Fprintf(w, "  %s\n", x)
+		}
+		if n > len(list) {
+			fmt.Fprintf(w, "  … and %d more\n", n-len(list))
+		}
+	}
+}
+
+// kindLine is the line of Problems for a kind that was found.
+func (r *Report) kindLine(kind, what string) string {
+	return fmt.Sprintf("%d %s: %s", r.count(kind), kind, what)
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }

@@ -92,14 +92,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	all := append(append([]string(nil), regular...), deletes...)
 	finals := finalReads(hist, hc, nodes, all, cfg.Workload.Clients, 60*time.Second)
 	ops := hist.Ops()
-	rep.Durability = checkDurability(ops, finals, regular)
+	rep.Durability = checkDurability(ops, finals, regular, deletes)
 	readable := map[string]*sessionDoc{}
 	for s, d := range finals {
 		readable[s] = d
 	}
 	for _, d := range checkReplicas(hc, nodes, readable, 60*time.Second) {
-		rep.Durability.Divergent++
-		rep.Durability.problem("divergent replica: %s", d)
+		rep.Durability.AddDivergent(d)
 	}
 	deleted := map[string]bool{}
 	for _, s := range deletes {

@@ -271,24 +271,33 @@ func (c *client) deleteSessionOp() {
 	default:
 		in.Kind = KindDelete
 	}
-	c.run(in)
+	c.record(in, true)
 }
 
-// run performs one operation and records it. Writes are retried after a
-// definite failure (nothing happened) until RetryDeadline; appends are also
-// retried after an unknown outcome, with the same ids, which is safe because
-// appends are idempotent. Conditional and field writes never are.
-func (c *client) run(in Input) Output {
+// run performs one operation and records it.
+func (c *client) run(in Input) Output { return c.record(in, false) }
+
+// record performs one operation and records it, with the message ids a
+// whole-session read returned when keepIDs is set (the sessions that are
+// deleted, whose durability is checked against their reads). Writes are
+// retried after a definite failure (nothing happened) until RetryDeadline;
+// appends are also retried after an unknown outcome, with the same ids,
+// which is safe because appends are idempotent. Conditional and field
+// writes never are.
+func (c *client) record(in Input, keepIDs bool) Output {
 	w := c.w
 	op := Op{Client: c.id, Input: in, Call: w.hist.Now()}
 	deadline := time.Now().Add(w.cfg.RetryDeadline)
 	sawUnknown := false
-	var out Output
+	var (
+		out Output
+		r   reply
+	)
 	for {
 		op.Attempts++
 		node := w.pickNode(c.rnd)
 		op.Node = node.Name
-		r := c.send(node, in)
+		r = c.send(node, in)
 		out = decode(in, r)
 		if r.err != nil {
 			w.markSuspect(node)
@@ -321,6 +330,11 @@ func (c *client) run(in Input) Output {
 	}
 	if out.Status == StatusFailed && sawUnknown && !out.Applied {
 		out.Status = StatusUnknown
+	}
+	if keepIDs && in.Kind == KindRead && out.Status == StatusOK {
+		if d, err := parseSession(r.body); err == nil {
+			op.Messages = d.IDs
+		}
 	}
 	op.Output = out
 	op.Return = w.hist.Now()
