@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.compose.project, "compose-project", envOr("COMPOSE_PROJECT_NAME", "sessiond"), "compose: project name")
 	fs.StringVar(&o.compose.file, "compose-file", "docker-compose.yml", "compose: the compose file")
 	fs.StringVar(&o.compose.services, "compose-services", "node1,node2,node3", "compose: the node services")
-	fs.StringVar(&o.faults, "faults", "", "faults to inject, comma-separated: "+strings.Join(check.AllFaults, ",")+" or all (default all for local and compose, none for addrs)")
+	fs.StringVar(&o.faults, "faults", "", "faults to inject, comma-separated: "+strings.Join(check.AllFaults, ",")+", all, or none to inject no fault (default all for local and compose, none for addrs)")
 	fs.DurationVar(&o.interval, "fault-interval", 10*time.Second, "quiet time between faults")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "how long the workload runs")
 	fs.DurationVar(&o.warmup, "warmup", 10*time.Second, "workload time before the first fault")
@@ -90,11 +90,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	switch {
+	case strings.TrimSpace(o.faults) == "none":
+		o.faults = "" // a run with no faults, on any target
 	case o.faults == "" && o.target != "addrs", o.faults == "all":
 		o.faults = strings.Join(check.AllFaults, ",")
 	}
 	if o.target == "addrs" && o.faults != "" {
-		return nil, errors.New("--target addrs injects no faults; drop --faults")
+		return nil, errors.New("--target addrs injects no faults; drop --faults or pass --faults none")
 	}
 	if err := check.ValidFaults(splitList(o.faults)); err != nil {
 		return nil, err

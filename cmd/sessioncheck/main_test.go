@@ -34,6 +34,19 @@ func TestFlagsPickTheTargetAndFaults(t *testing.T) {
 	if err != nil || o.target != "local" || len(splitList(o.faults)) != len(check.AllFaults) {
 		t.Fatalf("no flags: %+v, %v; want target local with every fault", o, err)
 	}
+	for _, args := range [][]string{
+		{"--faults", "none"},
+		{"--target", "compose", "--faults", "none"},
+		{"--addrs", "127.0.0.1:8080", "--faults", "none"},
+	} {
+		o, err = parseFlags(args, io.Discard)
+		if err != nil || o.faults != "" {
+			t.Fatalf("%v: %+v, %v; want no faults", args, o, err)
+		}
+	}
+	if _, err = parseFlags([]string{"--faults", "none,kill"}, io.Discard); err == nil {
+		t.Fatal("--faults none,kill accepted")
+	}
 	o, err = parseFlags([]string{"--target", "compose", "--faults", "pause, partition"}, io.Discard)
 	if err != nil || strings.Join(splitList(o.faults), "|") != "pause|partition" {
 		t.Fatalf("--faults list: %+v, %v", o, err)

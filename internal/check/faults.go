@@ -94,7 +94,7 @@ type Availability struct {
 func ValidFaults(kinds []string) error {
 	for _, k := range kinds {
 		if !slices.Contains(AllFaults, k) {
-			return fmt.Errorf("unknown fault %q (known: %s)", k, strings.Join(AllFaults, ","))
+			return fmt.Errorf("unknown fault %q (known: %s; or none alone, for no fault)", k, strings.Join(AllFaults, ","))
 		}
 	}
 	return nil
