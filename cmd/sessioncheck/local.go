@@ -3,7 +3,8 @@ package main
 // The local target: sessiond processes the checker starts and owns, each
 // with a fresh data directory. With --netns each node runs in a network
 // namespace of its own, so a partition is a link taken down; without it
-// the nodes share loopback and cannot be partitioned.
+// the nodes share loopback and a partition is cut in the proxies in front
+// of their ports (proxy.go).
 
 import (
 	"context"
@@ -27,8 +28,12 @@ type localTarget struct {
 	dir    string
 	ownDir bool
 	net    *netnsLab // nil without namespaces
+	proxy  *proxyNet // nil with namespaces
 	nodes  []*localNode
 	logger *slog.Logger
+	// partitions is how partition faults are injected: "netns", "proxy",
+	// or "none" when neither works here and they are left out.
+	partitions string
 }
 
 type localNode struct {
@@ -61,34 +66,55 @@ func startLocal(ctx context.Context, o *options, logger *slog.Logger) (*localTar
 	bin, _ = filepath.Abs(bin)
 
 	useNetns := o.netns == "on" || o.netns == "auto" && netnsAvailable()
-	if useNetns {
+	switch {
+	case useNetns:
 		lab, err := newNetnsLab(ctx, o.nodes)
 		if err != nil {
-			return nil, fmt.Errorf("network namespaces: %w (use --netns off to run on loopback without partitions)", err)
+			return nil, fmt.Errorf("network namespaces: %w (use --netns off to partition through proxies on loopback)", err)
 		}
-		t.net = lab
-	} else if strings.Contains(o.faults, "partition") {
-		o.faults = strings.Join(without(without(splitList(o.faults), check.FaultPartition), check.FaultRaftCut), ",")
-		logger.Warn("no network namespaces (--netns off or not root): the partition faults are left out")
+		t.net, t.partitions = lab, "netns"
+	case proxyAvailable():
+		// 127.0.0.0/8 is all loopback on Linux: nodes listen on .1 and
+		// their proxies on .2, the same port on both.
+		t.proxy, t.partitions = newProxyNet(logger, "127.0.0.2", t.pid), "proxy"
+	default:
+		t.partitions = "none"
+		if strings.Contains(o.faults, "partition") {
+			o.faults = strings.Join(without(without(splitList(o.faults), check.FaultPartition), check.FaultRaftCut), ",")
+			logger.Warn("neither network namespaces nor /proc to run proxies: the partition faults are left out")
+		}
 	}
 
-	type addrs struct{ http, raft, gossip, advertise string }
+	// client is the HTTP address the checker uses, join the gossip address
+	// peers reach the node at.
+	type addrs struct{ http, raft, gossip, advertise, client, join string }
 	var all []addrs
 	for i := range o.nodes {
-		if t.net != nil {
+		switch {
+		case t.net != nil:
 			ip := t.net.ip(i)
-			all = append(all, addrs{ip + ":8080", ip + ":7000", ip + ":7946", ip})
+			all = append(all, addrs{ip + ":8080", ip + ":7000", ip + ":7946", ip, ip + ":8080", ip + ":7946"})
+			continue
+		case t.proxy != nil:
+			real, proxied, err := t.proxy.addNode(i, "127.0.0.1")
+			if err != nil {
+				t.proxy.close()
+				return nil, err
+			}
+			// Peers reach the node through its proxies; the checker's
+			// clients talk to it directly.
+			all = append(all, addrs{real[portHTTP], real[portRaft], real[portGossip], t.proxy.proxyHost, real[portHTTP], proxied[portGossip]})
 			continue
 		}
 		ports, err := freePorts(3)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, addrs{"127.0.0.1:" + ports[0], "127.0.0.1:" + ports[1], "127.0.0.1:" + ports[2], ""})
+		all = append(all, addrs{"127.0.0.1:" + ports[0], "127.0.0.1:" + ports[1], "127.0.0.1:" + ports[2], "", "127.0.0.1:" + ports[0], "127.0.0.1:" + ports[2]})
 	}
 	var join []string
 	for _, a := range all {
-		join = append(join, a.gossip)
+		join = append(join, a.join)
 	}
 	for i, a := range all {
 		name := fmt.Sprintf("node%d", i+1)
@@ -108,15 +134,39 @@ func startLocal(ctx context.Context, o *options, logger *slog.Logger) (*localTar
 		if t.net != nil {
 			args = append([]string{"ip", "netns", "exec", t.net.ns(i)}, args...)
 		}
-		n := &localNode{name: name, url: "http://" + a.http, args: args, log: filepath.Join(t.dir, name+".log")}
+		n := &localNode{name: name, url: "http://" + a.client, args: args, log: filepath.Join(t.dir, name+".log")}
 		t.nodes = append(t.nodes, n)
 		if err := n.start(); err != nil {
 			t.close(true)
 			return nil, err
 		}
 	}
-	logger.Info("local cluster started", "nodes", o.nodes, "dir", t.dir, "netns", t.net != nil)
+	logger.Info("local cluster started", "nodes", o.nodes, "dir", t.dir, "partitions", t.partitions)
 	return t, nil
+}
+
+// describe names the target and how it partitions, for the report.
+func (t *localTarget) describe() string {
+	return "local (partitions: " + t.partitions + ")"
+}
+
+// pid is the process id of node i's running sessiond, 0 when none.
+func (t *localTarget) pid(i int) int {
+	if i < 0 || i >= len(t.nodes) {
+		return 0
+	}
+	n := t.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-n.done:
+		return 0
+	default:
+		return n.cmd.Process.Pid
+	}
 }
 
 func without(list []string, drop string) []string {
@@ -269,6 +319,8 @@ func (t *localTarget) Resume(ctx context.Context, name string) error {
 
 func (t *localTarget) Isolate(ctx context.Context, name string, raftOnly bool) error {
 	switch {
+	case t.proxy != nil:
+		return t.proxy.isolate(t.index(name), raftOnly)
 	case t.net == nil:
 		return errors.ErrUnsupported
 	case raftOnly:
@@ -279,6 +331,8 @@ func (t *localTarget) Isolate(ctx context.Context, name string, raftOnly bool) e
 
 func (t *localTarget) Heal(ctx context.Context, name string, raftOnly bool) error {
 	switch {
+	case t.proxy != nil:
+		return t.proxy.heal(t.index(name))
 	case t.net == nil:
 		return errors.ErrUnsupported
 	case raftOnly:
@@ -309,6 +363,9 @@ func (t *localTarget) close(clean bool) error {
 	var err error
 	if t.net != nil {
 		err = t.net.close()
+	}
+	if t.proxy != nil {
+		err = errors.Join(err, t.proxy.close())
 	}
 	if clean && t.ownDir {
 		err = errors.Join(err, os.RemoveAll(t.dir))

@@ -59,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.nodes, "nodes", 3, "local: cluster size")
 	fs.StringVar(&o.binary, "binary", "", "local: the sessiond binary (default: build ./cmd/sessiond)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "local: parent of the nodes' data directories (default: a fresh temporary directory)")
-	fs.StringVar(&o.netns, "netns", "auto", "local: run each node in its own network namespace so partitions are real: on, off or auto (on when root and ip(8) are available)")
+	fs.StringVar(&o.netns, "netns", "auto", "local: run each node in its own network namespace so a partition is a link taken down: on, off or auto (on when root and ip(8) are available); without namespaces partitions are cut in loopback proxies in front of every node's ports")
 	fs.BoolVar(&o.keep, "keep", false, "local: keep data directories and logs after a passing run")
 	fs.StringVar(&o.compose.project, "compose-project", envOr("COMPOSE_PROJECT_NAME", "sessiond"), "compose: project name")
 	fs.StringVar(&o.compose.file, "compose-file", "docker-compose.yml", "compose: the compose file")
@@ -145,7 +145,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sessioncheck:", err)
 		return 2
 	}
-	rep.Target = o.target + ", " + rep.Target
+	name := o.target
+	if d, ok := target.(interface{ describe() string }); ok {
+		name = d.describe() // the local target says how it partitions
+	}
+	rep.Target = name + ", " + rep.Target
 	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(out, "report.json"), b, 0o644)
 	}
