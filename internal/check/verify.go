@@ -142,11 +142,23 @@ func checkDurability(ops []Op, finals map[string]*sessionDoc, regular, deletes [
 			}
 		}
 	}
+	// The last read of each session that got no answer says why a final
+	// read never succeeded.
+	lastFailure := map[string]Op{}
+	for _, op := range ops {
+		if op.Input.Kind == KindRead && op.Output.Status == StatusFailed && op.Call >= lastFailure[op.Input.Session].Call {
+			lastFailure[op.Input.Session] = op
+		}
+	}
 	for _, s := range regular {
 		final, read := finals[s]
 		if !read {
 			d.Unread++
-			d.Examples.add("unread", "session %s: no final read succeeded", s)
+			why := ""
+			if op, ok := lastFailure[s]; ok && op.Detail != "" {
+				why = " (the last attempt: " + op.Detail + ")"
+			}
+			d.Examples.add("unread", "session %s: no final read succeeded%s", s, why)
 			continue
 		}
 		stored := map[string]uint64{}

@@ -270,3 +270,17 @@ func TestFailedWorkloadOperationsAreSavedMarkedFailed(t *testing.T) {
 		t.Errorf("the write was not retried: %+v", saved[0])
 	}
 }
+
+// A session no final read reached is reported with the last failure, which
+// the history keeps.
+func TestUnreadSessionShowsTheLastFailedRead(t *testing.T) {
+	ops := h{}.
+		op(0, 0, 1, appendIn("a"), appended(5, 1)).
+		op(16, 2, 3, readIn(), Output{Status: StatusFailed}).
+		op(16, 4, 5, readIn(), Output{Status: StatusFailed})
+	ops[1].Detail, ops[2].Detail = "503 no_leader from n1", "503 not_ready from n2"
+	d := checkDurability(ops, map[string]*sessionDoc{}, []string{"s"}, nil)
+	if d.Unread != 1 || len(d.Examples["unread"]) != 1 || !strings.Contains(d.Examples["unread"][0], "503 not_ready from n2") {
+		t.Fatalf("got %+v", d)
+	}
+}
