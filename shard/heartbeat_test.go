@@ -2,6 +2,8 @@ package shard_test
 
 import (
 	"fmt"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,4 +91,48 @@ func TestLeaderReportsAFollowerThatFallsBehind(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNodeRPCToAPeerThatStopsReadingFails: a peer that accepts a node RPC
+// connection but never reads from it must not hold a caller forever: the
+// write times out, the call fails, and the next call dials afresh.
+func TestNodeRPCToAPeerThatStopsReadingFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never read: a stopped peer
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	h := newTestHost(t, "caller", 1, nil)
+	big := make([]byte, 8<<20) // more than the socket buffers hold
+	done := make(chan error, 1)
+	go func() { done <- shard.CallNode(h.host, ln.Addr().String(), big) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a call to a peer that never reads succeeded")
+		}
+		t.Logf("call failed as it should: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a call to a peer that never reads still blocks after 20s")
+	}
 }

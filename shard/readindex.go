@@ -93,8 +93,29 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
 			}
 			return
 		}
-		go srv.ServeConn(conn)
+		go srv.ServeConn(writeDeadlineConn{conn, nodeRPCWriteTimeout})
 	}
+}
+
+// nodeRPCWriteTimeout bounds one write on a node RPC connection. net/rpc
+// writes without a deadline, under a lock every call on the connection
+// shares: a peer that stops reading (paused, cut off without a reset)
+// would otherwise block every later call to it, heartbeats included,
+// forever. A write that times out breaks the connection instead, failing
+// the calls on it, and the next call dials afresh.
+const nodeRPCWriteTimeout = 2 * time.Second
+
+// writeDeadlineConn gives every write its own deadline.
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c writeDeadlineConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
 
 // nodeClients keeps one multiplexed RPC connection per peer host.
@@ -128,7 +149,7 @@ func (c *nodeClients) get(addr string) (*rpc.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl = rpc.NewClient(conn)
+	cl = rpc.NewClient(writeDeadlineConn{conn, nodeRPCWriteTimeout})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
