@@ -19,3 +19,27 @@ func CallNode(h *Host, addr string, payload []byte) error {
 	_, err := h.peers.callSent(context.Background(), addr, "Node.Apply", ApplyArgs{Command: payload}, &reply)
 	return err
 }
+
+// ApplyVia makes one Node.Apply call to the host at addr and reports
+// whether it may have reached it.
+func ApplyVia(h *Host, addr string) (sent bool, err error) {
+	var reply ApplyReply
+	return h.peers.callSent(context.Background(), addr, "Node.Apply", ApplyArgs{Command: []byte{1}}, &reply)
+}
+
+// DropNodeClient closes the pooled connection to addr, as a caller whose
+// call timed out does.
+func DropNodeClient(h *Host, addr string) {
+	if cl, err := h.peers.get(addr); err == nil {
+		h.peers.drop(addr, cl)
+	}
+}
+
+// PreambleLen is the length of a raft mux connection's preamble.
+const PreambleLen = preambleLen
+
+// ApplyArgsForTest and ApplyReplyForTest let a test serve Node.Apply.
+type (
+	ApplyArgsForTest  = ApplyArgs
+	ApplyReplyForTest = ApplyReply
+)

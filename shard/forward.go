@@ -143,13 +143,21 @@ func (h *Host) applyAt(ctx context.Context, s *Shard, cmd *fsm.Command, nle *Not
 }
 
 // callSent is call, also reporting whether the request may have reached the
-// peer: false when no connection could be had or the pooled one was already
-// broken before the request was written.
+// peer. It is false only when no connection could be had, or the pooled one
+// had already failed before anything was written to it (then a fresh one is
+// dialed and the call made there). Any failure after the request was handed
+// to a working connection counts as sent: another caller may close a shared
+// connection under an in-flight call, and the peer may still run what it
+// read, so a command must not be sent a second time.
 func (c *nodeClients) callSent(ctx context.Context, addr, method string, args, reply any) (sent bool, err error) {
 	for try := 0; try < 2; try++ {
 		cl, err := c.get(addr)
 		if err != nil {
 			return false, err
+		}
+		if cl.conn.broken.Load() {
+			c.drop(addr, cl) // died while pooled: nothing of ours was sent on it
+			continue
 		}
 		call := cl.Go(method, args, reply, make(chan *rpc.Call, 1))
 		select {
@@ -158,12 +166,10 @@ func (c *nodeClients) callSent(ctx context.Context, addr, method string, args, r
 			c.drop(addr, cl)
 			return true, ctx.Err()
 		}
-		if errors.Is(call.Error, rpc.ErrShutdown) {
-			c.drop(addr, cl) // a pooled connection that had died: dial afresh
-			continue
-		}
 		if call.Error != nil {
-			c.drop(addr, cl)
+			if _, serverErr := call.Error.(rpc.ServerError); !serverErr {
+				c.drop(addr, cl)
+			}
 			return true, call.Error
 		}
 		return true, nil

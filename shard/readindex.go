@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/rpc"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -93,7 +94,7 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
 			}
 			return
 		}
-		go srv.ServeConn(writeDeadlineConn{conn, nodeRPCWriteTimeout})
+		go srv.ServeConn(&nodeConn{Conn: conn})
 	}
 }
 
@@ -105,17 +106,38 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
 // the calls on it, and the next call dials afresh.
 const nodeRPCWriteTimeout = 2 * time.Second
 
-// writeDeadlineConn gives every write its own deadline.
-type writeDeadlineConn struct {
+// nodeConn is a node RPC connection: every write has its own deadline, and
+// it remembers when a read or write failed, so a caller can tell a pooled
+// connection that was already dead before it sent anything.
+type nodeConn struct {
 	net.Conn
-	timeout time.Duration
+	broken atomic.Bool
 }
 
-func (c writeDeadlineConn) Write(b []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+func (c *nodeConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(nodeRPCWriteTimeout)); err != nil {
+		c.broken.Store(true)
 		return 0, err
 	}
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.broken.Store(true)
+	}
+	return n, err
+}
+
+func (c *nodeConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.broken.Store(true)
+	}
+	return n, err
+}
+
+// nodeClient is the RPC client on one connection to a peer.
+type nodeClient struct {
+	*rpc.Client
+	conn *nodeConn
 }
 
 // nodeClients keeps one multiplexed RPC connection per peer host.
@@ -124,18 +146,18 @@ type nodeClients struct {
 	timeout time.Duration
 
 	mu      sync.Mutex
-	clients map[string]*rpc.Client
+	clients map[string]*nodeClient
 	closed  bool
 }
 
 func newNodeClients(mux *Mux) *nodeClients {
-	return &nodeClients{mux: mux, timeout: time.Second, clients: map[string]*rpc.Client{}}
+	return &nodeClients{mux: mux, timeout: time.Second, clients: map[string]*nodeClient{}}
 }
 
 // get returns the client for addr, dialing one if there is none. The dial
 // happens outside the lock: a peer that does not answer must not hold up
 // calls to the others.
-func (c *nodeClients) get(addr string) (*rpc.Client, error) {
+func (c *nodeClients) get(addr string) (*nodeClient, error) {
 	c.mu.Lock()
 	cl, closed := c.clients[addr], c.closed
 	c.mu.Unlock()
@@ -145,11 +167,12 @@ func (c *nodeClients) get(addr string) (*rpc.Client, error) {
 	if cl != nil {
 		return cl, nil
 	}
-	conn, err := c.mux.dial(raft.ServerAddress(addr), nodeServiceID, c.timeout)
+	raw, err := c.mux.dial(raft.ServerAddress(addr), nodeServiceID, c.timeout)
 	if err != nil {
 		return nil, err
 	}
-	cl = rpc.NewClient(writeDeadlineConn{conn, nodeRPCWriteTimeout})
+	conn := &nodeConn{Conn: raw}
+	cl = &nodeClient{Client: rpc.NewClient(conn), conn: conn}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -165,7 +188,7 @@ func (c *nodeClients) get(addr string) (*rpc.Client, error) {
 }
 
 // drop forgets a broken client so the next call dials afresh.
-func (c *nodeClients) drop(addr string, cl *rpc.Client) {
+func (c *nodeClients) drop(addr string, cl *nodeClient) {
 	c.mu.Lock()
 	if c.clients[addr] == cl {
 		delete(c.clients, addr)
@@ -178,7 +201,7 @@ func (c *nodeClients) close() {
 	c.mu.Lock()
 	c.closed = true
 	clients := c.clients
-	c.clients = map[string]*rpc.Client{}
+	c.clients = map[string]*nodeClient{}
 	c.mu.Unlock()
 	for _, cl := range clients {
 		cl.Close()
@@ -187,24 +210,10 @@ func (c *nodeClients) close() {
 
 // call makes one RPC to the host at addr. A call that fails or outlives ctx
 // drops the connection, so the next call dials afresh (a reply that comes
-// later is discarded by net/rpc).
+// later is discarded by net/rpc). Only for calls that are safe to repeat.
 func (c *nodeClients) call(ctx context.Context, addr, method string, args, reply any) error {
-	cl, err := c.get(addr)
-	if err != nil {
-		return err
-	}
-	call := cl.Go(method, args, reply, make(chan *rpc.Call, 1))
-	select {
-	case <-call.Done:
-	case <-ctx.Done():
-		c.drop(addr, cl)
-		return ctx.Err()
-	}
-	if call.Error != nil {
-		c.drop(addr, cl)
-		return call.Error
-	}
-	return nil
+	_, err := c.callSent(ctx, addr, method, args, reply)
+	return err
 }
 
 // readIndex asks the host at addr for shard's read index.
