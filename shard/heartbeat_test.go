@@ -136,3 +136,28 @@ func TestNodeRPCToAPeerThatStopsReadingFails(t *testing.T) {
 		t.Fatal("a call to a peer that never reads still blocks after 20s")
 	}
 }
+
+// TestLeadershipIsNotMovedToAFollowerFarBehind: a transfer to a follower
+// that is cut off or far behind is refused at once, instead of raft holding
+// every write of the shard while it tries to catch the target up; once the
+// follower has caught up the transfer goes through.
+func TestLeadershipIsNotMovedToAFollowerFarBehind(t *testing.T) {
+	wires := newLinks(t)
+	c := makeClusterWith(t, 3, 1, func(cfg *shard.HostConfig) { wires.route(cfg) }, 0)
+	lead := c.leader(0)
+	target := c.hostOf(c.followers(0, lead)[0])
+	wires.pause(target.id)
+	for i := 0; i < 300; i++ {
+		mustAppend(t, lead, "behind", fmt.Sprintf("m%d", i))
+	}
+	if err := lead.TransferLeadership(target.id, string(target.host.RaftAddr())); err == nil {
+		t.Fatal("leadership moved to a follower that is cut off and 300 entries behind")
+	}
+	wires.resume(target.id)
+	eventually(t, 15*time.Second, func() error {
+		return lead.TransferLeadership(target.id, string(target.host.RaftAddr()))
+	})
+	if got := c.leader(0); c.hostOf(got).id != target.id {
+		t.Fatalf("leader is %s, want %s", c.hostOf(got).id, target.id)
+	}
+}

@@ -407,5 +407,31 @@ func (s *Shard) TransferLeadership(id, addr string) error {
 	if id == "" {
 		return s.await(s.raft.LeadershipTransfer())
 	}
+	if err := s.transferTargetReady(raft.ServerID(id)); err != nil {
+		return err
+	}
 	return s.await(s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr)))
+}
+
+// transferLag is how far behind the leader's log a transfer target may be.
+const transferLag = 256
+
+// transferTargetReady refuses a transfer to a follower this leader has not
+// heard from lately or that is far behind. hashicorp/raft first catches the
+// target up, refusing every write meanwhile; a follower just back from a
+// partition has its replication in a backoff of up to ten seconds, and a
+// transfer started then can hold the shard's writes for that long.
+func (s *Shard) transferTargetReady(id raft.ServerID) error {
+	if !s.IsLeader() {
+		return nil // raft answers that itself
+	}
+	last := s.raft.LastIndex()
+	f, ok := s.transport.progress.progress(id, last, time.Now())
+	switch {
+	case !ok || time.Since(f.Contact) > 2*s.timing.Heartbeat:
+		return fmt.Errorf("shard %d: %s has not answered lately; not moving leadership there", s.id, id)
+	case f.LastLog+transferLag < last:
+		return fmt.Errorf("shard %d: %s is %d entries behind; not moving leadership there yet", s.id, id, last-f.LastLog)
+	}
+	return nil
 }
