@@ -11,7 +11,7 @@ import (
 	"github.com/sessiond/sessiond/shard"
 )
 
-// Replica lifecycle on the receiving side (DESIGN §5). A node never creates a
+// Replica lifecycle on the receiving side. A node never creates a
 // replica because a raft connection arrived for it: the shard's leader asks
 // first (CreateReplica), then adds it. After removing it, the leader asks the
 // node to drop it (DropReplica), and the node deletes the data only once the

@@ -17,7 +17,8 @@ type Limits struct {
 	MaxMessages       int // messages per session
 }
 
-// DefaultLimits are the limits of DESIGN §3.
+// DefaultLimits are the limits a node enforces unless told otherwise; the
+// README lists them with the errors that exceeding them returns.
 var DefaultLimits = Limits{
 	MaxSessionIDBytes: 256,
 	MaxMessageIDBytes: 256,

@@ -60,7 +60,8 @@ type Config struct {
 	MaxInFlight         int
 }
 
-// DefaultConfig returns the limits of DESIGN §3.
+// DefaultConfig returns the HTTP layer with fsm.DefaultLimits and the
+// default request body and batch limits listed in the README.
 func DefaultConfig() Config {
 	return Config{Limits: fsm.DefaultLimits, MaxBodyBytes: 2 << 20, MaxBatch: 1000, Logger: slog.Default(),
 		MaxInFlightPerShard: DefaultMaxInFlightPerShard, MaxInFlight: DefaultMaxInFlight}

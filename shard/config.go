@@ -6,7 +6,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Timing holds the raft timers of every shard. The defaults follow DESIGN §5:
+// Timing holds the raft timers of every shard. The defaults aim at
 // shard failover well under a second on a LAN, and an idle cost that stays
 // low with many groups per node.
 type Timing struct {

@@ -7,7 +7,7 @@ import (
 	"github.com/sessiond/sessiond/shard"
 )
 
-// The session → shard mapping is part of the on-disk format (DESIGN §1): a
+// The session → shard mapping is part of the on-disk format: a
 // change to the hash or to JumpHash would strand every stored session in a
 // shard that no longer serves it. These pinned values make such a change fail
 // loudly instead of silently.
