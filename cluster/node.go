@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,13 @@ type Config struct {
 	Replicas        int
 	Host            shard.HostConfig // Limits, Timing and Snapshots are used
 	Logger          *slog.Logger
+	// PeerTLS, when set, is how this node calls other nodes' HTTP ports:
+	// over HTTPS, presenting the node's certificate, which is what
+	// authorizes the call there.
+	PeerTLS *tls.Config
+	// PeerToken returns the bearer token this node presents to other nodes'
+	// HTTP ports when tokens are configured and TLS is off; nil sends none.
+	PeerToken func() string
 	// MaxMoves bounds how many new replicas one node catches up at once,
 	// and how many moves one node leads at once (default 2).
 	MaxMoves int
@@ -105,7 +113,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger, members: newMembers(cfg.Logger),
-		incoming: map[uint32]time.Time{}, peers: newPeerClient(), moves: moves{byID: map[uint32]*Move{}},
+		incoming: map[uint32]time.Time{}, peers: newPeerClient(cfg.PeerTLS, cfg.PeerToken), moves: moves{byID: map[uint32]*Move{}},
 		formedCh: make(chan struct{}), metaKick: make(chan struct{}, 1),
 		fatal: make(chan error, 1), stop: make(chan struct{})}
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,11 +49,22 @@ func (m *Membership) Lists(id string) bool {
 // as many new replicas as it allows at once.
 var ErrBusy = errors.New("node is catching up as many replicas as it allows; try later")
 
-// peerClient calls other nodes' internal API.
-type peerClient struct{ http *http.Client }
+// peerClient calls other nodes' internal API, over HTTPS when tlsConf is
+// set, and with a bearer token when token is.
+type peerClient struct {
+	http   *http.Client
+	scheme string
+	token  func() string
+}
 
-func newPeerClient() *peerClient {
-	return &peerClient{http: &http.Client{Timeout: 5 * time.Second}}
+func newPeerClient(tlsConf *tls.Config, token func() string) *peerClient {
+	p := &peerClient{http: &http.Client{Timeout: 5 * time.Second}, scheme: "http", token: token}
+	if tlsConf != nil {
+		p.http.Transport = &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true,
+			MaxIdleConnsPerHost: 8, IdleConnTimeout: 90 * time.Second}
+		p.scheme = "https"
+	}
+	return p
 }
 
 type peerError struct {
@@ -66,9 +78,14 @@ func (e *peerError) Error() string {
 }
 
 func (p *peerClient) call(ctx context.Context, method, httpAddr, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+httpAddr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, p.scheme+"://"+httpAddr+path, nil)
 	if err != nil {
 		return err
+	}
+	if p.token != nil {
+		if t := p.token(); t != "" {
+			req.Header.Set("Authorization", "Bearer "+t)
+		}
 	}
 	resp, err := p.http.Do(req)
 	if err != nil {

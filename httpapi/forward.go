@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,12 +55,17 @@ type forwardTarget struct{}
 // forwarder proxies requests to the node that leads their shard over pooled
 // keep-alive connections, streaming bodies in both directions.
 type forwarder struct {
-	proxy *httputil.ReverseProxy
-	node  string
+	proxy  *httputil.ReverseProxy
+	node   string
+	scheme string // of other nodes' HTTP ports: http, or https with PeerTLS
 }
 
-func newForwarder(node string) *forwarder {
+// newForwarder proxies over TLS with tlsConf (presenting this node's
+// certificate) when it is not nil.
+func newForwarder(node string, tlsConf *tls.Config) *forwarder {
 	transport := &http.Transport{
+		TLSClientConfig:   tlsConf,
+		ForceAttemptHTTP2: tlsConf != nil,
 		// Nodes share a LAN: a leader that does not accept within a second
 		// is gone, and a write takes milliseconds, so a connection that
 		// answers nothing for 5s (a pooled one to a dead or cut-off node)
@@ -70,7 +76,10 @@ func newForwarder(node string) *forwarder {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 5 * time.Second,
 	}
-	f := &forwarder{node: node}
+	f := &forwarder{node: node, scheme: "http"}
+	if tlsConf != nil {
+		f.scheme = "https"
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Transport: transport,
 		// Rewrite (not Director) so hop-by-hop headers are dropped after
@@ -153,7 +162,7 @@ func (s *Server) routeToLeader(c echo.Context, sh uint32, servesLocally bool, ne
 	if hops(c.Request()) >= maxHops {
 		return unavailable(CodeNoLeader, fmt.Sprintf("shard %d: leader not found within %d forwards", sh, maxHops))
 	}
-	target := &url.URL{Scheme: "http", Host: addr}
+	target := &url.URL{Scheme: s.forward.scheme, Host: addr}
 	if c.Request().Header.Get(redirectHeader) == "1" || c.QueryParam("redirect") == "1" {
 		loc := *c.Request().URL
 		loc.Scheme, loc.Host = target.Scheme, target.Host
@@ -198,7 +207,7 @@ func (s *Server) forwardIfMoved(c echo.Context, sh uint32, err error) error {
 	h.Del("X-Sessiond-Node")
 	h.Del("X-Sessiond-Shard")
 	h.Del("ETag")
-	target := &url.URL{Scheme: "http", Host: addr}
+	target := &url.URL{Scheme: s.forward.scheme, Host: addr}
 	s.forward.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), forwardTarget{}, target)))
 	return errForwarded
 }

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 
@@ -58,6 +59,15 @@ type Config struct {
 	// (DefaultMaxInFlightPerShard, DefaultMaxInFlight).
 	MaxInFlightPerShard int
 	MaxInFlight         int
+	// Auth authenticates requests; nil serves every request to anyone (no
+	// tokens configured). With it, every route but /healthz and /readyz
+	// needs a credential: the session routes the data scope, GET and HEAD
+	// of /v1 the read scope, everything else admin.
+	Auth Authenticator
+	// PeerTLS, when set, makes the node reach other nodes' HTTP ports over
+	// HTTPS with this configuration (it presents the node's certificate),
+	// and redirect clients to https:// addresses.
+	PeerTLS *tls.Config
 }
 
 // DefaultConfig returns the HTTP layer with fsm.DefaultLimits and the
@@ -82,14 +92,17 @@ func New(store Store, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID()),
+	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID(), cfg.PeerTLS),
 		inflight: newInflight(store.ShardCount(), cfg.MaxInFlightPerShard, cfg.MaxInFlight)}
 	e := s.echo
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.nodeHeader)
+	e.Pre(s.nodeHeader)
+	if cfg.Auth != nil {
+		e.Pre(s.authorize)
+	}
 	s.routes()
 	return s
 }

@@ -49,6 +49,9 @@ type config struct {
 	PprofAllowRemote bool
 	LogLevel         string
 	LogFormat        string
+	// TokenFile holds the bearer tokens clients must present ("SCOPE
+	// TOKEN" lines); empty serves every request without one.
+	TokenFile string
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -79,6 +82,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.BoolVar(&c.H2C, "h2c", true, "also accept HTTP/2 over cleartext (h2c, prior knowledge) on --http-addr, next to HTTP/1.1; --h2c=false serves HTTP/1.1 only")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (off when empty; loopback only unless --pprof-allow-remote)")
 	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address (profiles expose memory contents)")
+	fs.StringVar(&c.TokenFile, "token-file", "", "file of bearer tokens, one \"SCOPE TOKEN\" a line (scopes read, data, admin); when set every route but /healthz and /readyz needs one (reloaded on SIGHUP)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	if err := applyEnv(fs, args); err != nil {

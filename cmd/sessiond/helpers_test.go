@@ -126,6 +126,14 @@ func (p *proc) url(path string) string { return "http://" + p.httpAddr() + path 
 // start launches sessiond and waits until /readyz answers 200.
 func (p *proc) start() {
 	p.t.Helper()
+	p.startNoWait()
+	p.waitReady()
+}
+
+// startNoWait launches sessiond without waiting for it to be ready: nodes
+// that form a cluster together are only ready once all of them run.
+func (p *proc) startNoWait() {
+	p.t.Helper()
 	args := []string{"--node-id", "n1", "--data-dir", p.dir, "--http-addr", p.httpAddr(),
 		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", p.raft), "--gossip-addr", fmt.Sprintf("127.0.0.1:%d", p.gossip),
 		"--shards", fmt.Sprint(p.shards), "--log-level", "info"}
@@ -145,7 +153,6 @@ func (p *proc) start() {
 		p.waitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
-	p.waitReady()
 }
 
 func (p *proc) running() bool {

@@ -95,6 +95,13 @@ func run(cfg *config) error {
 		logger.Info("serving pprof", "addr", pprofLn.Addr().String(), "remote_allowed", cfg.PprofAllowRemote)
 	}
 
+	creds, err := loadCredentials(cfg)
+	if err != nil {
+		httpLn.Close()
+		raftLn.Close()
+		return err
+	}
+
 	timing := shard.DefaultTiming
 	timing.Heartbeat = cfg.RaftHeartbeat
 	timing.LeaderLease = cfg.RaftHeartbeat / 2
@@ -108,8 +115,9 @@ func run(cfg *config) error {
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
 		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore},
-		Logger: logger,
+		Host:      shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore},
+		PeerToken: creds.peerToken(),
+		Logger:    logger,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -124,6 +132,9 @@ func run(cfg *config) error {
 	apiCfg.Replicas = node
 	apiCfg.MaxInFlightPerShard = cfg.MaxInFlightPerShard
 	apiCfg.MaxInFlight = cfg.MaxInFlight
+	if a := creds.authenticator(); a != nil {
+		apiCfg.Auth = a
+	}
 	drainRequested := make(chan struct{}, 1)
 	apiCfg.OnDrain = func() {
 		select {
@@ -141,6 +152,7 @@ func run(cfg *config) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go reloadOnSIGHUP(ctx, creds, logger)
 	if cfg.SessionTTL > 0 {
 		go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
 	}

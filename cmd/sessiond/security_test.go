@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tokens every secured test cluster uses, one per scope.
+const (
+	adminToken = "admin-0123456789abcdef"
+	dataToken  = "data-0123456789abcdef"
+	readToken  = "read-0123456789abcdef"
+)
+
+func writeTokenFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens")
+	body := "# scope token\nadmin " + adminToken + "\ndata " + dataToken + "\nread " + readToken + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startCluster starts n joined nodes n1..nn with extra flags and waits until
+// every one is ready.
+func startCluster(t *testing.T, n, shards int, extra ...string) []*proc {
+	t.Helper()
+	procs := make([]*proc, n)
+	var join []string
+	for i := range procs {
+		procs[i] = newProc(t, shards)
+		join = append(join, fmt.Sprintf("127.0.0.1:%d", procs[i].gossip))
+	}
+	started := make(chan struct{}, n)
+	for i, p := range procs {
+		p.extraArgs = append([]string{"--node-id", fmt.Sprintf("n%d", i+1), "--bootstrap-expect", fmt.Sprint(n),
+			"--join", strings.Join(join, ","), "--raft-heartbeat", "100ms"}, extra...)
+		go func() { defer func() { started <- struct{}{} }(); p.startNoWait() }()
+	}
+	for range procs {
+		<-started
+	}
+	for _, p := range procs {
+		p.waitReady()
+	}
+	return procs
+}
+
+// do sends one request with an optional bearer token and returns the status
+// and body.
+func do(t *testing.T, method, url, token, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func errorCode(b []byte) string {
+	var e struct{ Error struct{ Code string } }
+	_ = json.Unmarshal(b, &e)
+	return e.Error.Code
+}
+
+// An attacker who reaches the HTTP port of a node with tokens configured
+// changes nothing: every session, /v1 write and /internal route refuses a
+// request without a token (401) or with a token of the wrong scope (403),
+// while the cluster itself, whose nodes call each other's internal routes,
+// keeps working and forwards clients' requests with their tokens.
+func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
+	procs := startCluster(t, 3, 4, "--token-file", writeTokenFile(t))
+	n1, n2 := procs[0], procs[1]
+
+	// Health checks stay open for orchestrators.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := do(t, http.MethodGet, n1.url(path), "", ""); code != http.StatusOK {
+			t.Fatalf("GET %s without a token = %d %s, want 200", path, code, body)
+		}
+	}
+
+	msg := `{"role":"user","content":"forged"}`
+	attacks := []struct{ method, path, body string }{
+		{http.MethodPost, "/api/chat/session/victim/messages", msg},
+		{http.MethodPut, "/api/chat/session/victim", `{"fields":{"a":1}}`},
+		{http.MethodPatch, "/api/chat/session/victim", `{"a":1}`},
+		{http.MethodPut, "/api/chat/session/victim/state/bookingInfo", `{"x":1}`},
+		{http.MethodDelete, "/api/chat/session/victim", ""},
+		{http.MethodGet, "/api/chat/session/victim", ""},
+		{http.MethodGet, "/v1/cluster", ""},
+		{http.MethodPost, "/v1/nodes/n2/drain", ""},
+		{http.MethodPost, "/v1/shards/0/transfer-leadership", ""},
+		{http.MethodPost, "/internal/v1/shards/0/replica", ""},
+		{http.MethodDelete, "/internal/v1/shards/0/replica", ""},
+		{http.MethodGet, "/internal/v1/shards/0/membership", ""},
+		{http.MethodGet, "/no/such/route", ""},
+	}
+	for _, a := range attacks {
+		for _, token := range []string{"", "not-a-valid-token-at-all"} {
+			code, body := do(t, a.method, n1.url(a.path), token, a.body)
+			if code != http.StatusUnauthorized || errorCode(body) != "unauthorized" {
+				t.Errorf("%s %s with token %q = %d %s, want 401 unauthorized", a.method, a.path, token, code, body)
+			}
+		}
+	}
+	wrongScope := []struct{ method, path, token, body string }{
+		{http.MethodPost, "/api/chat/session/victim/messages", readToken, msg},
+		{http.MethodGet, "/v1/cluster", dataToken, ""},
+		{http.MethodPost, "/v1/nodes/n2/drain", dataToken, ""},
+		{http.MethodPost, "/v1/nodes/n2/drain", readToken, ""},
+		{http.MethodPost, "/v1/shards/0/transfer-leadership", readToken, ""},
+		{http.MethodPost, "/internal/v1/shards/0/replica", dataToken, ""},
+		{http.MethodPost, "/internal/v1/shards/0/replica", readToken, ""},
+	}
+	for _, a := range wrongScope {
+		code, body := do(t, a.method, n1.url(a.path), a.token, a.body)
+		if code != http.StatusForbidden || errorCode(body) != "forbidden" {
+			t.Errorf("%s %s with a token of another scope = %d %s, want 403 forbidden", a.method, a.path, code, body)
+		}
+	}
+
+	// Nothing changed: the session does not exist and every node still runs.
+	if code, body := do(t, http.MethodGet, n1.url("/api/chat/session/victim"), dataToken, ""); code != http.StatusNotFound {
+		t.Fatalf("victim session after the attacks = %d %s, want 404", code, body)
+	}
+	time.Sleep(3 * time.Second) // an accepted drain exits the node within this
+	for _, p := range procs {
+		if !p.running() {
+			t.Fatalf("a node exited after unauthenticated requests:\n%s", p.output())
+		}
+	}
+
+	// Clients with the right scope are served on every node, forwarded or
+	// not.
+	for i, p := range procs {
+		s := fmt.Sprintf("/api/chat/session/s-%d/messages", i)
+		if code, body := do(t, http.MethodPost, p.url(s), dataToken, msg); code != http.StatusOK && code != http.StatusCreated {
+			t.Fatalf("append with the data token on %s = %d %s", p.httpAddr(), code, body)
+		}
+		if code, body := do(t, http.MethodGet, n2.url(s), adminToken, ""); code != http.StatusOK || !bytes.Contains(body, []byte("forged")) {
+			t.Fatalf("read with the admin token = %d %s", code, body)
+		}
+	}
+	if code, body := do(t, http.MethodGet, n2.url("/v1/cluster"), readToken, ""); code != http.StatusOK {
+		t.Fatalf("GET /v1/cluster with the read token = %d %s", code, body)
+	}
+}
