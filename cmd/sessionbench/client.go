@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/sessiond/sessiond/internal/clientauth"
 	"io"
 	"net"
 	"net/http"
@@ -73,8 +74,11 @@ func (c *clients) newClient(cfg *config) *http.Client {
 		tr.ForceAttemptHTTP2 = false
 		tr.MaxConnsPerHost = 1
 	}
+	if cfg.tls != nil {
+		tr.TLSClientConfig = cfg.tls.Clone()
+	}
 	return &http.Client{
-		Transport:     tr,
+		Transport:     clientauth.Bearer(tr, cfg.creds.Token),
 		Timeout:       cfg.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -9,9 +9,11 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sessiond/sessiond/internal/clientauth"
 	"io"
 	"os"
 	"regexp"
@@ -38,6 +40,8 @@ type config struct {
 	progress     time.Duration
 	h2c          bool // HTTP/2 over cleartext with prior knowledge
 	h2cConns     int  // with h2c: connections per node, shared by all workers
+	creds        clientauth.Options
+	tls          *tls.Config // from creds; nil for the system's roots
 }
 
 // validPrefix keeps session and message ids within sessiond's id alphabet,
@@ -118,7 +122,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.progress, "progress", 5*time.Second, "interval of progress lines on stderr; 0 disables them")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "speak HTTP/2 over cleartext with prior knowledge (h2c), all workers sharing --h2c-conns connections per node, instead of HTTP/1.1 with a connection per worker")
 	fs.IntVar(&cfg.h2cConns, "h2c-conns", 1, "with --h2c: HTTP/2 connections per node; workers are spread evenly over them")
+	cfg.creds = clientauth.FromEnv(os.Getenv)
+	cfg.creds.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	var err error
+	if cfg.tls, err = cfg.creds.TLSConfig(); err != nil {
 		return nil, err
 	}
 	h2cConnsSet := false
@@ -126,7 +136,6 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	var err error
 	if cfg.addrs, err = normalizeAddrs(*addrs); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/internal/baseurl"
+	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 // client sends API requests to the first of several sessiond nodes that
@@ -27,7 +28,7 @@ type client struct {
 	hc      *http.Client
 }
 
-func newClient(addrList string, timeout time.Duration) (*client, error) {
+func newClient(addrList string, timeout time.Duration, creds *clientauth.Options) (*client, error) {
 	addrs, err := baseurl.ParseList(addrList)
 	if errors.Is(err, baseurl.ErrNone) {
 		return nil, fmt.Errorf("no sessiond address given (set --addr or SESSIOND_ADDR)")
@@ -35,7 +36,11 @@ func newClient(addrList string, timeout time.Duration) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid address %v", err)
 	}
-	return &client{addrs: addrs, timeout: timeout, hc: &http.Client{}}, nil
+	rt, err := creds.Apply(http.DefaultTransport.(*http.Transport).Clone())
+	if err != nil {
+		return nil, err
+	}
+	return &client{addrs: addrs, timeout: timeout, hc: &http.Client{Transport: rt}}, nil
 }
 
 // with returns a client for other addresses sharing this one's connection

@@ -33,7 +33,7 @@ func (a *app) setup(fs *flag.FlagSet, args []string, minArgs, maxArgs int, names
 			return nil, nil, usagef(fs.Name(), "%s must not be empty", n)
 		}
 	}
-	c, err := newClient(a.addr, a.timeout)
+	c, err := newClient(a.addr, a.timeout, &a.creds)
 	if err != nil {
 		return nil, nil, usagef("", "%v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sessiond/sessiond/internal/clientauth"
 	"io"
 	"os"
 	"strings"
@@ -49,6 +50,7 @@ type app struct {
 	addr           string
 	timeout        time.Duration
 	output         string
+	creds          clientauth.Options
 	// tty makes drain --wait overwrite its progress line in place.
 	tty bool
 	// pollEvery is drain --wait's polling period; tests shorten it.
@@ -79,6 +81,7 @@ func (a *app) main(args []string, getenv func(string) string) int {
 		a.addr = env
 	}
 	a.timeout, a.output = 5*time.Second, "text"
+	a.creds = clientauth.FromEnv(getenv)
 	fs := flag.NewFlagSet("sessionctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	a.globalFlags(fs)
@@ -141,6 +144,7 @@ func (a *app) globalFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&a.timeout, "timeout", a.timeout, "timeout of each HTTP request")
 	fs.StringVar(&a.output, "o", a.output, "output format: text or json")
 	fs.StringVar(&a.output, "output", a.output, "output format: text or json")
+	a.creds.AddFlags(fs)
 }
 
 // parse parses a command's flags, which may be interleaved with its
