@@ -144,7 +144,7 @@ func run(cfg *config) error {
 	}
 	srv := newHTTPServer(httpapi.New(node, apiCfg), cfg.H2C, logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(httpLn) }()
+	go func() { serveErr <- srv.Serve(jsonErrorListener{httpLn}) }()
 	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
 		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
 		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect,
