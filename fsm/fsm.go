@@ -260,3 +260,47 @@ func (f *FSM) expire(before int64) *Result {
 	}
 	return &Result{Status: StatusOK, Changed: len(doomed) > 0, Expired: len(doomed)}
 }
+
+// Precheck reports, without changing anything, a failure cmd is certain to
+// meet against the current state: a version condition that does not hold,
+// or a delete of a session or field that does not exist. nil means cmd may
+// succeed; Apply decides. The HTTP layer uses it to answer such requests
+// without appending a log entry: a failed conditional write is a read, and
+// on a state read linearizably it is answered exactly as Apply would have.
+// Appends are never prechecked (a replay succeeds whatever its condition).
+// Safe to call concurrently with Apply.
+func (f *FSM) Precheck(cmd *Command) *Result {
+	if !Prechecked(cmd) || f.limits.ValidSessionID(cmd.Session) != nil {
+		return nil
+	}
+	cur, _ := f.Get(cmd.Session)
+	if r := checkVersion(cur, cmd); r != nil {
+		return r
+	}
+	switch cmd.Op {
+	case OpDeleteSession:
+		if cur == nil {
+			return &Result{Status: StatusNotFound, Detail: "session not found"}
+		}
+	case OpDeleteField:
+		if cur == nil {
+			return &Result{Status: StatusNotFound, Detail: "session not found"}
+		}
+		if _, ok := cur.Field(cmd.Field); !ok {
+			return &Result{Status: StatusNotFound, Version: versionOf(cur), Session: cur, Detail: "field not found"}
+		}
+	}
+	return nil
+}
+
+// Prechecked reports whether Precheck can ever fail cmd, so callers skip
+// the check for commands it would pass anyway.
+func Prechecked(cmd *Command) bool {
+	switch cmd.Op {
+	case OpDeleteField, OpDeleteSession:
+		return true
+	case OpMergeFields, OpPatchFields, OpPutField:
+		return cmd.HasIfVersion
+	}
+	return false
+}

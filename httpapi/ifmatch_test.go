@@ -161,3 +161,43 @@ func TestReplayedAppendSucceedsWhateverIfMatchSays(t *testing.T) {
 		t.Fatalf("messages %+v", doc.Messages)
 	}
 }
+
+// TestWritesCertainToFailAppendNoLogEntry: a conditional write whose
+// If-Match no longer holds, and a delete of a field or session that does
+// not exist, are answered from a linearizable read without proposing
+// anything, so an attacker cannot grow the raft log with writes that fail.
+// The same writes with a matching If-Match do append.
+func TestWritesCertainToFailAppendNoLogEntry(t *testing.T) {
+	n := startNode(t)
+	for i, w := range conditionalWrites {
+		if w.method == http.MethodPost {
+			continue // a replayed append succeeds whatever If-Match says, so appends always go to raft
+		}
+		t.Run(w.name, func(t *testing.T) {
+			id := fmt.Sprintf("precheck-%d", i)
+			v := seedForIfMatch(t, n, id)
+			before := n.raftIndex()
+			r := n.do(w.method, sessionPath(id, w.path), w.body(1), "If-Match", etagOf(v+1))
+			wantError(t, r, http.StatusPreconditionFailed, "version_mismatch")
+			wantETag(t, r, v)
+			if after := n.raftIndex(); after != before {
+				t.Fatalf("a write refused for its If-Match moved the raft log from %d to %d", before, after)
+			}
+			r = n.do(w.method, sessionPath(id, w.path), w.body(2), "If-Match", etagOf(v))
+			wantStatus(t, r, w.success)
+			if n.raftIndex() == before {
+				t.Fatal("a write with a matching If-Match appended nothing")
+			}
+		})
+	}
+	t.Run("DELETE of what does not exist", func(t *testing.T) {
+		seedForIfMatch(t, n, "precheck-missing")
+		before := n.raftIndex()
+		wantError(t, n.do(http.MethodDelete, sessionPath("precheck-missing", "/state/nope"), nil), http.StatusNotFound, "field_not_found")
+		wantError(t, n.do(http.MethodDelete, sessionPath("precheck-absent", "/state/f"), nil), http.StatusNotFound, "session_not_found")
+		wantError(t, n.do(http.MethodDelete, sessionPath("precheck-absent"), nil), http.StatusNotFound, "session_not_found")
+		if after := n.raftIndex(); after != before {
+			t.Fatalf("deletes of missing things moved the raft log from %d to %d", before, after)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/shard"
 )
 
 // apply proposes cmd for the request's session and turns shard errors and
@@ -17,9 +19,12 @@ func (s *Server) apply(c echo.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	id, sh := scope(c)
 	cmd.Session = id
 	cmd.At = time.Now().UnixMilli()
-	res, err := s.boundedApply(c.Request().Context(), sh, cmd)
-	if err != nil {
-		return nil, s.forwardIfMoved(c, sh, err)
+	res := s.precheck(c.Request().Context(), sh, cmd)
+	if res == nil {
+		var err error
+		if res, err = s.boundedApply(c.Request().Context(), sh, cmd); err != nil {
+			return nil, s.forwardIfMoved(c, sh, err)
+		}
 	}
 	if res.Status != fsm.StatusOK {
 		if res.Session != nil {
@@ -29,6 +34,29 @@ func (s *Server) apply(c echo.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	}
 	setETag(c, res.Version)
 	return res, nil
+}
+
+// precheck answers a write that is certain to fail without appending a log
+// entry: a conditional write whose If-Match no longer holds, or a delete of
+// something that does not exist. The local replica's state is a cheap
+// first look; only when it predicts a failure is the verdict confirmed on a
+// linearizable read, so that the answer is what Apply would have given at
+// a moment within the request. Writes that may succeed pay nothing extra,
+// and any doubt (an error on the read) goes to raft, where Apply checks
+// again. nil means: propose the command.
+func (s *Server) precheck(ctx context.Context, sh uint32, cmd *fsm.Command) *fsm.Result {
+	if !fsm.Prechecked(cmd) {
+		return nil
+	}
+	local, err := s.store.Read(ctx, sh, shard.Stale)
+	if err != nil || local.Precheck(cmd) == nil {
+		return nil
+	}
+	state, err := s.boundedRead(ctx, sh, shard.Linearizable)
+	if err != nil {
+		return nil
+	}
+	return state.Precheck(cmd)
 }
 
 // load reads the request's session at the consistency the query asks for.
