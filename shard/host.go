@@ -37,6 +37,10 @@ type HostConfig struct {
 	// AddressOf and OnLeadership are passed to every replica; see Config.
 	AddressOf    raft.ServerAddressProvider
 	OnLeadership func(shard uint32, leader bool)
+	// TLS, when set, secures every connection of the raft port: raft
+	// traffic and node-to-node RPCs alike (see Mux.UseTLS). Every node of a
+	// cluster must set it, or none.
+	TLS *MuxTLS
 }
 
 // Host holds the replicas this node runs and the mux they share.
@@ -92,6 +96,10 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		sharedLog: shared,
 		shards:    map[uint32]*Shard{},
 		serveDone: make(chan struct{}),
+	}
+	if cfg.TLS != nil {
+		h.mux.UseTLS(cfg.TLS.Server, cfg.TLS.Client)
+		cfg.Logger.Info("raft port uses mutual TLS")
 	}
 	h.peers = newNodeClients(h.mux)
 	h.beats = newHeartbeatSender(h.peers)

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ import (
 //
 // all big-endian. The mux reads it under a deadline and hands the connection
 // to that shard's stream layer; raft's own framing starts right after it.
+// With TLS (Mux.UseTLS) the handshake comes first and the preamble travels
+// inside the TLS session, so nothing a peer sends is read before it has
+// proven itself with a certificate.
 const (
 	preambleLen     = 16
 	preambleVersion = 1
@@ -43,8 +47,11 @@ type Mux struct {
 	ln        net.Listener
 	advertise net.Addr
 	clusterID atomic.Uint64
-	timeout   time.Duration // for reading the preamble
+	timeout   time.Duration // for the TLS handshake and reading the preamble
 	logger    *slog.Logger
+	tlsServer *tls.Config  // nil: accepted connections are plain TCP
+	tlsClient *tls.Config  // nil: dialed connections are plain TCP
+	lastWarn  atomic.Int64 // unix nanos of the last logged handshake failure
 
 	mu     sync.Mutex
 	layers map[uint32]*StreamLayer
@@ -62,6 +69,30 @@ func NewMux(ln net.Listener, advertise net.Addr, clusterID uint64, logger *slog.
 	return m
 }
 
+// MuxTLS holds the TLS configs of the raft port.
+type MuxTLS struct {
+	// Server is used for every accepted connection. It must require a
+	// client certificate and verify it (certs.Store.PeerServer does): the
+	// mux refuses a connection that presents none, but trusts the config to
+	// have checked the one presented.
+	Server *tls.Config
+	// Client is used to dial other nodes. Without ServerName or
+	// InsecureSkipVerify set, the host of the address dialed is the name
+	// verified.
+	Client *tls.Config
+}
+
+// UseTLS makes the mux run TLS under the preamble: server for accepted
+// connections, client for dialed ones; nil keeps that side plain TCP, and a
+// node with TLS on one side only cannot talk to a node with it on both. A
+// connection whose handshake fails, or that presents no client
+// certificate, is closed and counted in Rejected before any preamble byte
+// is read. Call it before Serve and before any Dial; the configs must not
+// be modified afterwards.
+func (m *Mux) UseTLS(server, client *tls.Config) {
+	m.tlsServer, m.tlsClient = server, client
+}
+
 // SetClusterID sets the id new connections must carry (a node learns it when
 // it joins a cluster).
 func (m *Mux) SetClusterID(id uint64) { m.clusterID.Store(id) }
@@ -72,7 +103,8 @@ func (m *Mux) ClusterID() uint64 { return m.clusterID.Load() }
 // Addr is the address the mux listens on.
 func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
 
-// Rejected counts connections closed for a wrong preamble, cluster or shard.
+// Rejected counts connections closed for a failed TLS handshake, a missing
+// client certificate, or a wrong preamble, cluster or shard.
 func (m *Mux) Rejected() uint64 { return m.rejected.Load() }
 
 // Serve accepts connections until Close. Each connection's preamble is read
@@ -97,13 +129,28 @@ func (m *Mux) Serve() error {
 }
 
 func (m *Mux) handoff(conn net.Conn) {
+	// One deadline covers the handshake and the preamble: a peer cannot
+	// hold a goroutine and a socket for longer by being slow at both.
+	_ = conn.SetDeadline(time.Now().Add(m.timeout))
+	if m.tlsServer != nil {
+		tc := tls.Server(conn, m.tlsServer)
+		if err := tc.Handshake(); err != nil {
+			m.warnHandshake(conn, err)
+			m.reject(conn, "tls handshake failed", "err", err)
+			return
+		}
+		if len(tc.ConnectionState().PeerCertificates) == 0 {
+			m.reject(conn, "no client certificate")
+			return
+		}
+		conn = tlsConn{tc}
+	}
 	b := make([]byte, preambleLen)
-	_ = conn.SetReadDeadline(time.Now().Add(m.timeout))
 	if _, err := io.ReadFull(conn, b); err != nil {
 		m.reject(conn, "unreadable preamble", "err", err)
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{}) // raft idles between heartbeats
+	_ = conn.SetDeadline(time.Time{}) // raft idles between heartbeats
 	if [3]byte(b[:3]) != preambleMagic || b[3] != preambleVersion {
 		m.reject(conn, "bad preamble")
 		return
@@ -120,6 +167,21 @@ func (m *Mux) handoff(conn net.Conn) {
 	if layer == nil || !layer.deliver(conn) {
 		m.reject(conn, "connection for a shard not hosted here", "shard", shardID)
 	}
+}
+
+// handshakeWarnEvery limits how often failed handshakes are logged at warn
+// level: one can mean a node with the wrong certificate, a flood of them a
+// scanner.
+const handshakeWarnEvery = 10 * time.Second
+
+func (m *Mux) warnHandshake(conn net.Conn, err error) {
+	now := time.Now().UnixNano()
+	last := m.lastWarn.Load()
+	if now-last < int64(handshakeWarnEvery) || !m.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	m.logger.Warn("raft mux refused a connection: TLS handshake failed (further failures within 10s are logged at debug level)",
+		"remote", conn.RemoteAddr().String(), "err", err)
 }
 
 func (m *Mux) reject(conn net.Conn, why string, args ...any) {
@@ -168,17 +230,41 @@ func (m *Mux) Close() error {
 	return m.ln.Close()
 }
 
-// dial opens a connection to a peer's mux and writes the preamble.
+// dial opens a connection to a peer's mux, runs the TLS handshake if the
+// mux uses TLS, and writes the preamble. Every connection to another node
+// is opened here. The handshake and the preamble share one timeout,
+// counted once the TCP connection is up.
 func (m *Mux) dial(addr raft.ServerAddress, shardID uint32, timeout time.Duration) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", string(addr), timeout)
 	if err != nil {
 		return nil, err
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	if cfg := m.tlsClient; cfg != nil {
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(string(addr))
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+		}
+		conn = tlsConn{tc}
+	}
 	if _, err := conn.Write(encodePreamble(m.clusterID.Load(), shardID)); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	return conn, nil
 }
+
+// tlsConn is a TLS connection whose Close closes the TCP connection at once.
+// tls.Conn.Close first sends a close_notify alert, which blocks for up to
+// five seconds on a peer that stopped reading, and shutdown closes every
+// connection of a shard in turn. raft and net/rpc delimit their own
+// messages, so the alert protects nothing here.
+type tlsConn struct{ *tls.Conn }
+
+func (c tlsConn) Close() error { return c.NetConn().Close() }
