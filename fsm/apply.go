@@ -86,6 +86,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 		m := out[i]
 		m.Seq = uint64(len(msgs) + 1)
 		msgs = append(msgs, m)
+		s.msgBytes += messageSize(&m)
 		ids[m.ID] = m.Seq
 		out[i] = m
 	}

@@ -46,6 +46,9 @@ type FSM struct {
 	tombs     map[string]*tombstone
 	tombQueue []tombRef
 
+	// bytes is the sum of Session.Size over every session.
+	bytes atomic.Int64
+
 	applied  atomic.Uint64
 	appliedC chan struct{} // closed and replaced whenever applied advances
 	cmu      sync.Mutex    // guards appliedC
@@ -63,6 +66,7 @@ func (f *FSM) reset() {
 		f.buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
 	f.msgIndex = map[string]map[string]uint64{}
+	f.bytes.Store(0)
 	f.tombs = map[string]*tombstone{}
 	f.tombQueue = nil
 }
@@ -88,6 +92,10 @@ func (f *FSM) Len() int {
 	}
 	return n
 }
+
+// Bytes estimates the memory the sessions hold: the sum of their Size.
+// Safe from any goroutine.
+func (f *FSM) Bytes() int64 { return f.bytes.Load() }
 
 // AppliedIndex is the raft index of the last entry this FSM applied.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
@@ -138,6 +146,7 @@ func (f *FSM) put(id string, s *Session) {
 		b = &bucket{sessions: m}
 		f.buckets[i] = b
 	}
+	f.bytes.Add(sizeOf(s) - sizeOf(b.sessions[id]))
 	if s == nil {
 		delete(b.sessions, id)
 	} else {

@@ -260,10 +260,22 @@ func checkSession(s *Session) error {
 func checkInvariants(t testing.TB, f *FSM) {
 	t.Helper()
 	all := sessions(f)
+	var total int64
 	for _, s := range all {
 		if err := checkSession(s); err != nil {
 			t.Fatal(err)
 		}
+		size := int64(sessionOverhead + len(s.ID))
+		for k, v := range s.fields {
+			size += int64(len(k) + len(v))
+		}
+		for i := range s.messages {
+			size += int64(messageSize(&s.messages[i]))
+		}
+		if s.Size() != size {
+			t.Fatalf("session %q: Size %d, recounted %d", s.ID, s.Size(), size)
+		}
+		total += size
 		if got, ok := f.Get(s.ID); !ok || got != s {
 			t.Fatalf("session %q is not found under its own id", s.ID)
 		}
@@ -281,6 +293,9 @@ func checkInvariants(t testing.TB, f *FSM) {
 		if _, ok := f.Get(id); !ok {
 			t.Fatalf("message-id index holds absent session %q", id)
 		}
+	}
+	if f.Bytes() != total {
+		t.Fatalf("FSM.Bytes %d, sessions hold %d", f.Bytes(), total)
 	}
 }
 

@@ -258,4 +258,5 @@ func restoreInto(t *testing.T, dst, src *FSM) {
 		t.Fatalf("Restore: %v", err)
 	}
 	sameState(t, dst, src)
+	checkInvariants(t, dst)
 }

@@ -33,6 +33,33 @@ type Session struct {
 	// fields is copied on every change; values are compact JSON.
 	fields     map[string]json.RawMessage
 	fieldBytes int // sum of len(key)+len(value) over fields
+	msgBytes   int // sum of messageSize over messages
+}
+
+// Per-item overheads counted by Size on top of the bytes clients sent: the
+// struct headers, map entries and index entries each one costs in memory,
+// roughly, so that many tiny items still count.
+const (
+	sessionOverhead = 256
+	messageOverhead = 96
+)
+
+func messageSize(m *Message) int {
+	return messageOverhead + len(m.ID) + len(m.Role) + len(m.Content) + len(m.Meta)
+}
+
+// Size is an estimate of the memory the session holds, in bytes: its
+// messages, fields and id plus fixed per-item overheads. The node's data
+// quota counts it.
+func (s *Session) Size() int64 {
+	return int64(sessionOverhead + len(s.ID) + s.fieldBytes + s.msgBytes)
+}
+
+func sizeOf(s *Session) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.Size()
 }
 
 // Messages returns the session's messages in order. The slice is shared and

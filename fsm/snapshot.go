@@ -150,6 +150,7 @@ func decodeSession(b []byte) (*Session, error) {
 	for i := 0; i < nm && d.err == nil; i++ {
 		s.messages[i] = Message{Seq: uint64(i + 1), ID: d.string(), Role: d.string(),
 			Content: d.string(), CreatedAt: d.varint(), Meta: d.bytes()}
+		s.msgBytes += messageSize(&s.messages[i])
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = errors.New("fsm: trailing bytes in session record")
@@ -182,6 +183,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
 	index := map[string]map[string]uint64{}
+	var total int64
 	var rec bytes.Buffer
 	for {
 		more, err := readRecord(br, &rec)
@@ -201,6 +203,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		index[s.ID] = ids
 		buckets[bucketOf(s.ID)].sessions[s.ID] = s
+		total += s.Size()
 	}
 
 	tombs := map[string]*tombstone{}
@@ -225,6 +228,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.buckets = buckets
 	f.msgIndex = index
 	f.mu.Unlock()
+	f.bytes.Store(total)
 	f.tombs, f.tombQueue = tombs, queue
 	f.publishApplied(applied)
 	return nil
