@@ -175,6 +175,7 @@ func (n *Node) becomeFormed(id Identity) error {
 	n.mu.Lock()
 	n.identity, n.formed = id, true
 	n.mu.Unlock()
+	n.members.setCluster(id.ClusterID)
 	close(n.formedCh)
 	n.kickMeta()
 	return nil

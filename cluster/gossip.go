@@ -3,9 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -32,15 +34,69 @@ type Member struct {
 // members is the gossip view: every node ever seen, by node id. memberlist
 // calls the event methods from one goroutine at a time; readers take the
 // lock.
+//
+// Members of another cluster are kept out of the view. Once this node has
+// formed, a member whose metadata says it has formed too, but with another
+// cluster id, is foreign: get and list never return it, so placement,
+// leader routing, raft address resolution, replica moves, drain and
+// /v1/cluster never see it. It is logged at WARN once per member and
+// foreign cluster id. Members that have not formed (no cluster id yet) are
+// never foreign: they are the nodes a cluster forms with or that join it
+// as newcomers. A node that has not formed yet sees every member, so it
+// can find the cluster to join; formation refuses to pick one when it sees
+// more than one.
 type members struct {
 	mu      sync.RWMutex
 	byID    map[string]*Member
 	changed func() // called after every change, without the lock held
 	logger  *slog.Logger
+
+	// self is this node's id, set before gossip starts; cluster is the id
+	// of the cluster this node belongs to, 0 until it has formed.
+	self    string
+	cluster atomic.Uint64
+
+	warnMu sync.Mutex
+	warned map[string]uint64 // foreign members logged, with the cluster id logged
 }
 
 func newMembers(logger *slog.Logger) *members {
-	return &members{byID: map[string]*Member{}, logger: logger}
+	return &members{byID: map[string]*Member{}, logger: logger, warned: map[string]uint64{}}
+}
+
+// localCluster is the id of the cluster this node belongs to, or 0.
+func (m *members) localCluster() uint64 { return m.cluster.Load() }
+
+// setCluster records the cluster this node has formed or joined; from then
+// on members of other clusters are foreign.
+func (m *members) setCluster(id uint64) { m.cluster.Store(id) }
+
+// foreign reports whether mm belongs to another cluster than local (see
+// members).
+func (m *members) foreign(mm *Member, local uint64) bool {
+	return local != 0 && mm.NodeID != m.self && mm.Formed && mm.ClusterID != local
+}
+
+// noteForeign logs a foreign member at WARN, once per member and cluster id.
+func (m *members) noteForeign(mm Member, local uint64) {
+	m.warnMu.Lock()
+	logged, ok := m.warned[mm.NodeID]
+	m.warned[mm.NodeID] = mm.ClusterID
+	m.warnMu.Unlock()
+	if ok && logged == mm.ClusterID {
+		return
+	}
+	m.logger.Warn("ignoring a member of another cluster: it gets no replica, no request and no raft traffic from this node",
+		"member", mm.NodeID, "member_cluster", fmt.Sprintf("%016x", mm.ClusterID),
+		"cluster", fmt.Sprintf("%016x", local), "gossip_addr", mm.GossipAddr, "state", mm.State)
+}
+
+// forgetForeign clears the record of a member once it is no longer foreign,
+// so that it is logged again if it becomes foreign later.
+func (m *members) forgetForeign(id string) {
+	m.warnMu.Lock()
+	delete(m.warned, id)
+	m.warnMu.Unlock()
 }
 
 func (m *members) set(n *memberlist.Node, state MemberState) {
@@ -58,8 +114,14 @@ func (m *members) set(n *memberlist.Node, state MemberState) {
 	if cur != nil && cur.State == state {
 		since = cur.Since
 	}
-	m.byID[n.Name] = &Member{Meta: meta, State: state, GossipAddr: n.Address(), Since: since}
+	mm := &Member{Meta: meta, State: state, GossipAddr: n.Address(), Since: since}
+	m.byID[n.Name] = mm
 	m.mu.Unlock()
+	if local := m.localCluster(); m.foreign(mm, local) {
+		m.noteForeign(*mm, local)
+	} else {
+		m.forgetForeign(mm.NodeID)
+	}
 	if m.changed != nil {
 		m.changed()
 	}
@@ -90,23 +152,43 @@ func nodeState(n *memberlist.Node) MemberState {
 	return StateAlive
 }
 
-// get returns a copy of one member.
+// get returns a copy of one member; a foreign member is not found.
 func (m *members) get(id string) (Member, bool) {
+	local := m.localCluster()
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if mm := m.byID[id]; mm != nil {
-		return *mm, true
+	mm := m.byID[id]
+	var cp Member
+	if mm != nil {
+		cp = *mm
 	}
-	return Member{}, false
+	m.mu.RUnlock()
+	switch {
+	case mm == nil:
+		return Member{}, false
+	case m.foreign(&cp, local):
+		m.noteForeign(cp, local)
+		return Member{}, false
+	}
+	return cp, true
 }
 
-// list returns copies of every member, including dead ones.
+// list returns copies of every member of this node's cluster (and of no
+// cluster yet), including dead ones; foreign members are left out.
 func (m *members) list() []Member {
+	local := m.localCluster()
+	var foreign []Member
 	m.mu.RLock()
-	defer m.mu.RUnlock()
 	out := make([]Member, 0, len(m.byID))
 	for _, mm := range m.byID {
+		if m.foreign(mm, local) {
+			foreign = append(foreign, *mm)
+			continue
+		}
 		out = append(out, *mm)
+	}
+	m.mu.RUnlock()
+	for _, mm := range foreign {
+		m.noteForeign(mm, local)
 	}
 	return out
 }

@@ -54,6 +54,16 @@ type Config struct {
 	ReconnectInterval time.Duration
 	// TuneGossip adjusts memberlist's LAN defaults (tests use faster probes).
 	TuneGossip func(*memberlist.Config)
+	// GossipKeys, when given, encrypt and authenticate all gossip (AES-GCM)
+	// and make every node refuse plain gossip. Each key is 16, 24 or 32
+	// bytes. The first is the primary: messages are encrypted with it.
+	// Messages under any of the keys are accepted, which is how keys are
+	// rotated by rolling restarts: add the new key after the old one
+	// everywhere, then put it first everywhere, then drop the old one.
+	GossipKeys [][]byte
+	// GossipLabel is carried by every gossip packet and stream; traffic
+	// with another label is dropped. Default DefaultGossipLabel.
+	GossipLabel string
 }
 
 func (c *Config) maxMoves() int                { return orDefault(c.MaxMoves, 2) }
@@ -187,7 +197,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("address %q is too long", a)
 		}
 	}
-	return nil
+	return c.validateGossip()
 }
 
 func (n *Node) openExistingShards() error {
@@ -233,6 +243,15 @@ func (n *Node) startGossip() error {
 	mc.Logger = newGossipLogger(n.logger)
 	if n.cfg.TuneGossip != nil {
 		n.cfg.TuneGossip(mc)
+	}
+	// Label and keys come last, so tuning cannot weaken them.
+	if err := n.cfg.secureGossip(mc); err != nil {
+		return err
+	}
+	// Members of another cluster are ignored from the first event on.
+	n.members.self = n.cfg.NodeID
+	if n.formed {
+		n.members.setCluster(n.identity.ClusterID)
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
