@@ -129,7 +129,9 @@ func startLocal(ctx context.Context, o *options, logger *slog.Logger) (*localTar
 			"--drain-timeout", "30s", "--log-format", "json",
 		}
 		if a.advertise != "" {
-			args = append(args, "--advertise-addr", a.advertise)
+			// Namespace addresses are reachable only from this machine's
+			// private bridge, so the nodes may run without TLS there.
+			args = append(args, "--advertise-addr", a.advertise, "--insecure")
 		}
 		if t.net != nil {
 			args = append([]string{"ip", "netns", "exec", t.net.ns(i)}, args...)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/shard"
 )
@@ -52,13 +53,24 @@ type config struct {
 	// TokenFile holds the bearer tokens clients must present ("SCOPE
 	// TOKEN" lines); empty serves every request without one.
 	TokenFile string
+	// TLSCA, TLSCert and TLSKey turn on mutual TLS between nodes (raft port
+	// and node-to-node HTTP) and HTTPS on the client port; all or none.
+	TLSCA, TLSCert, TLSKey string
+	// ClientTLSCert and ClientTLSKey, when given, are what the client port
+	// presents instead of the node certificate (say, one from a public CA).
+	ClientTLSCert, ClientTLSKey string
+	// GossipKeys encrypt gossip; the first is the primary.
+	GossipKeys [][]byte
+	// Insecure lets a node listen on addresses other hosts reach without
+	// TLS and a gossip key.
+	Insecure bool
 }
 
 func parseConfig(args []string) (*config, error) {
 	host, _ := os.Hostname()
 	c := &config{}
 	fs := flag.NewFlagSet("sessiond", flag.ContinueOnError)
-	var join string
+	var join, gossipKey string
 	fs.StringVar(&c.NodeID, "node-id", host, "unique id of this node (default: hostname)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for raft logs, snapshots and cluster identity")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP API listen address")
@@ -83,6 +95,13 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (off when empty; loopback only unless --pprof-allow-remote)")
 	fs.BoolVar(&c.PprofAllowRemote, "pprof-allow-remote", false, "allow --pprof-addr on a non-loopback address (profiles expose memory contents)")
 	fs.StringVar(&c.TokenFile, "token-file", "", "file of bearer tokens, one \"SCOPE TOKEN\" a line (scopes read, data, admin); when set every route but /healthz and /readyz needs one (reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSCA, "tls-ca", "", "PEM file of the cluster CA; with --tls-cert and --tls-key turns on mutual TLS between nodes and HTTPS for clients (reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate of this node, signed by --tls-ca")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&c.ClientTLSCert, "client-tls-cert", "", "PEM certificate the client port presents instead of --tls-cert (for example one from a public CA)")
+	fs.StringVar(&c.ClientTLSKey, "client-tls-key", "", "PEM key of --client-tls-cert")
+	fs.StringVar(&gossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes); a comma-separated list accepts all and encrypts with the first, for rotation")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow listening on addresses other hosts reach without TLS and a gossip key")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	if err := applyEnv(fs, args); err != nil {
@@ -99,7 +118,13 @@ func parseConfig(args []string) (*config, error) {
 			c.Join = append(c.Join, j)
 		}
 	}
-	return c, c.validate()
+	var keyErr error
+	if gossipKey != "" {
+		if c.GossipKeys, keyErr = cluster.ParseGossipKeys(gossipKey); keyErr != nil {
+			keyErr = fmt.Errorf("--gossip-key: %w", keyErr)
+		}
+	}
+	return c, errors.Join(keyErr, c.validate())
 }
 
 // applyEnv sets every flag not given on the command line from its
@@ -199,7 +224,74 @@ func (c *config) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if n := countSet(c.TLSCA, c.TLSCert, c.TLSKey); n != 0 && n != 3 {
+		bad("--tls-ca, --tls-cert and --tls-key go together")
+	}
+	if countSet(c.ClientTLSCert, c.ClientTLSKey) == 1 {
+		bad("--client-tls-cert and --client-tls-key go together")
+	}
+	if c.ClientTLSCert != "" && !c.TLS() {
+		bad("--client-tls-cert needs --tls-ca, --tls-cert and --tls-key")
+	}
+	if err := c.checkExposure(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// TLS reports whether the node runs with TLS.
+func (c *config) TLS() bool { return c.TLSCert != "" }
+
+func countSet(vals ...string) int {
+	n := 0
+	for _, v := range vals {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkExposure refuses to listen where other hosts can connect without
+// TLS and a gossip key: raft RPCs and gossip would be readable and forgeable
+// by anyone on the network. --insecure overrides it, for private networks
+// such as test namespaces.
+func (c *config) checkExposure() error {
+	if c.Insecure || (c.TLS() && len(c.GossipKeys) > 0) {
+		return nil
+	}
+	var exposed []string
+	for _, a := range []struct{ flag, addr string }{{"--http-addr", c.HTTPAddr}, {"--raft-addr", c.RaftAddr}, {"--gossip-addr", c.GossipAddr}} {
+		if host, _, err := net.SplitHostPort(a.addr); err == nil && !isLoopback(host) {
+			exposed = append(exposed, fmt.Sprintf("%s %s", a.flag, a.addr))
+		}
+	}
+	if len(exposed) == 0 {
+		return nil
+	}
+	var missing []string
+	if !c.TLS() {
+		missing = append(missing, "--tls-ca, --tls-cert and --tls-key")
+	}
+	if len(c.GossipKeys) == 0 {
+		missing = append(missing, "--gossip-key")
+	}
+	return fmt.Errorf("%s can be reached from other hosts without %s, so anyone there could read and forge cluster traffic: "+
+		"set them (\"sessiond certs init\" writes a CA, node certificates, a gossip key and tokens for --token-file), "+
+		"listen on 127.0.0.1, or pass --insecure on a network you trust", strings.Join(exposed, ", "), strings.Join(missing, " and "))
+}
+
+// hostOf is the host of a host:port address, or "" if it is not one.
+func hostOf(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return host
+}
+
+// isLoopback reports whether host names only this machine: a loopback IP
+// or "localhost". Any other name could resolve to a reachable interface.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // checkPprofAddr refuses a --pprof-addr that is not host:port, that shares
@@ -216,9 +308,7 @@ func (c *config) checkPprofAddr() error {
 	if c.PprofAddr == c.HTTPAddr {
 		return fmt.Errorf("--pprof-addr must not be the API's --http-addr")
 	}
-	ip := net.ParseIP(host)
-	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	if !loopback && !c.PprofAllowRemote {
+	if !isLoopback(host) && !c.PprofAllowRemote {
 		return fmt.Errorf("--pprof-addr %q is not a loopback address; profiles expose memory contents, so add --pprof-allow-remote to serve them there", c.PprofAddr)
 	}
 	return nil

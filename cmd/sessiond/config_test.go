@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
@@ -56,13 +57,19 @@ func TestConfigFlags(t *testing.T) {
 		"--bootstrap-expect", "3", "--shards", "1024", "--replicas", "5", "--session-ttl", "24h",
 		"--raft-heartbeat", "500ms", "--snapshot-threshold", "16", "--snapshot-interval", "2s", "--drain-timeout", "0s", "--dead-node-grace", "5m",
 		"--max-moves", "4", "--max-inflight-per-shard", "64", "--max-inflight", "2048",
-		"--h2c=false", "--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json")
+		"--h2c=false", "--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json",
+		"--token-file", "/etc/sessiond/tokens", "--tls-ca", "/etc/sessiond/ca.pem", "--tls-cert", "/etc/sessiond/n7.pem",
+		"--tls-key", "/etc/sessiond/n7-key.pem", "--client-tls-cert", "/etc/sessiond/api.pem", "--client-tls-key", "/etc/sessiond/api-key.pem",
+		"--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA==,AQEBAQEBAQEBAQEBAQEBAQ==")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
 		SnapshotInterval: 2 * time.Second, DeadNodeGrace: 5 * time.Minute, MaxMoves: 4,
 		MaxInFlightPerShard: 64, MaxInFlight: 2048, PprofAddr: "10.0.0.7:6060", PprofAllowRemote: true,
-		LogLevel: "debug", LogFormat: "json"}
+		LogLevel: "debug", LogFormat: "json", TokenFile: "/etc/sessiond/tokens",
+		TLSCA: "/etc/sessiond/ca.pem", TLSCert: "/etc/sessiond/n7.pem", TLSKey: "/etc/sessiond/n7-key.pem",
+		ClientTLSCert: "/etc/sessiond/api.pem", ClientTLSKey: "/etc/sessiond/api-key.pem",
+		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
 	}
@@ -179,7 +186,7 @@ func TestConfigAdvertiseAddr(t *testing.T) {
 	clearEnv(t)
 	for _, adv := range []string{"10.0.0.5", "10.0.0.5:9999", "node1.internal"} {
 		c := mustParse(t, "--raft-addr", "0.0.0.0:7000", "--http-addr", "0.0.0.0:8080", "--gossip-addr", "0.0.0.0:7946",
-			"--advertise-addr", adv)
+			"--advertise-addr", adv, "--insecure")
 		host, _, _ := strings.Cut(adv, ":")
 		for flag, port := range map[string]string{"--raft-addr": "7000", "--http-addr": "8080", "--gossip-addr": "7946"} {
 			if got, err := c.advertise(flag); err != nil || got != host+":"+port {
@@ -187,8 +194,39 @@ func TestConfigAdvertiseAddr(t *testing.T) {
 			}
 		}
 	}
-	if _, err := parseConfig([]string{"--raft-addr", "0.0.0.0:7000", "--advertise-addr", "0.0.0.0"}); err == nil {
+	if _, err := parseConfig([]string{"--raft-addr", "0.0.0.0:7000", "--advertise-addr", "0.0.0.0", "--insecure"}); err == nil {
 		t.Fatal("an unspecified --advertise-addr was accepted")
+	}
+}
+
+// A node that other hosts can reach refuses to start without TLS and a
+// gossip key, naming what to set, unless --insecure says the network is
+// trusted; loopback addresses need neither.
+func TestConfigRefusesReachableAddressesWithoutTLSAndGossipKey(t *testing.T) {
+	clearEnv(t)
+	tls := []string{"--tls-ca", "ca.pem", "--tls-cert", "n1.pem", "--tls-key", "n1-key.pem"}
+	key := []string{"--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA=="}
+	for _, addr := range []string{"--http-addr=0.0.0.0:8080", "--raft-addr=10.0.0.5:7000", "--gossip-addr=node1.internal:7946"} {
+		for _, extra := range [][]string{nil, tls, key} {
+			_, err := parseConfig(append([]string{addr, "--advertise-addr", "10.0.0.5"}, extra...))
+			if err == nil || !strings.Contains(err.Error(), "can be reached from other hosts") || !strings.Contains(err.Error(), "--insecure") {
+				t.Errorf("%s %v: %v, want a refusal naming what to set", addr, extra, err)
+			}
+		}
+		mustParse(t, append(append([]string{addr, "--advertise-addr", "10.0.0.5"}, tls...), key...)...)
+		mustParse(t, addr, "--advertise-addr", "10.0.0.5", "--insecure")
+	}
+	mustParse(t, "--http-addr", "127.0.0.1:8080", "--raft-addr", "[::1]:7000", "--gossip-addr", "localhost:7946")
+	for _, bad := range [][]string{
+		{"--tls-ca", "ca.pem"},
+		{"--tls-cert", "n1.pem", "--tls-key", "n1-key.pem"},
+		append([]string{"--client-tls-cert", "c.pem"}, tls...),
+		{"--client-tls-cert", "c.pem", "--client-tls-key", "c-key.pem"},
+		{"--gossip-key", "c2hvcnQ="},
+	} {
+		if _, err := parseConfig(bad); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
 	}
 }
 

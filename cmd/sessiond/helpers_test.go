@@ -97,11 +97,13 @@ type proc struct {
 	http, raft, gossip int
 	shards             int
 	extraArgs          []string
-	cmd                *exec.Cmd
-	exited             chan struct{}
-	waitErr            error
-	logs               *bytes.Buffer
-	logMu              *sync.Mutex
+	// tlsClient, when set, is the HTTPS client for a node running TLS.
+	tlsClient *http.Client
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	waitErr   error
+	logs      *bytes.Buffer
+	logMu     *sync.Mutex
 }
 
 func newProc(t *testing.T, shards int) *proc {
@@ -121,7 +123,20 @@ func newProc(t *testing.T, shards int) *proc {
 
 func (p *proc) httpAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.http) }
 
-func (p *proc) url(path string) string { return "http://" + p.httpAddr() + path }
+func (p *proc) url(path string) string {
+	if p.tlsClient != nil {
+		return "https://" + p.httpAddr() + path
+	}
+	return "http://" + p.httpAddr() + path
+}
+
+// client is the HTTP client that reaches p.
+func (p *proc) client() *http.Client {
+	if p.tlsClient != nil {
+		return p.tlsClient
+	}
+	return client
+}
 
 // start launches sessiond and waits until /readyz answers 200.
 func (p *proc) start() {
@@ -171,7 +186,7 @@ func (p *proc) waitReady() {
 		if !p.running() {
 			p.t.Fatalf("sessiond exited before it was ready: %v\n%s", p.waitErr, p.output())
 		}
-		code, _ := get(p.url("/readyz"))
+		code, _ := getWith(p.client(), p.url("/readyz"))
 		if code == http.StatusOK {
 			return
 		}
@@ -219,8 +234,10 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 
 var client = &http.Client{Timeout: 15 * time.Second}
 
-func get(url string) (int, []byte) {
-	resp, err := client.Get(url)
+func get(url string) (int, []byte) { return getWith(client, url) }
+
+func getWith(c *http.Client, url string) (int, []byte) {
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}

@@ -37,6 +37,7 @@ const (
 func newHTTPServer(handler http.Handler, h2c bool, logger *slog.Logger) *http.Server {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true) // over TLS, negotiated with ALPN
 	protocols.SetUnencryptedHTTP2(h2c)
 	return &http.Server{
 		Handler:           handler,

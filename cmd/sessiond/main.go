@@ -3,11 +3,13 @@
 //
 //	sessiond [flags]             run a node (see -h for flags)
 //	sessiond healthcheck [flags] exit 0 if the node at --addr is ready
+//	sessiond certs init [flags]  write a throwaway CA, certificates and secrets
 //	sessiond version             print the build version
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +39,8 @@ func main() {
 			return
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:]))
+		case "certs":
+			os.Exit(certsCommand(args[1:]))
 		}
 	}
 	cfg, err := parseConfig(args)
@@ -115,9 +119,11 @@ func run(cfg *config) error {
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
 		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
-		Host:      shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore},
-		PeerToken: creds.peerToken(),
-		Logger:    logger,
+		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore,
+			TLS: creds.raftTLS()},
+		PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
+		GossipKeys: cfg.GossipKeys,
+		Logger:     logger,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -135,6 +141,7 @@ func run(cfg *config) error {
 	if a := creds.authenticator(); a != nil {
 		apiCfg.Auth = a
 	}
+	apiCfg.PeerTLS = creds.peerTLS()
 	drainRequested := make(chan struct{}, 1)
 	apiCfg.OnDrain = func() {
 		select {
@@ -144,11 +151,23 @@ func run(cfg *config) error {
 	}
 	srv := newHTTPServer(httpapi.New(node, apiCfg), cfg.H2C, logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(jsonErrorListener{httpLn}) }()
+	if tlsConf := creds.clientTLS(); tlsConf != nil {
+		srv.TLSConfig = tlsConf
+		go func() { serveErr <- srv.ServeTLS(httpLn, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(jsonErrorListener{httpLn}) }()
+	}
 	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
 		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
 		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect,
-		"max_inflight_per_shard", cfg.MaxInFlightPerShard, "max_inflight", cfg.MaxInFlight, "h2c", cfg.H2C)
+		"max_inflight_per_shard", cfg.MaxInFlightPerShard, "max_inflight", cfg.MaxInFlight, "h2c", cfg.H2C,
+		"tls", cfg.TLS(), "gossip_encrypted", len(cfg.GossipKeys) > 0, "tokens", cfg.TokenFile != "")
+	if cfg.Insecure && !(cfg.TLS() && len(cfg.GossipKeys) > 0) {
+		logger.Warn("running with --insecure: cluster traffic is neither encrypted nor authenticated")
+	}
+	if cfg.TokenFile == "" && !isLoopback(hostOf(cfg.HTTPAddr)) {
+		logger.Warn("no --token-file: anyone who reaches the HTTP port may read, write and drain", "http", cfg.HTTPAddr)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -214,6 +233,9 @@ func expireLoop(ctx context.Context, host *shard.Host, ttl time.Duration, logger
 }
 
 // healthcheck is the container health probe: exit 0 when /readyz is 200.
+// Over TLS it does not verify the node's certificate: it sends nothing
+// secret and learns only a status code, and a probe inside a container
+// often reaches the node by an address its certificate does not name.
 func healthcheck(args []string) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	def := os.Getenv("SESSIOND_HTTP_ADDR")
@@ -222,6 +244,7 @@ func healthcheck(args []string) int {
 	}
 	addr := fs.String("addr", def, "HTTP address of the node")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for an answer")
+	useTLS := fs.Bool("tls", os.Getenv("SESSIOND_TLS_CERT") != "", "speak HTTPS (default: whether SESSIOND_TLS_CERT is set, as for the node)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -233,8 +256,13 @@ func healthcheck(args []string) int {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
+	scheme := "http"
 	client := &http.Client{Timeout: *timeout}
-	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	if *useTLS {
+		scheme = "https"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // see above
+	}
+	resp, err := client.Get(scheme + "://" + net.JoinHostPort(host, port) + "/readyz")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
 		return 1

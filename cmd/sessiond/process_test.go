@@ -203,6 +203,10 @@ func TestInvalidConfigExitsWithUsageError(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "--log-level") {
 		t.Fatalf("SESSIOND_LOG_LEVEL=loud = %d %q", code, out)
 	}
+	code, out = runBinary(t, nil, "--data-dir", dir, "--http-addr", "0.0.0.0:0", "--advertise-addr", "10.0.0.5")
+	if code != 2 || !strings.Contains(out, "--tls-ca, --tls-cert and --tls-key and --gossip-key") {
+		t.Fatalf("sessiond on 0.0.0.0 without TLS = %d %q", code, out)
+	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a refused start created the data dir: %v", err)
 	}

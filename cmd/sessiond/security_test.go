@@ -30,34 +30,20 @@ func writeTokenFile(t *testing.T) string {
 	return path
 }
 
-// startCluster starts n joined nodes n1..nn with extra flags and waits until
-// every one is ready.
+// startCluster starts n joined nodes n1..nn with the same extra flags.
 func startCluster(t *testing.T, n, shards int, extra ...string) []*proc {
 	t.Helper()
-	procs := make([]*proc, n)
-	var join []string
-	for i := range procs {
-		procs[i] = newProc(t, shards)
-		join = append(join, fmt.Sprintf("127.0.0.1:%d", procs[i].gossip))
-	}
-	started := make(chan struct{}, n)
-	for i, p := range procs {
-		p.extraArgs = append([]string{"--node-id", fmt.Sprintf("n%d", i+1), "--bootstrap-expect", fmt.Sprint(n),
-			"--join", strings.Join(join, ","), "--raft-heartbeat", "100ms"}, extra...)
-		go func() { defer func() { started <- struct{}{} }(); p.startNoWait() }()
-	}
-	for range procs {
-		<-started
-	}
-	for _, p := range procs {
-		p.waitReady()
-	}
-	return procs
+	return startClusterWith(t, n, shards, func(_ int, p *proc) { p.extraArgs = append(p.extraArgs, extra...) })
 }
 
 // do sends one request with an optional bearer token and returns the status
 // and body.
 func do(t *testing.T, method, url, token, body string) (int, []byte) {
+	t.Helper()
+	return doWith(t, client, method, url, token, body)
+}
+
+func doWith(t *testing.T, c *http.Client, method, url, token, body string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -69,7 +55,7 @@ func do(t *testing.T, method, url, token, body string) (int, []byte) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
