@@ -70,7 +70,7 @@ func parseConfig(args []string) (*config, error) {
 	host, _ := os.Hostname()
 	c := &config{}
 	fs := flag.NewFlagSet("sessiond", flag.ContinueOnError)
-	var join, gossipKey string
+	var join, gossipKey, gossipKeyFile string
 	fs.StringVar(&c.NodeID, "node-id", host, "unique id of this node (default: hostname)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for raft logs, snapshots and cluster identity")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP API listen address")
@@ -101,6 +101,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.ClientTLSCert, "client-tls-cert", "", "PEM certificate the client port presents instead of --tls-cert (for example one from a public CA)")
 	fs.StringVar(&c.ClientTLSKey, "client-tls-key", "", "PEM key of --client-tls-cert")
 	fs.StringVar(&gossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes); a comma-separated list accepts all and encrypts with the first, for rotation")
+	fs.StringVar(&gossipKeyFile, "gossip-key-file", "", "file holding --gossip-key's value (keeps the key out of the process list and environment)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow listening on addresses other hosts reach without TLS and a gossip key")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
@@ -119,6 +120,19 @@ func parseConfig(args []string) (*config, error) {
 		}
 	}
 	var keyErr error
+	if gossipKeyFile != "" {
+		if gossipKey != "" {
+			return nil, errors.New("--gossip-key and --gossip-key-file exclude each other")
+		}
+		b, err := os.ReadFile(gossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		gossipKey = strings.TrimSpace(string(b))
+		if gossipKey == "" {
+			return nil, fmt.Errorf("--gossip-key-file %s is empty", gossipKeyFile)
+		}
+	}
 	if gossipKey != "" {
 		if c.GossipKeys, keyErr = cluster.ParseGossipKeys(gossipKey); keyErr != nil {
 			keyErr = fmt.Errorf("--gossip-key: %w", keyErr)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -217,6 +218,16 @@ func TestConfigRefusesReachableAddressesWithoutTLSAndGossipKey(t *testing.T) {
 		mustParse(t, addr, "--advertise-addr", "10.0.0.5", "--insecure")
 	}
 	mustParse(t, "--http-addr", "127.0.0.1:8080", "--raft-addr", "[::1]:7000", "--gossip-addr", "localhost:7946")
+	keyFile := filepath.Join(t.TempDir(), "gossip.key")
+	if err := os.WriteFile(keyFile, []byte("AAAAAAAAAAAAAAAAAAAAAA==\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustParse(t, "--gossip-key-file", keyFile); len(c.GossipKeys) != 1 || len(c.GossipKeys[0]) != 16 {
+		t.Fatalf("--gossip-key-file: %v", c.GossipKeys)
+	}
+	if _, err := parseConfig([]string{"--gossip-key-file", keyFile, "--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA=="}); err == nil {
+		t.Error("--gossip-key with --gossip-key-file was accepted")
+	}
 	for _, bad := range [][]string{
 		{"--tls-ca", "ca.pem"},
 		{"--tls-cert", "n1.pem", "--tls-key", "n1-key.pem"},
