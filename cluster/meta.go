@@ -24,6 +24,7 @@ type Meta struct {
 	Formed          bool // the node belongs to a cluster (has an identity)
 	Settled         bool // every founder of the cluster has formed
 	Draining        bool
+	OverQuota       bool   // the node is over its data quota; see quota.go
 	Leads           []byte // bitmap: bit s set when the node leads shard s
 	Hosts           []byte // bitmap: bit s set when the node holds a replica of shard s
 }
@@ -36,6 +37,7 @@ const (
 	flagFormed   = 1 << 0
 	flagSettled  = 1 << 1
 	flagDraining = 1 << 2
+	flagQuota    = 1 << 3
 )
 
 // Encode returns the binary form, or an error if it would exceed MetaMaxSize.
@@ -50,6 +52,9 @@ func (m *Meta) Encode() ([]byte, error) {
 	}
 	if m.Draining {
 		flags |= flagDraining
+	}
+	if m.OverQuota {
+		flags |= flagQuota
 	}
 	b = append(b, metaVersion, flags)
 	b = binary.BigEndian.AppendUint64(b, m.ClusterID)
@@ -79,6 +84,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}
 	flags := b[1]
 	m.Formed, m.Settled, m.Draining = flags&flagFormed != 0, flags&flagSettled != 0, flags&flagDraining != 0
+	m.OverQuota = flags&flagQuota != 0
 	m.ClusterID = binary.BigEndian.Uint64(b[2:10])
 	m.Incarnation = binary.BigEndian.Uint64(b[10:18])
 	m.ShardCount = int(binary.BigEndian.Uint16(b[18:20]))

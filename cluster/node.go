@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -35,6 +36,8 @@ type Config struct {
 	// over HTTPS, presenting the node's certificate, which is what
 	// authorizes the call there.
 	PeerTLS *tls.Config
+	// MaxDataBytes is the node's data quota (see quota.go); 0 means none.
+	MaxDataBytes int64
 	// PeerToken returns the bearer token this node presents to other nodes'
 	// HTTP ports when tokens are configured and TLS is off; nil sends none.
 	PeerToken func() string
@@ -107,6 +110,8 @@ type Node struct {
 
 	peers *peerClient
 	moves moves
+	// overQuota is this node's data-quota alarm; see quota.go.
+	overQuota atomic.Bool
 
 	metaKick chan struct{}
 	fatal    chan error
@@ -176,6 +181,10 @@ func Start(cfg Config) (*Node, error) {
 	go n.balanceLoop()
 	go n.replicaBackstopLoop()
 	go n.reconcileLoop()
+	if cfg.MaxDataBytes > 0 {
+		n.wg.Add(1)
+		go n.quotaLoop()
+	}
 	return n, nil
 }
 
@@ -299,7 +308,7 @@ func (n *Node) localMeta() Meta {
 	n.mu.Unlock()
 	m := Meta{NodeID: n.cfg.NodeID, RaftAddr: n.cfg.RaftAdvertise, HTTPAddr: n.cfg.HTTPAdvertise,
 		ClusterID: id.ClusterID, Incarnation: n.incarnation, ShardCount: n.cfg.ShardCount, BootstrapExpect: n.cfg.BootstrapExpect,
-		Formed: formed, Settled: id.Settled, Draining: draining}
+		Formed: formed, Settled: id.Settled, Draining: draining, OverQuota: n.overQuota.Load()}
 	if n.host != nil {
 		m.Leads = shardBitmap(n.cfg.ShardCount, func(s uint32) bool {
 			r := n.host.Shard(s)

@@ -24,8 +24,13 @@ func (n *Node) ShardCount() int { return n.cfg.ShardCount }
 // ShardFor maps a session id to its shard.
 func (n *Node) ShardFor(sessionID string) uint32 { return n.host.ShardFor(sessionID) }
 
-// Apply proposes cmd on the local replica of shard s.
+// Apply proposes cmd on the local replica of shard s. While a node holding
+// a replica of s is over its data quota, commands that add data fail with
+// *NoSpaceError.
 func (n *Node) Apply(ctx context.Context, s uint32, cmd *fsm.Command) (*fsm.Result, error) {
+	if err := n.checkQuota(s, cmd); err != nil {
+		return nil, err
+	}
 	return n.host.Apply(ctx, s, cmd)
 }
 

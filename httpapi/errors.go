@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
 )
@@ -47,6 +48,7 @@ const (
 	CodeNodeNotFound       = "node_not_found"
 	CodeNodeNotAlive       = "node_not_alive"
 	CodeInternal           = "internal"
+	CodeInsufficientSpace  = "insufficient_storage"
 )
 
 // apiError is an error with an HTTP status and a stable code. It renders as
@@ -74,7 +76,10 @@ func unavailable(code, msg string) *apiError {
 func storeError(err error) *apiError {
 	var nle *shard.NotLeaderError
 	var nh *shard.ErrShardNotHosted
+	var nsp *cluster.NoSpaceError
 	switch {
+	case errors.As(err, &nsp):
+		return errorf(http.StatusInsufficientStorage, CodeInsufficientSpace, "%s", nsp.Error())
 	case errors.Is(err, shard.ErrOutcomeUnknown):
 		return unavailable(CodeOutcomeUnknown, "the write may or may not have been applied; retry it with the same message ids or check the session")
 	case errors.As(err, &nle):

@@ -38,6 +38,8 @@ type Cluster interface {
 	Desired(s uint32) []string
 	// MoveInFlight is the replica move this node leads for shard s, or nil.
 	MoveInFlight(s uint32) *cluster.Move
+	// Alarms lists the nodes over their data quota.
+	Alarms() []cluster.Alarm
 }
 
 const (

@@ -24,6 +24,9 @@ type clusterResponse struct {
 	Members    []cluster.MemberStatus `json:"members"`
 	Shards     []shardView            `json:"shards"`
 	RaftLog    *raftLogView           `json:"raftLog,omitempty"`
+	// Alarms lists nodes over their data quota; writes to their shards
+	// are refused until they are back under it.
+	Alarms []cluster.Alarm `json:"alarms"`
 }
 
 // raftLogReporter is implemented by stores whose node runs the shared raft
@@ -70,10 +73,13 @@ func (s *Server) clusterStatus(c echo.Context) error {
 	resp := clusterResponse{Node: s.store.NodeID(), Version: s.cfg.Version,
 		ShardCount: s.store.ShardCount(), Ready: s.store.Ready(),
 		Summary: clusterSummary{LeadersPerNode: map[string]int{}},
-		Members: []cluster.MemberStatus{}, Shards: []shardView{}}
+		Members: []cluster.MemberStatus{}, Shards: []shardView{}, Alarms: []cluster.Alarm{}}
 	cl := s.cfg.Cluster
 	if cl != nil {
 		resp.Members = cl.Members()
+	}
+	if cl != nil {
+		resp.Alarms = cl.Alarms()
 	}
 	if r, ok := s.store.(raftLogReporter); ok {
 		if st, ok := r.RaftLogStats(); ok && st.Batches > 0 {

@@ -137,6 +137,7 @@ func (c *fakeCluster) Members() []cluster.MemberStatus         { return nil }
 func (c *fakeCluster) TransferLeadership(uint32, string) error { return nil }
 func (c *fakeCluster) Desired(uint32) []string                 { return nil }
 func (c *fakeCluster) MoveInFlight(uint32) *cluster.Move       { return nil }
+func (c *fakeCluster) Alarms() []cluster.Alarm                 { return nil }
 
 // serveFake serves the API over st with the given bounds on a real
 // loopback HTTP server.

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +63,8 @@ type config struct {
 	ClientTLSCert, ClientTLSKey string
 	// GossipKeys encrypt gossip; the first is the primary.
 	GossipKeys [][]byte
+	// MaxDataBytes is the node's data quota; 0 means none.
+	MaxDataBytes int64
 	// Insecure lets a node listen on addresses other hosts reach without
 	// TLS and a gossip key.
 	Insecure bool
@@ -101,6 +105,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.ClientTLSCert, "client-tls-cert", "", "PEM certificate the client port presents instead of --tls-cert (for example one from a public CA)")
 	fs.StringVar(&c.ClientTLSKey, "client-tls-key", "", "PEM key of --client-tls-cert")
 	fs.StringVar(&gossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes); a comma-separated list accepts all and encrypts with the first, for rotation")
+	maxData := byteSize(2 << 30)
+	fs.Var(&maxData, "max-data-bytes", "session data this node may hold in memory (such as 512MiB or 2GiB; 0 for no limit); beyond it writes to its shards get 507 until data is deleted")
 	fs.StringVar(&gossipKeyFile, "gossip-key-file", "", "file holding --gossip-key's value (keeps the key out of the process list and environment)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow listening on addresses other hosts reach without TLS and a gossip key")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -119,6 +125,7 @@ func parseConfig(args []string) (*config, error) {
 			c.Join = append(c.Join, j)
 		}
 	}
+	c.MaxDataBytes = int64(maxData)
 	var keyErr error
 	if gossipKeyFile != "" {
 		if gossipKey != "" {
@@ -293,6 +300,28 @@ func (c *config) checkExposure() error {
 	return fmt.Errorf("%s can be reached from other hosts without %s, so anyone there could read and forge cluster traffic: "+
 		"set them (\"sessiond certs init\" writes a CA, node certificates, a gossip key and tokens for --token-file), "+
 		"listen on 127.0.0.1, or pass --insecure on a network you trust", strings.Join(exposed, ", "), strings.Join(missing, " and "))
+}
+
+// byteSize is a flag value of bytes with an optional KiB, MiB or GiB
+// suffix.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			s, mult = strings.TrimSuffix(s, suffix), m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a size such as 1048576, 512MiB or 2GiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }
 
 // hostOf is the host of a host:port address, or "" if it is not one.

@@ -40,7 +40,8 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 	want := &config{NodeID: host, DataDir: "./data", HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:7000",
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
 		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
-		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, H2C: true, LogLevel: "info", LogFormat: "text"}
+		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, H2C: true, LogLevel: "info", LogFormat: "text",
+		MaxDataBytes: 2 << 30}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
 	}
@@ -61,7 +62,7 @@ func TestConfigFlags(t *testing.T) {
 		"--h2c=false", "--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json",
 		"--token-file", "/etc/sessiond/tokens", "--tls-ca", "/etc/sessiond/ca.pem", "--tls-cert", "/etc/sessiond/n7.pem",
 		"--tls-key", "/etc/sessiond/n7-key.pem", "--client-tls-cert", "/etc/sessiond/api.pem", "--client-tls-key", "/etc/sessiond/api-key.pem",
-		"--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA==,AQEBAQEBAQEBAQEBAQEBAQ==")
+		"--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA==,AQEBAQEBAQEBAQEBAQEBAQ==", "--max-data-bytes", "512MiB")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
@@ -70,7 +71,7 @@ func TestConfigFlags(t *testing.T) {
 		LogLevel: "debug", LogFormat: "json", TokenFile: "/etc/sessiond/tokens",
 		TLSCA: "/etc/sessiond/ca.pem", TLSCert: "/etc/sessiond/n7.pem", TLSKey: "/etc/sessiond/n7-key.pem",
 		ClientTLSCert: "/etc/sessiond/api.pem", ClientTLSKey: "/etc/sessiond/api-key.pem",
-		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}}
+		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}, MaxDataBytes: 512 << 20}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
 	}
@@ -141,6 +142,9 @@ func TestConfigRefusesInvalidSettings(t *testing.T) {
 		{[]string{"--pprof-addr", "6060"}, `--pprof-addr "6060" must be host:port`},
 		{[]string{"--pprof-addr", "127.0.0.1:"}, "--pprof-addr"},
 		{[]string{"--pprof-addr", "127.0.0.1:8080"}, "--pprof-addr must not be the API's --http-addr"},
+		{[]string{"--max-data-bytes", "-1"}, "max-data-bytes: want a size"},
+		{[]string{"--max-data-bytes", "2TB"}, "max-data-bytes: want a size"},
+		{[]string{"--max-data-bytes", "99999999999GiB"}, "max-data-bytes: want a size"},
 		{[]string{"--log-level", "verbose"}, "--log-level"},
 		{[]string{"--log-level", "INFO"}, "--log-level"},
 		{[]string{"--log-format", "yaml"}, "--log-format"},

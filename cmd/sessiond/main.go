@@ -122,8 +122,8 @@ func run(cfg *config) error {
 		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore,
 			TLS: creds.raftTLS()},
 		PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
-		GossipKeys: cfg.GossipKeys,
-		Logger:     logger,
+		GossipKeys: cfg.GossipKeys, MaxDataBytes: cfg.MaxDataBytes,
+		Logger: logger,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -161,7 +161,7 @@ func run(cfg *config) error {
 		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
 		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect,
 		"max_inflight_per_shard", cfg.MaxInFlightPerShard, "max_inflight", cfg.MaxInFlight, "h2c", cfg.H2C,
-		"tls", cfg.TLS(), "gossip_encrypted", len(cfg.GossipKeys) > 0, "tokens", cfg.TokenFile != "")
+		"max_data_bytes", cfg.MaxDataBytes, "tls", cfg.TLS(), "gossip_encrypted", len(cfg.GossipKeys) > 0, "tokens", cfg.TokenFile != "")
 	if cfg.Insecure && !(cfg.TLS() && len(cfg.GossipKeys) > 0) {
 		logger.Warn("running with --insecure: cluster traffic is neither encrypted nor authenticated")
 	}
