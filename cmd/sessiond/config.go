@@ -63,6 +63,8 @@ type config struct {
 	ClientTLSCert, ClientTLSKey string
 	// GossipKeys encrypt gossip; the first is the primary.
 	GossipKeys [][]byte
+	// MaxConns and MaxConnsPerIP bound the client connections held open.
+	MaxConns, MaxConnsPerIP int
 	// MaxDataBytes is the node's data quota; 0 means none.
 	MaxDataBytes int64
 	// Insecure lets a node listen on addresses other hosts reach without
@@ -105,6 +107,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.ClientTLSCert, "client-tls-cert", "", "PEM certificate the client port presents instead of --tls-cert (for example one from a public CA)")
 	fs.StringVar(&c.ClientTLSKey, "client-tls-key", "", "PEM key of --client-tls-cert")
 	fs.StringVar(&gossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes); a comma-separated list accepts all and encrypts with the first, for rotation")
+	fs.IntVar(&c.MaxConns, "max-conns", 8192, "client connections this node holds open at most; beyond it new ones are refused")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 512, "client connections one IP address may hold open (loopback is exempt)")
 	maxData := byteSize(2 << 30)
 	fs.Var(&maxData, "max-data-bytes", "session data this node may hold in memory (such as 512MiB or 2GiB; 0 for no limit); beyond it writes to its shards get 507 until data is deleted")
 	fs.StringVar(&gossipKeyFile, "gossip-key-file", "", "file holding --gossip-key's value (keeps the key out of the process list and environment)")
@@ -215,6 +219,9 @@ func (c *config) validate() error {
 	}
 	if c.SnapshotInterval < 100*time.Millisecond {
 		bad("--snapshot-interval must be at least 100ms")
+	}
+	if c.MaxConns < 1 || c.MaxConnsPerIP < 1 {
+		bad("--max-conns and --max-conns-per-ip must be at least 1")
 	}
 	if c.MaxInFlightPerShard < 1 || c.MaxInFlight < 1 {
 		bad("--max-inflight-per-shard and --max-inflight must be at least 1")

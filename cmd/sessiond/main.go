@@ -151,11 +151,13 @@ func run(cfg *config) error {
 	}
 	srv := newHTTPServer(httpapi.New(node, apiCfg), cfg.H2C, logger)
 	serveErr := make(chan error, 1)
-	if tlsConf := creds.clientTLS(); tlsConf != nil {
+	tlsConf := creds.clientTLS()
+	clientLn := newConnLimitListener(httpLn, cfg.MaxConns, cfg.MaxConnsPerIP, tlsConf == nil, logger)
+	if tlsConf != nil {
 		srv.TLSConfig = tlsConf
-		go func() { serveErr <- srv.ServeTLS(httpLn, "", "") }()
+		go func() { serveErr <- srv.ServeTLS(clientLn, "", "") }()
 	} else {
-		go func() { serveErr <- srv.Serve(jsonErrorListener{httpLn}) }()
+		go func() { serveErr <- srv.Serve(jsonErrorListener{clientLn}) }()
 	}
 	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
 		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
