@@ -59,6 +59,12 @@ type Config struct {
 	// (DefaultMaxInFlightPerShard, DefaultMaxInFlight).
 	MaxInFlightPerShard int
 	MaxInFlight         int
+	// SessionWriteRate and SessionWriteBurst bound the writes one session
+	// may make through this node: SessionWriteBurst at once, then
+	// SessionWriteRate a second; beyond them a write gets 429 rate_limited
+	// with Retry-After. A rate of 0 means no limit.
+	SessionWriteRate  float64
+	SessionWriteBurst int
 	// Auth authenticates requests; nil serves every request to anyone (no
 	// tokens configured). With it, every route but /healthz and /readyz
 	// needs a credential: the session routes the data scope, GET and HEAD
@@ -85,6 +91,7 @@ type Server struct {
 	echo     *echo.Echo
 	forward  *forwarder
 	inflight *inflight
+	limiter  *sessionLimiter
 }
 
 // New builds the API over store.
@@ -93,7 +100,8 @@ func New(store Store, cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID(), cfg.PeerTLS),
-		inflight: newInflight(store.ShardCount(), cfg.MaxInFlightPerShard, cfg.MaxInFlight)}
+		inflight: newInflight(store.ShardCount(), cfg.MaxInFlightPerShard, cfg.MaxInFlight),
+		limiter:  newSessionLimiter(cfg.SessionWriteRate, cfg.SessionWriteBurst)}
 	e := s.echo
 	e.HideBanner = true
 	e.HidePort = true

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,7 +20,13 @@ import (
 func (s *Server) apply(c echo.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	id, sh := scope(c)
 	cmd.Session = id
-	cmd.At = time.Now().UnixMilli()
+	now := time.Now()
+	if ok, wait := s.limiter.allow(id, now); !ok {
+		return nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+			Message:    fmt.Sprintf("session %q is written faster than this node allows (%g writes/s)", id, s.cfg.SessionWriteRate),
+			RetryAfter: int(math.Ceil(wait.Seconds()))}
+	}
+	cmd.At = now.UnixMilli()
 	res := s.precheck(c.Request().Context(), sh, cmd)
 	if res == nil {
 		var err error

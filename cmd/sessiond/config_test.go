@@ -41,7 +41,7 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
 		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
 		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, H2C: true, LogLevel: "info", LogFormat: "text",
-		MaxDataBytes: 2 << 30, MaxConns: 8192, MaxConnsPerIP: 512}
+		MaxDataBytes: 2 << 30, MaxConns: 8192, MaxConnsPerIP: 512, SessionWriteRate: 100, SessionWriteBurst: 200}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
 	}
@@ -63,7 +63,7 @@ func TestConfigFlags(t *testing.T) {
 		"--token-file", "/etc/sessiond/tokens", "--tls-ca", "/etc/sessiond/ca.pem", "--tls-cert", "/etc/sessiond/n7.pem",
 		"--tls-key", "/etc/sessiond/n7-key.pem", "--client-tls-cert", "/etc/sessiond/api.pem", "--client-tls-key", "/etc/sessiond/api-key.pem",
 		"--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA==,AQEBAQEBAQEBAQEBAQEBAQ==", "--max-data-bytes", "512MiB",
-		"--max-conns", "100", "--max-conns-per-ip", "10")
+		"--max-conns", "100", "--max-conns-per-ip", "10", "--session-write-rate", "2.5", "--session-write-burst", "5")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
@@ -72,7 +72,7 @@ func TestConfigFlags(t *testing.T) {
 		LogLevel: "debug", LogFormat: "json", TokenFile: "/etc/sessiond/tokens",
 		TLSCA: "/etc/sessiond/ca.pem", TLSCert: "/etc/sessiond/n7.pem", TLSKey: "/etc/sessiond/n7-key.pem",
 		ClientTLSCert: "/etc/sessiond/api.pem", ClientTLSKey: "/etc/sessiond/api-key.pem",
-		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}, MaxDataBytes: 512 << 20, MaxConns: 100, MaxConnsPerIP: 10}
+		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}, MaxDataBytes: 512 << 20, MaxConns: 100, MaxConnsPerIP: 10, SessionWriteRate: 2.5, SessionWriteBurst: 5}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
 	}
@@ -146,6 +146,8 @@ func TestConfigRefusesInvalidSettings(t *testing.T) {
 		{[]string{"--max-data-bytes", "-1"}, "max-data-bytes: want a size"},
 		{[]string{"--max-data-bytes", "2TB"}, "max-data-bytes: want a size"},
 		{[]string{"--max-data-bytes", "99999999999GiB"}, "max-data-bytes: want a size"},
+		{[]string{"--session-write-rate", "-1"}, "--session-write-rate"},
+		{[]string{"--session-write-burst", "0"}, "--session-write-burst"},
 		{[]string{"--max-conns", "0"}, "--max-conns and --max-conns-per-ip must be at least 1"},
 		{[]string{"--max-conns-per-ip", "0"}, "--max-conns and --max-conns-per-ip must be at least 1"},
 		{[]string{"--log-level", "verbose"}, "--log-level"},

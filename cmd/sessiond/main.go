@@ -138,6 +138,7 @@ func run(cfg *config) error {
 	apiCfg.Replicas = node
 	apiCfg.MaxInFlightPerShard = cfg.MaxInFlightPerShard
 	apiCfg.MaxInFlight = cfg.MaxInFlight
+	apiCfg.SessionWriteRate, apiCfg.SessionWriteBurst = cfg.SessionWriteRate, cfg.SessionWriteBurst
 	if a := creds.authenticator(); a != nil {
 		apiCfg.Auth = a
 	}
