@@ -31,6 +31,15 @@ const (
 
 var preambleMagic = [3]byte{'S', 'S', 'D'}
 
+// decodePreamble parses what encodePreamble wrote; ok is false unless b is
+// exactly a preamble of this version.
+func decodePreamble(b []byte) (clusterID uint64, shardID uint32, ok bool) {
+	if len(b) != preambleLen || [3]byte(b[:3]) != preambleMagic || b[3] != preambleVersion {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(b[4:12]), binary.BigEndian.Uint32(b[12:16]), true
+}
+
 func encodePreamble(clusterID uint64, shardID uint32) []byte {
 	b := make([]byte, preambleLen)
 	copy(b, preambleMagic[:])
@@ -151,12 +160,11 @@ func (m *Mux) handoff(conn net.Conn) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{}) // raft idles between heartbeats
-	if [3]byte(b[:3]) != preambleMagic || b[3] != preambleVersion {
+	cluster, shardID, ok := decodePreamble(b)
+	if !ok {
 		m.reject(conn, "bad preamble")
 		return
 	}
-	cluster := binary.BigEndian.Uint64(b[4:12])
-	shardID := binary.BigEndian.Uint32(b[12:16])
 	if cluster != m.clusterID.Load() {
 		m.reject(conn, "connection from another cluster", "cluster", fmt.Sprintf("%016x", cluster))
 		return
