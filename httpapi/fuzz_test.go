@@ -52,7 +52,9 @@ func FuzzWriteRoutes(f *testing.F) {
 			return // refused by net/http on our side (say, an invalid header)
 		}
 		defer resp.Body.Close()
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		dec := json.NewDecoder(resp.Body)
 		if resp.StatusCode >= 500 {
 			t.Fatalf("%s %s %q: %d", r.method, path, body, resp.StatusCode)
