@@ -40,6 +40,7 @@ type config struct {
 	progress     time.Duration
 	h2c          bool // HTTP/2 over cleartext with prior knowledge
 	h2cConns     int  // with h2c: connections per node, shared by all workers
+	retryAfter   bool // closed loop: wait as Retry-After asks after a 429 or 503
 	creds        clientauth.Options
 	tls          *tls.Config // from creds; nil for the system's roots
 }
@@ -122,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.progress, "progress", 5*time.Second, "interval of progress lines on stderr; 0 disables them")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "speak HTTP/2 over cleartext with prior knowledge (h2c), all workers sharing --h2c-conns connections per node, instead of HTTP/1.1 with a connection per worker")
 	fs.IntVar(&cfg.h2cConns, "h2c-conns", 1, "with --h2c: HTTP/2 connections per node; workers are spread evenly over them")
+	fs.BoolVar(&cfg.retryAfter, "retry-after", true, "closed loop: after a 429 or 503 with Retry-After, a worker waits half to all of it before its next request, as a well-behaved client does; --retry-after=false sends at once")
 	cfg.creds = clientauth.FromEnv(os.Getenv)
 	cfg.creds.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {

@@ -174,3 +174,28 @@ func TestRunNoSuccessExitsNonZero(t *testing.T) {
 		t.Errorf("transport errors %v, want 20 connection_refused", rep.TransportErrors)
 	}
 }
+
+// A worker answered 503 with Retry-After waits before its next request, as
+// a well-behaved client does, unless --retry-after=false.
+func TestWorkersWaitAsRetryAfterAsks(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "1")
+		writeErr(w, 503, "overloaded")
+	}))
+	defer srv.Close()
+	run := func(args ...string) int64 {
+		hits.Store(0)
+		realMain(append([]string{"--addrs", srv.URL, "--json", "--duration", "1500ms", "--concurrency", "4", "--mix", "append=1"}, args...),
+			io.Discard, io.Discard)
+		return hits.Load()
+	}
+	// Each of the 4 workers sends at most once per half second.
+	if n := run(); n > 4*4 {
+		t.Errorf("with Retry-After honoured: %d requests in 1.5 s from 4 workers", n)
+	}
+	if n := run("--retry-after=false"); n < 100 {
+		t.Errorf("with --retry-after=false: only %d requests in 1.5 s", n)
+	}
+}

@@ -103,7 +103,10 @@ func run(cfg *config, cl *clients, stderr io.Writer) result {
 				if measured && cfg.requests > 0 && issued.Add(1) > cfg.requests {
 					return
 				}
-				w.one(cfg, cfg.addrs[n%len(cfg.addrs)], content, measured, time.Time{})
+				o := w.one(cfg, cfg.addrs[n%len(cfg.addrs)], content, measured, time.Time{})
+				if cfg.retryAfter && o.retryAfter > 0 {
+					w.backOff(ctx, o.retryAfter, end)
+				}
 			}
 		})
 	}
@@ -141,7 +144,7 @@ const contentSlack = 64
 // one sends one request of a randomly picked op to a random session. Its
 // latency runs from due, the slot's due time in an open loop, or from the
 // send when due is zero.
-func (w *worker) one(cfg *config, base, content string, measured bool, due time.Time) {
+func (w *worker) one(cfg *config, base, content string, measured bool, due time.Time) outcome {
 	op := cfg.mix.pick(w.rng.IntN(cfg.mix.total))
 	session := w.rng.IntN(cfg.sessions)
 	w.seq++
@@ -167,6 +170,27 @@ func (w *worker) one(cfg *config, base, content string, measured bool, due time.
 		if o.proto != "" {
 			w.protos[o.proto]++
 		}
+	}
+	return o
+}
+
+// backOff waits as a well-behaved client does after a 429 or 503 with
+// Retry-After: between half and all of the time asked for (the jitter keeps
+// refused workers from coming back all at once), cut short by the end of
+// the run.
+func (w *worker) backOff(ctx context.Context, d time.Duration, end time.Time) {
+	d = d/2 + time.Duration(w.rng.Int64N(int64(d/2)+1))
+	if !end.IsZero() {
+		d = min(d, time.Until(end))
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sessiond/sessiond/internal/baseurl"
 )
@@ -182,6 +183,8 @@ type outcome struct {
 	transport string // transport error kind, "" when a response was read
 	forwarded bool   // the node asked proxied the request to the shard leader
 	proto     string // the response's protocol, "HTTP/1.1" or "HTTP/2.0"; "" without one
+	// retryAfter is the wait a 429 or 503 asked for with Retry-After.
+	retryAfter time.Duration
 }
 
 // maxErrorBody bounds how much of an error body is read to find its code.
@@ -214,6 +217,10 @@ func execute(client *http.Client, req *http.Request, wantHTTP2 bool) outcome {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	o.code = errorCode(b)
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 &&
+		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		o.retryAfter = time.Duration(secs) * time.Second
+	}
 	return o
 }
 
