@@ -66,13 +66,16 @@ func (c *clients) newClient(cfg *config) *http.Client {
 		TLSHandshakeTimeout:   cfg.timeout,
 		ResponseHeaderTimeout: cfg.timeout,
 		DisableCompression:    true,
-		ForceAttemptHTTP2:     true,
 	}
+	tr.Protocols = new(http.Protocols)
+	tr.ForceAttemptHTTP2 = false
 	if cfg.h2c {
-		tr.Protocols = new(http.Protocols)
 		tr.Protocols.SetUnencryptedHTTP2(true)
-		tr.ForceAttemptHTTP2 = false
 		tr.MaxConnsPerHost = 1
+	} else {
+		// HTTP/1.1 over https:// too, where ALPN would otherwise pick
+		// HTTP/2: the run measures what its report says it measures.
+		tr.Protocols.SetHTTP1(true)
 	}
 	if cfg.tls != nil {
 		tr.TLSClientConfig = cfg.tls.Clone()
