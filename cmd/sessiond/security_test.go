@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -150,5 +151,56 @@ func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
 	}
 	if code, body := do(t, http.MethodGet, n2.url("/v1/cluster"), readToken, ""); code != http.StatusOK {
 		t.Fatalf("GET /v1/cluster with the read token = %d %s", code, body)
+	}
+}
+
+// SIGHUP reloads the token file: a token removed from it stops working and
+// a new one works, without a restart; a broken file keeps the tokens in
+// force.
+func TestSIGHUPReloadsTokens(t *testing.T) {
+	path := writeTokenFile(t)
+	p := newProc(t, 1)
+	p.extraArgs = []string{"--token-file", path}
+	p.start()
+	url := p.url("/api/chat/session/s/messages")
+	body := `{"role":"user","content":"hi"}`
+	if code, b := do(t, http.MethodPost, url, dataToken, body); code != http.StatusCreated {
+		t.Fatalf("append with the data token = %d %s", code, b)
+	}
+	const newToken = "rotated-0123456789abcdef"
+	if err := os.WriteFile(path, []byte("admin "+adminToken+"\ndata "+newToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload := func() {
+		t.Helper()
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := do(t, http.MethodPost, url, newToken, body)
+		if code == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new token is refused after SIGHUP: %d\n%s", code, p.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := do(t, http.MethodPost, url, dataToken, body); code != http.StatusUnauthorized {
+		t.Fatalf("a token removed from the file still works after SIGHUP: %d", code)
+	}
+	if err := os.WriteFile(path, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload()
+	time.Sleep(500 * time.Millisecond)
+	if code, _ := do(t, http.MethodPost, url, newToken, body); code != http.StatusCreated {
+		t.Fatalf("a broken token file dropped the tokens in force: %d", code)
+	}
+	if !p.running() || !strings.Contains(p.output(), "reloading tokens failed") {
+		t.Fatalf("a broken token file was not reported, or stopped the node:\n%s", p.output())
 	}
 }
