@@ -85,6 +85,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	for _, i := range fresh {
 		m := out[i]
 		m.Seq = uint64(len(msgs) + 1)
+		m.Version = index
 		msgs = append(msgs, m)
 		s.msgBytes += messageSize(&m)
 		ids[m.ID] = m.Seq
@@ -169,6 +170,7 @@ func (f *FSM) writeFields(index uint64, cur *Session, cmd *Command) *Result {
 	s, created := next(index, cur, cmd)
 	s.fields = fields
 	s.fieldBytes = size
+	s.fieldsVersion = index
 	f.put(cmd.Session, s)
 	return &Result{Status: StatusOK, Version: index, Created: created, Changed: true, Session: s}
 }

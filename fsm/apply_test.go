@@ -98,7 +98,7 @@ func storedMsg(seq uint64, index uint64, m NewMessage) Message {
 func wantMessages(want ...Message) func(t *testing.T, f *FSM, r *Result) {
 	return func(t *testing.T, f *FSM, r *Result) {
 		t.Helper()
-		if !reflect.DeepEqual(r.Messages, want) {
+		if !reflect.DeepEqual(withoutVersions(r.Messages), want) {
 			t.Errorf("Result.Messages:\n got %+v\nwant %+v", r.Messages, want)
 		}
 	}
@@ -111,7 +111,7 @@ func wantStored(session string, want ...Message) func(t *testing.T, f *FSM, r *R
 		if !ok {
 			t.Fatalf("session %q absent", session)
 		}
-		if got := s.Messages(); !reflect.DeepEqual(got, want) {
+		if got := withoutVersions(s.Messages()); !reflect.DeepEqual(got, want) {
 			t.Errorf("stored messages:\n got %+v\nwant %+v", got, want)
 		}
 	}
@@ -409,5 +409,42 @@ func TestDeletingFieldsOfAnAbsentSessionDoesNotCreateIt(t *testing.T) {
 	}
 	if r := f.ApplyCommand(3, &Command{Op: OpMergeFields, Session: "s", At: 1, Fields: map[string]json.RawMessage{}}); r.Status != StatusOK || !r.Created {
 		t.Fatalf("empty merge = %+v, want a created session", r)
+	}
+}
+
+// withoutVersions copies msgs with Version cleared, for tables that state
+// contents; TestEveryChangeCarriesItsVersion checks versions.
+func withoutVersions(msgs []Message) []Message {
+	if msgs == nil {
+		return nil
+	}
+	out := append([]Message{}, msgs...)
+	for i := range out {
+		out[i].Version = 0
+	}
+	return out
+}
+
+// Every message carries the version of the append that stored it, every
+// session the version that created it and the version of its last fields
+// change: what a change stream resumes by.
+func TestEveryChangeCarriesItsVersion(t *testing.T) {
+	f := New(DefaultLimits)
+	applyLog(t, f, 3, appendCmd("s", msg("a", "user", "x")))
+	applyLog(t, f, 5, mergeCmd("s", "k", "1"))
+	applyLog(t, f, 7, appendCmd("s", msg("b", "user", "y"), msg("c", "user", "z")))
+	applyLog(t, f, 8, appendCmd("s", msg("a", "user", "x"))) // a replay changes nothing
+	s, _ := f.Get("s")
+	var got []uint64
+	for _, m := range s.Messages() {
+		got = append(got, m.Version)
+	}
+	if !reflect.DeepEqual(got, []uint64{3, 7, 7}) || s.CreatedVersion() != 3 || s.FieldsVersion() != 5 || s.Version != 7 {
+		t.Fatalf("message versions %v, created %d, fields %d, version %d", got, s.CreatedVersion(), s.FieldsVersion(), s.Version)
+	}
+	applyLog(t, f, 9, deleteCmd("s"))
+	applyLog(t, f, 10, mergeCmd("s", "k", "2"))
+	if s, _ := f.Get("s"); s.CreatedVersion() != 10 || s.FieldsVersion() != 10 || s.MessageCount() != 0 {
+		t.Fatalf("a session written again after a delete: created %d, fields %d, %d messages", s.CreatedVersion(), s.FieldsVersion(), s.MessageCount())
 	}
 }

@@ -49,6 +49,8 @@ type FSM struct {
 	// bytes is the sum of Session.Size over every session.
 	bytes atomic.Int64
 
+	watch watchers // see watch.go
+
 	applied  atomic.Uint64
 	appliedC chan struct{} // closed and replaced whenever applied advances
 	cmu      sync.Mutex    // guards appliedC
@@ -153,6 +155,7 @@ func (f *FSM) put(id string, s *Session) {
 		b.sessions[id] = s
 	}
 	f.mu.Unlock()
+	f.watch.notify(id)
 }
 
 // Apply applies one committed raft log entry. Commands that fail to decode
@@ -244,7 +247,7 @@ func checkVersion(cur *Session, cmd *Command) *Result {
 // new session stamped with the command's time.
 func next(index uint64, cur *Session, cmd *Command) (*Session, bool) {
 	if cur == nil {
-		return &Session{ID: cmd.Session, CreatedAt: cmd.At, UpdatedAt: cmd.At, Version: index}, true
+		return &Session{ID: cmd.Session, CreatedAt: cmd.At, UpdatedAt: cmd.At, Version: index, created: index}, true
 	}
 	s := cur.clone()
 	s.UpdatedAt = cmd.At

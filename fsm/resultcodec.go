@@ -52,7 +52,7 @@ func EncodeResult(op Op, r *Result) []byte {
 	}
 	if flags&resultWithSession != 0 {
 		var se encoder
-		encodeSession(&se, r.Session)
+		encodeSession(&se, r.Session, false)
 		e.bytes(se.buf)
 	} else if flags&resultHasSession != 0 {
 		e.string(r.Session.ID)
@@ -81,7 +81,7 @@ func DecodeResult(b []byte) (*Result, error) {
 	case flags&resultWithSession != 0:
 		sb := d.bytes()
 		if d.err == nil {
-			s, err := decodeSession(sb)
+			s, err := decodeSession(sb, false)
 			if err != nil {
 				return nil, err
 			}

@@ -15,6 +15,10 @@ type Message struct {
 	Content   string          `json:"content"`
 	CreatedAt int64           `json:"createdAt"`
 	Meta      json.RawMessage `json:"meta,omitempty"`
+	// Version is the session version (raft index) of the append that
+	// stored the message; 0 when unknown (restored from a snapshot written
+	// before versions were kept). Change streams resume by it.
+	Version uint64 `json:"-"`
 }
 
 // Session is one chat session. A published *Session is never modified: Apply
@@ -34,7 +38,20 @@ type Session struct {
 	fields     map[string]json.RawMessage
 	fieldBytes int // sum of len(key)+len(value) over fields
 	msgBytes   int // sum of messageSize over messages
+
+	// created is the version that created this incarnation of the session
+	// and fieldsVersion the version of its last change of fields; 0 when
+	// unknown (restored from an older snapshot).
+	created, fieldsVersion uint64
 }
+
+// CreatedVersion is the version that created the session (a session deleted
+// and written again is a new one), 0 when unknown.
+func (s *Session) CreatedVersion() uint64 { return s.created }
+
+// FieldsVersion is the version of the last change to the fields, 0 when
+// unknown or never changed.
+func (s *Session) FieldsVersion() uint64 { return s.fieldsVersion }
 
 // Per-item overheads counted by Size on top of the bytes clients sent: the
 // struct headers, map entries and index entries each one costs in memory,

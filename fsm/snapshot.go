@@ -14,20 +14,23 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Snapshot stream format, version 2:
+// Snapshot stream format, version 3:
 //
 //	magic "SSNP", version byte, applied index (8 bytes big-endian),
 //	then records: uvarint length + session record, ended by a zero length,
 //	then records: uvarint length + tombstone record, ended by a zero length.
 //
-// A session record holds id, createdAt, updatedAt, version, the fields
-// (sorted by name) and the messages in seq order. Sessions are written bucket
-// by bucket, sorted by id, so equal states produce equal snapshots. A
+// A session record holds id, createdAt, updatedAt, version, the created and
+// fields versions, the fields (sorted by name) and the messages in seq
+// order, each with the version that appended it. Sessions are written
+// bucket by bucket, sorted by id, so equal states produce equal snapshots. A
 // tombstone record holds a deleted session's id, the delete's time and its
-// message ids, sorted. Version 1 streams have no tombstone records.
+// message ids, sorted. Version 2 session records have no versions beyond the
+// session's own (they restore as 0, unknown); version 1 streams have no
+// tombstone records either.
 var snapshotMagic = []byte("SSNP")
 
-const snapshotVersion byte = 2
+const snapshotVersion byte = 3
 
 // Snapshot freezes the current buckets; Persist streams them while Apply goes
 // on writing to copies. It runs on the apply goroutine and costs O(buckets).
@@ -85,7 +88,7 @@ func (s *snapshot) write(w io.Writer) error {
 		sort.Strings(ids)
 		for _, id := range ids {
 			rec.reset()
-			encodeSession(&rec, b.sessions[id])
+			encodeSession(&rec, b.sessions[id], true)
 			if err := record(); err != nil {
 				return err
 			}
@@ -110,11 +113,18 @@ func (s *snapshot) write(w io.Writer) error {
 // Release is a no-op: frozen buckets are garbage once nobody holds them.
 func (s *snapshot) Release() {}
 
-func encodeSession(e *encoder, s *Session) {
+// encodeSession writes a session record; withVersions adds the created,
+// fields and message versions of snapshot format 3, which the result codec
+// leaves out so that its wire format stays what older nodes read.
+func encodeSession(e *encoder, s *Session, withVersions bool) {
 	e.string(s.ID)
 	e.varint(s.CreatedAt)
 	e.varint(s.UpdatedAt)
 	e.uvarint(s.Version)
+	if withVersions {
+		e.uvarint(s.created)
+		e.uvarint(s.fieldsVersion)
+	}
 	names := s.FieldNames()
 	e.uvarint(uint64(len(names)))
 	for _, k := range names {
@@ -129,12 +139,18 @@ func encodeSession(e *encoder, s *Session) {
 		e.string(m.Content)
 		e.varint(m.CreatedAt)
 		e.bytes(m.Meta)
+		if withVersions {
+			e.uvarint(m.Version)
+		}
 	}
 }
 
-func decodeSession(b []byte) (*Session, error) {
+func decodeSession(b []byte, withVersions bool) (*Session, error) {
 	d := decoder{buf: b}
 	s := &Session{ID: d.string(), CreatedAt: d.varint(), UpdatedAt: d.varint(), Version: d.uvarint()}
+	if withVersions {
+		s.created, s.fieldsVersion = d.uvarint(), d.uvarint()
+	}
 	nf := d.count(2)
 	s.fields = make(map[string]json.RawMessage, nf)
 	for i := 0; i < nf && d.err == nil; i++ {
@@ -150,6 +166,9 @@ func decodeSession(b []byte) (*Session, error) {
 	for i := 0; i < nm && d.err == nil; i++ {
 		s.messages[i] = Message{Seq: uint64(i + 1), ID: d.string(), Role: d.string(),
 			Content: d.string(), CreatedAt: d.varint(), Meta: d.bytes()}
+		if withVersions {
+			s.messages[i].Version = d.uvarint()
+		}
 		s.msgBytes += messageSize(&s.messages[i])
 	}
 	if d.err == nil && len(d.buf) != 0 {
@@ -172,7 +191,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return errors.New("fsm: not a sessiond snapshot")
 	}
 	version := head[4]
-	if version != 1 && version != snapshotVersion {
+	if version < 1 || version > snapshotVersion {
 		return fmt.Errorf("fsm: unknown snapshot version %d", head[4])
 	}
 	hd := decoder{buf: head[5:]}
@@ -193,7 +212,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if !more {
 			break
 		}
-		s, err := decodeSession(rec.Bytes())
+		s, err := decodeSession(rec.Bytes(), version >= 3)
 		if err != nil {
 			return fmt.Errorf("fsm: decode snapshot: %w", err)
 		}
@@ -231,6 +250,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.bytes.Store(total)
 	f.tombs, f.tombQueue = tombs, queue
 	f.publishApplied(applied)
+	f.watch.notifyAll()
 	return nil
 }
 

@@ -91,7 +91,41 @@ func TestVersion1SnapshotStillRestores(t *testing.T) {
 	}
 	want := populated(t)
 	want.tombs, want.tombQueue = map[string]*tombstone{}, nil
+	forgetVersions(want)
 	sameState(t, f, want)
+}
+
+// Replicas upgraded from a release whose snapshots kept no message, fields
+// or creation versions restore the same state with those versions unknown
+// (0); change streams then resume such sessions with a snapshot event.
+func TestVersion2SnapshotStillRestores(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "snapshot_v2.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(DefaultLimits)
+	if err := restoreBytes(f, v2); err != nil {
+		t.Fatalf("restore version 2: %v", err)
+	}
+	want := populated(t)
+	forgetVersions(want)
+	sameState(t, f, want)
+}
+
+// forgetVersions clears what snapshots before version 3 did not keep.
+func forgetVersions(f *FSM) {
+	for _, b := range f.buckets {
+		for _, s := range b.sessions {
+			s.created, s.fieldsVersion = 0, 0
+			for i := range s.messages {
+				s.messages[i].Version = 0
+			}
+		}
+	}
 }
 
 func TestSnapshotRestoreRoundTripsTheWholeState(t *testing.T) {
@@ -127,7 +161,7 @@ func TestSnapshotOfEqualStatesIsByteIdentical(t *testing.T) {
 // not change by accident. Run with -update after a deliberate format change
 // (which also needs a new snapshotVersion).
 func TestSnapshotMatchesGoldenBytes(t *testing.T) {
-	path := filepath.Join("testdata", "snapshot_v2.hex")
+	path := filepath.Join("testdata", "snapshot_v3.hex")
 	got := snapshotBytes(t, populated(t))
 	if *update {
 		if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
@@ -242,7 +276,7 @@ func TestRestoreRejectsBadSnapshotsAndKeepsTheState(t *testing.T) {
 		"empty":         {},
 		"bad magic":     append([]byte("XSNP"), good[4:]...),
 		"version 0":     append(append([]byte("SSNP"), 0), good[5:]...),
-		"version 3":     append(append([]byte("SSNP"), 3), good[5:]...),
+		"version 4":     append(append([]byte("SSNP"), 4), good[5:]...),
 		"no end marker": good[:len(good)-1],
 		"record length over the limit": append(append([]byte(nil), header...),
 			0x80, 0x80, 0x80, 0x80, 0x08), // 2^31
@@ -288,7 +322,7 @@ func TestRestoreRejectsEveryTruncation(t *testing.T) {
 
 func TestRestoreOfAnEmptySnapshotEmptiesTheFSM(t *testing.T) {
 	empty := snapshotBytes(t, New(DefaultLimits))
-	if want := "SSNP\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"; string(empty) != want {
+	if want := "SSNP\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"; string(empty) != want {
 		t.Fatalf("empty snapshot %x, want %x", empty, want)
 	}
 	f := populated(t)
