@@ -36,6 +36,7 @@ type node struct {
 	node   *cluster.Node
 	host   *shard.Host
 	srv    *httptest.Server
+	api    *httpapi.Server
 	url    string
 	client *http.Client
 	conns  atomic.Int64 // HTTP connections accepted
@@ -131,7 +132,8 @@ func openNode(tb testing.TB, dir string) *node {
 	cfg.Cluster, cfg.Replicas = cn, cn
 	n := &node{tb: tb, dir: dir, node: cn, host: cn.Host(),
 		client: &http.Client{Transport: newTransport(), Timeout: 30 * time.Second}}
-	n.srv = httptest.NewUnstartedServer(httpapi.New(cn, cfg))
+	n.api = httpapi.New(cn, cfg)
+	n.srv = httptest.NewUnstartedServer(n.api)
 	n.srv.Listener.Close()
 	n.srv.Listener = httpLn
 	n.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -158,7 +159,16 @@ func (s *Server) listMessages(c echo.Context) error {
 	if limit < 1 || limit > maxPageSize {
 		return errorf(http.StatusBadRequest, CodeInvalidLimit, "limit must be between 1 and %d", maxPageSize)
 	}
-	sess, err := s.load(c)
+	wait, err := waitParam(c)
+	if err != nil {
+		return err
+	}
+	var sess *fsm.Session
+	if wait > 0 {
+		sess, err = s.waitForMessages(c, after, wait)
+	} else {
+		sess, err = s.load(c)
+	}
 	if err != nil {
 		return err
 	}
@@ -180,6 +190,84 @@ type pageResponse struct {
 	Total     int           `json:"total"`
 	NextAfter uint64        `json:"nextAfter,omitempty"`
 	HasMore   bool          `json:"hasMore"`
+}
+
+// MaxWait bounds ?wait= of a blocking read.
+const MaxWait = 60 * time.Second
+
+// CodeInvalidWait is a ?wait= that is no duration within MaxWait.
+const CodeInvalidWait = "invalid_wait"
+
+func waitParam(c echo.Context) (time.Duration, error) {
+	v := c.QueryParam("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > MaxWait {
+		return 0, errorf(http.StatusBadRequest, CodeInvalidWait, "wait must be a duration such as 30s, at most %v", MaxWait)
+	}
+	return d, nil
+}
+
+// waitForMessages is a blocking read (as Consul's blocking queries): it
+// answers as soon as the session holds a message after seq after, or with
+// what it holds when wait runs out. It first reads at the requested
+// consistency; later looks come from the local replica, which by then has
+// applied more. A session that does not exist yet is waited for too.
+func (s *Server) waitForMessages(c echo.Context, after uint64, wait time.Duration) (*fsm.Session, error) {
+	id, sh := scope(c)
+	level, err := consistency(c)
+	if err != nil {
+		return nil, err
+	}
+	release, err := s.streams.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ctx := c.Request().Context()
+	state, err := s.boundedRead(ctx, sh, level)
+	if err != nil {
+		return nil, s.forwardIfMoved(c, sh, err)
+	}
+	changed, cancel := state.Watch(id)
+	defer cancel()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		sess, ok := state.Get(id)
+		if ok && uint64(sess.MessageCount()) > after {
+			setETag(c, sess.Version)
+			return sess, nil
+		}
+		select {
+		case <-changed:
+			continue
+		case <-timer.C:
+		case <-s.streams.closed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if !ok {
+			return nil, errorf(http.StatusNotFound, CodeSessionNotFound, "session %q not found", id)
+		}
+		setETag(c, sess.Version)
+		return sess, nil
+	}
+}
+
+// waitable lifts the server's timeouts for a blocking read, to its longest
+// wait plus time to answer, here and on a node that forwards it.
+func waitable(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.QueryParam("wait") != "" {
+			rc := http.NewResponseController(c.Response().Writer)
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Now().Add(MaxWait + streamWriteTimeout))
+		}
+		return next(c)
+	}
 }
 
 func queryUint(c echo.Context, name string, def uint64, code string) (uint64, error) {

@@ -134,6 +134,19 @@ func consistency(c echo.Context) (shard.Consistency, error) {
 	return level, nil
 }
 
+// etagMatches reports whether an If-None-Match list names version (weak
+// and strong forms alike) or is "*".
+func etagMatches(header string, version uint64) bool {
+	want := strconv.FormatUint(version, 10)
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == `"`+want+`"` {
+			return true
+		}
+	}
+	return false
+}
+
 func setETag(c echo.Context, version uint64) {
 	c.Response().Header().Set("ETag", fmt.Sprintf("%q", strconv.FormatUint(version, 10)))
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// with Retry-After. A rate of 0 means no limit.
 	SessionWriteRate  float64
 	SessionWriteBurst int
+	// MaxStreams bounds the change streams and blocking reads this node
+	// serves at once; beyond it they get 503 overloaded. Below 1 means
+	// DefaultMaxStreams.
+	MaxStreams int
 	// Auth authenticates requests; nil serves every request to anyone (no
 	// tokens configured). With it, every route but /healthz and /readyz
 	// needs a credential: the session routes the data scope, GET and HEAD
@@ -92,6 +96,7 @@ type Server struct {
 	forward  *forwarder
 	inflight *inflight
 	limiter  *sessionLimiter
+	streams  *streams
 }
 
 // New builds the API over store.
@@ -101,7 +106,8 @@ func New(store Store, cfg Config) *Server {
 	}
 	s := &Server{store: store, cfg: cfg, logger: cfg.Logger, echo: echo.New(), forward: newForwarder(store.NodeID(), cfg.PeerTLS),
 		inflight: newInflight(store.ShardCount(), cfg.MaxInFlightPerShard, cfg.MaxInFlight),
-		limiter:  newSessionLimiter(cfg.SessionWriteRate, cfg.SessionWriteBurst)}
+		limiter:  newSessionLimiter(cfg.SessionWriteRate, cfg.SessionWriteBurst),
+		streams:  newStreams(cfg.MaxStreams)}
 	e := s.echo
 	e.HideBanner = true
 	e.HidePort = true
@@ -130,7 +136,8 @@ func (s *Server) routes() {
 	g.PATCH("", s.patchSession, sc)
 	g.DELETE("", s.deleteSession, sc)
 	g.POST("/messages", s.appendMessages, sc)
-	g.GET("/messages", s.listMessages, sc)
+	g.GET("/messages", s.listMessages, waitable, sc)
+	g.GET("/events", s.sessionEvents, longLived, sc)
 	g.GET("/state", s.getFields, sc)
 	g.GET("/state/:field", s.getField, sc)
 	g.PUT("/state/:field", s.putField, sc)
@@ -146,6 +153,7 @@ func (s *Server) routes() {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	s.internalRoutes()
+	s.listRoutes()
 }
 
 // nodeHeader names the serving node on every response, errors included.

@@ -93,6 +93,9 @@ func (s *Server) getSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, sess.Version) {
+		return c.NoContent(http.StatusNotModified) // the client's copy is current
+	}
 	return c.JSONBlob(http.StatusOK, sessionDocument(sess))
 }
 

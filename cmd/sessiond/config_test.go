@@ -41,7 +41,7 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
 		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
 		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 512, H2C: true, LogLevel: "info", LogFormat: "text",
-		MaxDataBytes: 2 << 30, MaxConns: 8192, MaxConnsPerIP: 512, SessionWriteRate: 100, SessionWriteBurst: 200}
+		MaxDataBytes: 2 << 30, MaxConns: 8192, MaxConnsPerIP: 512, SessionWriteRate: 100, SessionWriteBurst: 200, MaxStreams: 10000}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
 	}
@@ -63,7 +63,7 @@ func TestConfigFlags(t *testing.T) {
 		"--token-file", "/etc/sessiond/tokens", "--tls-ca", "/etc/sessiond/ca.pem", "--tls-cert", "/etc/sessiond/n7.pem",
 		"--tls-key", "/etc/sessiond/n7-key.pem", "--client-tls-cert", "/etc/sessiond/api.pem", "--client-tls-key", "/etc/sessiond/api-key.pem",
 		"--gossip-key", "AAAAAAAAAAAAAAAAAAAAAA==,AQEBAQEBAQEBAQEBAQEBAQ==", "--max-data-bytes", "512MiB",
-		"--max-conns", "100", "--max-conns-per-ip", "10", "--session-write-rate", "2.5", "--session-write-burst", "5")
+		"--max-conns", "100", "--max-conns-per-ip", "10", "--session-write-rate", "2.5", "--session-write-burst", "5", "--max-streams", "7")
 	want := &config{NodeID: "n7", DataDir: "/var/lib/sessiond", HTTPAddr: "10.0.0.7:80", RaftAddr: "10.0.0.7:7001",
 		GossipAddr: "10.0.0.7:7947", Join: []string{"a:1", "b:2"}, BootstrapExpect: 3, Shards: 1024, Replicas: 5,
 		SessionTTL: 24 * time.Hour, RaftHeartbeat: 500 * time.Millisecond, SnapshotThreshold: 16,
@@ -72,7 +72,7 @@ func TestConfigFlags(t *testing.T) {
 		LogLevel: "debug", LogFormat: "json", TokenFile: "/etc/sessiond/tokens",
 		TLSCA: "/etc/sessiond/ca.pem", TLSCert: "/etc/sessiond/n7.pem", TLSKey: "/etc/sessiond/n7-key.pem",
 		ClientTLSCert: "/etc/sessiond/api.pem", ClientTLSKey: "/etc/sessiond/api-key.pem",
-		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}, MaxDataBytes: 512 << 20, MaxConns: 100, MaxConnsPerIP: 10, SessionWriteRate: 2.5, SessionWriteBurst: 5}
+		GossipKeys: [][]byte{make([]byte, 16), bytes.Repeat([]byte{1}, 16)}, MaxDataBytes: 512 << 20, MaxConns: 100, MaxConnsPerIP: 10, SessionWriteRate: 2.5, SessionWriteBurst: 5, MaxStreams: 7}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("flags\n got %+v\nwant %+v", c, want)
 	}

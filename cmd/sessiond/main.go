@@ -139,6 +139,7 @@ func run(cfg *config) error {
 	apiCfg.MaxInFlightPerShard = cfg.MaxInFlightPerShard
 	apiCfg.MaxInFlight = cfg.MaxInFlight
 	apiCfg.SessionWriteRate, apiCfg.SessionWriteBurst = cfg.SessionWriteRate, cfg.SessionWriteBurst
+	apiCfg.MaxStreams = cfg.MaxStreams
 	if a := creds.authenticator(); a != nil {
 		apiCfg.Auth = a
 	}
@@ -150,7 +151,8 @@ func run(cfg *config) error {
 		default:
 		}
 	}
-	srv := newHTTPServer(httpapi.New(node, apiCfg), cfg.H2C, logger)
+	api := httpapi.New(node, apiCfg)
+	srv := newHTTPServer(api, cfg.H2C, logger)
 	serveErr := make(chan error, 1)
 	tlsConf := creds.clientTLS()
 	clientLn := newConnLimitListener(httpLn, cfg.MaxConns, cfg.MaxConnsPerIP, tlsConf == nil, logger)
@@ -191,6 +193,9 @@ func run(cfg *config) error {
 	case err = <-node.Fatal():
 		drain = false
 	}
+	// Change streams end first, with a resume event, so their clients
+	// reconnect to nodes that stay.
+	api.CloseStreams()
 	if drain {
 		// A second signal cuts the drain short.
 		dctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
