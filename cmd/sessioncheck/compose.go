@@ -23,10 +23,14 @@ type composeTarget struct {
 	network string   // the project's network
 	nodes   []check.Node
 	ids     map[string]string // service → container id
+	creds   check.Credentials // for drain requests
 }
 
-func newComposeTarget(ctx context.Context, o composeOptions) (*composeTarget, error) {
-	t := &composeTarget{ids: map[string]string{}}
+// newComposeTarget finds the project's node containers and their published
+// HTTP ports. A node's URL is https:// when the node runs with TLS, as its
+// container's health check decides: when SESSIOND_TLS_CERT is set.
+func newComposeTarget(ctx context.Context, o composeOptions, creds check.Credentials) (*composeTarget, error) {
+	t := &composeTarget{ids: map[string]string{}, creds: creds}
 	if _, err := command(ctx, 10*time.Second, "docker", "compose", "version"); err == nil {
 		t.compose = []string{"docker", "compose"}
 	} else {
@@ -43,12 +47,53 @@ func newComposeTarget(ctx context.Context, o composeOptions) (*composeTarget, er
 		if err != nil {
 			return nil, fmt.Errorf("%s publishes no port for 8080: %v", svc, err)
 		}
-		port = strings.Fields(port)[0] // "0.0.0.0:18081", perhaps followed by the IPv6 line
+		port = strings.Fields(port)[0] // "127.0.0.1:18081", perhaps followed by the IPv6 line
 		port = port[strings.LastIndex(port, ":")+1:]
+		useTLS, tokens, err := nodeSecurity(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		hint := fmt.Sprintf("(`COMPOSE_PROJECT_NAME=%s scripts/compose.sh secrets DIR` copies ca.pem and tokens out of the project)", o.project)
+		if useTLS && creds.TLS == nil {
+			return nil, fmt.Errorf("%s serves HTTPS with a certificate of the cluster's own CA: pass --ca or set SESSIOND_CA %s", svc, hint)
+		}
+		if tokens && creds.Token == "" {
+			return nil, fmt.Errorf("%s requires a bearer token: set SESSIOND_TOKEN (or --token) to its admin token %s", svc, hint)
+		}
+		scheme := "http"
+		if useTLS {
+			scheme = "https"
+		}
 		t.ids[svc] = id
-		t.nodes = append(t.nodes, check.Node{Name: svc, URL: "http://127.0.0.1:" + port})
+		t.nodes = append(t.nodes, check.Node{Name: svc, URL: scheme + "://127.0.0.1:" + port})
 	}
 	return t, nil
+}
+
+// nodeSecurity reports whether the container's node runs with TLS and
+// with a token file, from its environment and its arguments.
+func nodeSecurity(ctx context.Context, id string) (useTLS, tokens bool, err error) {
+	out, err := command(ctx, 10*time.Second, "docker", "inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}{{range .Args}}{{println .}}{{end}}", id)
+	if err != nil {
+		return false, false, err
+	}
+	useTLS, tokens = parseNodeSecurity(out)
+	return useTLS, tokens, nil
+}
+
+// parseNodeSecurity reads nodeSecurity's answer from a container's
+// environment and arguments, one a line.
+func parseNodeSecurity(out string) (useTLS, tokens bool) {
+	for _, line := range strings.Split(out, "\n") {
+		name, val, isEnv := strings.Cut(line, "=")
+		switch {
+		case isEnv && val != "" && name == "SESSIOND_TLS_CERT", strings.TrimLeft(name, "-") == "tls-cert":
+			useTLS = true
+		case isEnv && val != "" && name == "SESSIOND_TOKEN_FILE", strings.TrimLeft(name, "-") == "token-file":
+			tokens = true
+		}
+	}
+	return useTLS, tokens
 }
 
 // command runs a command and returns its trimmed output.
@@ -129,7 +174,7 @@ func (t *composeTarget) Drain(ctx context.Context, n string) error {
 	if err != nil {
 		return err
 	}
-	if err := check.RequestDrain(ctx, t.nodes, n); err != nil {
+	if err := check.RequestDrain(ctx, t.creds, t.nodes, n); err != nil {
 		return err
 	}
 	return t.awaitExit(ctx, n, before)

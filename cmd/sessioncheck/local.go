@@ -305,7 +305,7 @@ func (n *localNode) waitOrDump(ctx context.Context) error {
 }
 
 func (t *localTarget) Drain(ctx context.Context, name string) error {
-	if err := check.RequestDrain(ctx, t.Nodes(), name); err != nil {
+	if err := check.RequestDrain(ctx, check.Credentials{}, t.Nodes(), name); err != nil {
 		return err
 	}
 	return t.node(name).waitOrDump(ctx)

@@ -8,6 +8,10 @@
 //	sessioncheck --addrs 127.0.0.1:8081,127.0.0.1:8082   (no faults)
 //	sessioncheck explain OUT/violations/SESSION.jsonl     (why a session failed)
 //
+// Against a secured cluster (compose, or https:// --addrs) it trusts the CA
+// of --ca and sends the token of --token (default $SESSIOND_CA and
+// $SESSIOND_TOKEN); the token needs the admin scope for drains.
+//
 // Exit status: 0 when every check passed, 1 on a violation, 2 when the run
 // could not be carried out.
 package main
@@ -28,6 +32,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/internal/check"
+	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 // stopTimeout bounds a graceful stop or a drain: a node still running after
@@ -48,6 +53,7 @@ type options struct {
 	seed                                        uint64
 	jsonOut, keep                               bool
 	workload                                    check.WorkloadConfig
+	auth                                        clientauth.Options
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -77,6 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.workload.Sessions, "sessions", o.workload.Sessions, "sessions written at once")
 	fs.IntVar(&o.workload.OpsPerSession, "ops-per-session", o.workload.OpsPerSession, "operations before a session is replaced by a fresh one")
 	fs.DurationVar(&o.workload.RequestTimeout, "request-timeout", o.workload.RequestTimeout, "timeout of one HTTP request")
+	o.auth = clientauth.FromEnv(os.Getenv)
+	o.auth.AddFlags(fs) // compose and addrs; the local target's nodes need none
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -124,9 +132,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
 
+	// The local target's nodes run without TLS or tokens: nothing to send.
+	var creds check.Credentials
+	if o.target != "local" {
+		if creds, err = check.LoadCredentials(o.auth); err != nil {
+			fmt.Fprintln(stderr, "sessioncheck:", err)
+			return 2
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	target, closeTarget, err := openTarget(ctx, o, logger)
+	target, closeTarget, err := openTarget(ctx, o, creds, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "sessioncheck:", err)
 		return 2
@@ -139,6 +156,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Target: target, Workload: o.workload, Duration: o.duration, Warmup: o.warmup,
 		Faults:       check.FaultConfig{Kinds: splitList(o.faults), Interval: o.interval, Seed: o.seed},
 		CheckTimeout: o.checkTimeout, StartTimeout: o.startTimeout, OutDir: out, Logf: logf,
+		Credentials: creds,
 	})
 	closeErr := closeTarget(err == nil && rep.Pass && !o.keep)
 	if err != nil {
@@ -175,13 +193,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // openTarget builds the target; the returned function releases it
 // (removing what it created when clean is set).
-func openTarget(ctx context.Context, o *options, logger *slog.Logger) (check.Target, func(clean bool) error, error) {
+func openTarget(ctx context.Context, o *options, creds check.Credentials, logger *slog.Logger) (check.Target, func(clean bool) error, error) {
 	switch o.target {
 	case "addrs":
-		t, err := newStaticTarget(o.addrs)
+		t, err := newStaticTarget(o.addrs, creds)
 		return t, func(bool) error { return nil }, err
 	case "compose":
-		t, err := newComposeTarget(ctx, o.compose)
+		t, err := newComposeTarget(ctx, o.compose, creds)
 		if err != nil {
 			return nil, nil, err
 		}

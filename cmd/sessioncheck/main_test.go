@@ -70,3 +70,28 @@ func TestExplainNamesTheOperationThatCannotBePlaced(t *testing.T) {
 		t.Fatalf("explain without a file: exit %d, want 2", code)
 	}
 }
+
+func TestComposeNodeSecurityFromItsEnvironmentAndArguments(t *testing.T) {
+	for _, tc := range []struct {
+		out            string
+		useTLS, tokens bool
+	}{
+		{"PATH=/bin\nSESSIOND_HTTP_ADDR=0.0.0.0:8080\n", false, false},
+		{"SESSIOND_TLS_CERT=/secrets/node1.pem\nSESSIOND_TOKEN_FILE=/secrets/tokens\n", true, true},
+		{"SESSIOND_TLS_CERT=\nSESSIOND_TOKEN_FILE=\n--insecure\n", false, false},
+		{"PATH=/bin\n--tls-cert=/x.pem\n-token-file\n/tokens\n", true, true},
+	} {
+		useTLS, tokens := parseNodeSecurity(tc.out)
+		if useTLS != tc.useTLS || tokens != tc.tokens {
+			t.Errorf("%q: TLS %v, tokens %v; want %v, %v", tc.out, useTLS, tokens, tc.useTLS, tc.tokens)
+		}
+	}
+}
+
+func TestExitStatusTwoWhenTheCAFileIsMissing(t *testing.T) {
+	var stderr strings.Builder
+	code := run([]string{"--addrs", "https://127.0.0.1:1", "--ca", t.TempDir() + "/none.pem", "--duration", "1s"}, io.Discard, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "--ca") {
+		t.Fatalf("exit %d, want 2 naming --ca; stderr: %s", code, stderr.String())
+	}
+}

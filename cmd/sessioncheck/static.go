@@ -9,18 +9,20 @@ import (
 
 	"github.com/sessiond/sessiond/internal/baseurl"
 	"github.com/sessiond/sessiond/internal/check"
+	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 // staticTarget is an existing cluster the checker only talks to.
 type staticTarget struct{ nodes []check.Node }
 
-func newStaticTarget(addrs string) (*staticTarget, error) {
+func newStaticTarget(addrs string, creds check.Credentials) (*staticTarget, error) {
 	urls, err := baseurl.ParseList(addrs)
 	if err != nil {
 		return nil, err
 	}
 	t := &staticTarget{}
-	hc := &http.Client{Timeout: 3 * time.Second}
+	tr := &http.Transport{TLSClientConfig: creds.TLS}
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: clientauth.Bearer(tr, creds.Token)}
 	for _, u := range urls {
 		t.nodes = append(t.nodes, check.Node{Name: nodeName(hc, u), URL: u})
 	}

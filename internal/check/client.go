@@ -6,6 +6,7 @@ package check
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 // notApplied are the 503 codes sessiond answers only when the command was
@@ -83,19 +86,37 @@ func (r reply) String() string {
 	return strconv.Itoa(r.status)
 }
 
+// Credentials are what every request of the checker presents to the
+// nodes. The zero value presents nothing, for nodes without TLS or tokens.
+type Credentials struct {
+	TLS   *tls.Config // for https:// nodes; nil trusts the system's roots
+	Token string      // bearer token; "" sends none
+}
+
+// LoadCredentials reads the files o names.
+func LoadCredentials(o clientauth.Options) (Credentials, error) {
+	conf, err := o.TLSConfig()
+	if err != nil {
+		return Credentials{}, err
+	}
+	return Credentials{TLS: conf, Token: o.Token}, nil
+}
+
 // newHTTPClient is the client every workload client shares. Short
 // timeouts: a request to a paused or cut-off node must give up quickly so
 // the operation can be resolved or retried elsewhere.
-func newHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: timeout / 2}).DialContext,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     30 * time.Second,
-		},
+func newHTTPClient(timeout time.Duration, creds Credentials) *http.Client {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: timeout / 2}).DialContext,
+		TLSHandshakeTimeout: timeout / 2,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
 	}
+	if creds.TLS != nil {
+		tr.TLSClientConfig = creds.TLS.Clone()
+	}
+	return &http.Client{Timeout: timeout, Transport: clientauth.Bearer(tr, creds.Token)}
 }
 
 func do(ctx context.Context, c *http.Client, method, url string, body []byte, header map[string]string) reply {

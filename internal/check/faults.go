@@ -228,9 +228,10 @@ func (s *scheduler) inject(kind string) FaultRecord {
 }
 
 // RequestDrain asks, through another node, that node be drained: its
-// replicas and leadership move away and it exits.
-func RequestDrain(ctx context.Context, nodes []Node, node string) error {
-	hc := newHTTPClient(10 * time.Second)
+// replicas and leadership move away and it exits. With tokens, the drain
+// needs the admin scope.
+func RequestDrain(ctx context.Context, creds Credentials, nodes []Node, node string) error {
+	hc := newHTTPClient(10*time.Second, creds)
 	var errs []error
 	for _, via := range nodes {
 		if via.Name == node {

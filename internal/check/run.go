@@ -26,6 +26,9 @@ type Config struct {
 	// visualization; "" writes nothing.
 	OutDir string
 	Logf   func(format string, args ...any)
+	// Credentials are presented on every request: the CA for https://
+	// nodes and a bearer token (with the admin scope, for drains).
+	Credentials Credentials
 }
 
 // Run runs the workload and the fault schedule against the target, heals
@@ -46,7 +49,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Faults.Recovery == 0 {
 		cfg.Faults.Recovery = 60 * time.Second
 	}
-	hc := newHTTPClient(cfg.Workload.RequestTimeout)
+	hc := newHTTPClient(cfg.Workload.RequestTimeout, cfg.Credentials)
 	nodes := cfg.Target.Nodes()
 	if took, err := waitHealthy(hc, nodes, cfg.StartTimeout); err != nil {
 		return nil, fmt.Errorf("cluster not healthy at the start: %w", err)
@@ -55,7 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	hist := NewHistory()
-	w := NewWorkload(cfg.Workload, hist, cfg.Target.Nodes)
+	w := NewWorkload(cfg.Workload, cfg.Credentials, hist, cfg.Target.Nodes)
 	sched := &scheduler{
 		target: cfg.Target, cfg: cfg.Faults, hist: hist, hc: hc, logf: logf,
 		rnd: rand.New(rand.NewPCG(cfg.Faults.Seed, 0x5e55)),

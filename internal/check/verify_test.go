@@ -246,7 +246,7 @@ func TestFailedWorkloadOperationsAreSavedMarkedFailed(t *testing.T) {
 	cfg := DefaultWorkload()
 	cfg.RetryDeadline = 200 * time.Millisecond
 	hist := NewHistory()
-	w := NewWorkload(cfg, hist, func() []Node { return []Node{{Name: "n1", URL: srv.URL}} })
+	w := NewWorkload(cfg, Credentials{}, hist, func() []Node { return []Node{{Name: "n1", URL: srv.URL}} })
 	c := &client{w: w, rnd: rand.New(rand.NewPCG(1, 1)), seen: map[string]*view{}}
 	c.run(putIn("f", "x", 0))
 	c.run(readIn())

@@ -108,14 +108,14 @@ type Workload struct {
 // Node is one node the clients can talk to.
 type Node struct {
 	Name string
-	URL  string // base URL, http://host:port
+	URL  string // base URL, http://host:port or https://host:port
 }
 
-// NewWorkload prepares a workload; nodes is asked for the current node
-// list before every request.
-func NewWorkload(cfg WorkloadConfig, hist *History, nodes func() []Node) *Workload {
+// NewWorkload prepares a workload whose requests present creds; nodes is
+// asked for the current node list before every request.
+func NewWorkload(cfg WorkloadConfig, creds Credentials, hist *History, nodes func() []Node) *Workload {
 	return &Workload{
-		cfg: cfg, hist: hist, http: newHTTPClient(cfg.RequestTimeout), nodes: nodes,
+		cfg: cfg, hist: hist, http: newHTTPClient(cfg.RequestTimeout, creds), nodes: nodes,
 		regular: newPool(cfg.RunID+"-s", cfg.Sessions, cfg.OpsPerSession),
 		deletes: newPool(cfg.RunID+"-d", cfg.DeleteSessions, max(cfg.OpsPerSession/8, 8)),
 		suspect: map[string]time.Time{},
