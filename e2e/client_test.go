@@ -8,29 +8,98 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 // requestTimeout bounds every request; a write that times out is retried
 // with the same message id.
 const requestTimeout = 4 * time.Second
 
-var client = &http.Client{
-	Timeout: requestTimeout,
-	Transport: &http.Transport{
+var (
+	// creds are what the suite presents: the CA that signed the nodes'
+	// certificates (SESSIOND_CA) and the admin token (SESSIOND_TOKEN).
+	creds clientauth.Options
+	// routes sends each request through the transport for its host.
+	routes = &hostRoutes{byHost: map[string]http.RoundTripper{}}
+	client = &http.Client{Timeout: requestTimeout, Transport: routes}
+)
+
+// setupClient loads the credentials from the environment; every request
+// of the suite presents them.
+func setupClient() error {
+	creds = clientauth.FromEnv(os.Getenv)
+	rt, err := creds.Apply(newTransport())
+	if err != nil {
+		return err
+	}
+	routes.mu.Lock()
+	routes.def = rt
+	routes.mu.Unlock()
+	return nil
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 2 * time.Second,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     30 * time.Second,
-	},
+	}
+}
+
+// reachAs makes requests to hostport verify the node's certificate for
+// name instead of for hostport's host. A container reached by its IP on a
+// network of the test's own has a certificate that names the node, not
+// the IP; the chain must still come from the cluster CA.
+func reachAs(hostport, name string) error {
+	tr := newTransport()
+	rt, err := creds.Apply(tr)
+	if err != nil {
+		return err
+	}
+	if tr.TLSClientConfig == nil { // no --ca: the system's roots
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	tr.TLSClientConfig.ServerName = name
+	routes.mu.Lock()
+	routes.byHost[hostport] = rt
+	routes.mu.Unlock()
+	return nil
+}
+
+// hostRoutes is a round tripper that picks a transport by the request's
+// host: the one reachAs set for it, else the default.
+type hostRoutes struct {
+	mu     sync.RWMutex
+	def    http.RoundTripper
+	byHost map[string]http.RoundTripper
+}
+
+func (h *hostRoutes) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.RLock()
+	rt, ok := h.byHost[r.URL.Host]
+	if !ok {
+		rt = h.def
+	}
+	h.mu.RUnlock()
+	if rt == nil {
+		return nil, errors.New("e2e: setupClient was not called")
+	}
+	return rt.RoundTrip(r)
 }
 
 // result is one HTTP exchange: a status and body, or a transport error.
@@ -79,6 +148,11 @@ func (r result) String() string {
 }
 
 func do(method, url string, body []byte) result {
+	return doWith(client, method, url, body, nil)
+}
+
+// doWith sends one request with c, adding header.
+func doWith(c *http.Client, method, url string, body []byte, header http.Header) result {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -90,7 +164,10 @@ func do(method, url string, body []byte) result {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := client.Do(req)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return result{err: err}
 	}

@@ -27,7 +27,8 @@ type env struct {
 }
 
 // loadEnv reads E2E_PROJECT, E2E_COMPOSE, E2E_COMPOSE_FILE and E2E_URLS
-// ("node1=http://127.0.0.1:18081,node2=…"). Without them the test skips: it
+// ("node1=https://127.0.0.1:18081,node2=…"), and the client credentials
+// from SESSIOND_CA and SESSIOND_TOKEN. Without them the test skips: it
 // needs a cluster that scripts/e2e-compose.sh started.
 func loadEnv(t *testing.T) *env {
 	t.Helper()
@@ -52,6 +53,9 @@ func loadEnv(t *testing.T) *env {
 		if e.urls[n] == "" {
 			t.Fatalf("E2E_URLS has no URL for %s: %q", n, os.Getenv("E2E_URLS"))
 		}
+	}
+	if err := setupClient(); err != nil {
+		t.Fatalf("client credentials (SESSIOND_CA, SESSIOND_TOKEN): %v", err)
 	}
 	return e
 }

@@ -1,6 +1,7 @@
 // Package e2e is sessiond's end-to-end suite: it drives a docker compose
-// cluster from outside, over plain HTTP and the docker / docker compose CLIs,
-// while it kills, partitions, restarts and grows the cluster.
+// cluster from outside, over HTTPS (trusting SESSIOND_CA, sending
+// SESSIOND_TOKEN) and the docker / docker compose CLIs, while it kills,
+// partitions, restarts and grows the cluster.
 //
 // The tests carry the build tag e2e and expect a running cluster; run them
 // with scripts/e2e-compose.sh, which builds the image, starts its own compose

@@ -2,9 +2,10 @@
 
 package e2e
 
-// The phases, in order, against one compose project: replication, a killed
-// leader, a network partition, a full restart, a fourth node. Every
-// acknowledged write of every phase is checked again after each phase.
+// The phases, in order, against one compose project: what an outsider on
+// the host can reach, replication, a killed leader, a network partition, a
+// full restart, a fourth node. Every acknowledged write of every phase is
+// checked again after each phase.
 
 import (
 	"bytes"
@@ -104,6 +105,7 @@ func TestCluster(t *testing.T) {
 		name string
 		run  func(*testing.T)
 	}{
+		{"0-exposure", s.exposure},
 		{"1-replication", s.replication},
 		{"2-kill-leader", s.killLeader},
 		{"3-partition", s.partition},

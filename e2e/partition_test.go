@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -38,7 +39,10 @@ func (s *suite) partition(t *testing.T) {
 	_, err = docker(30*time.Second, "network", "connect", probeNet, id)
 	s.check(t, err)
 	defer docker(30*time.Second, "network", "disconnect", "-f", probeNet, id)
-	iso := target{victim, "http://" + containerIP(id, probeNet) + ":8080"}
+	// The node's certificate names it, not its address on probeNet.
+	probeAddr := net.JoinHostPort(containerIP(id, probeNet), "8080")
+	s.check(t, reachAs(probeAddr, victim))
+	iso := target{victim, "https://" + probeAddr}
 	if _, err := waitFor(10*time.Second, "isolated node via "+probeNet, func() error {
 		if r := do("GET", iso.url+"/healthz", nil); r.status != http.StatusOK {
 			return fmt.Errorf("%s", r)

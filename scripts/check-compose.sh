@@ -27,11 +27,13 @@ export SESSIOND_SNAPSHOT_THRESHOLD=${SESSIOND_SNAPSHOT_THRESHOLD:-256}
 export SESSIOND_SNAPSHOT_INTERVAL=${SESSIOND_SNAPSHOT_INTERVAL:-2s}
 
 started=$SECONDS
+secrets=$(mktemp -d)
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   project_cleanup "$rc"
   rm -f "/tmp/$project-sessioncheck"
+  rm -rf "$secrets"
   echo "check: $([ "$rc" -eq 0 ] && echo PASS || echo "FAIL (exit $rc)") in $((SECONDS - started))s"
   exit "$rc"
 }
@@ -44,6 +46,12 @@ scripts/compose.sh build
 compose up -d node1 node2 node3
 scripts/compose.sh wait node1 node2 node3
 
+# The cluster is secured: sessioncheck trusts its CA and sends the admin
+# token (drain needs admin), both from the environment.
+scripts/compose.sh secrets "$secrets"
+export SESSIOND_CA=$secrets/ca.pem
+SESSIOND_TOKEN=$(awk '$1 == "admin" {print $2; exit}' "$secrets/tokens")
+export SESSIOND_TOKEN
 "/tmp/$project-sessioncheck" --target compose --compose-project "$project" \
   --compose-file "$root/docker-compose.yml" \
   --duration 2m --fault-interval 5s --faults all "$@"

@@ -46,8 +46,8 @@ project_cleanup() {
   local rc=$1 svc id
   if [ "$rc" -ne 0 ]; then
     mkdir -p "$log_dir"
-    for svc in node1 node2 node3 node4; do
-      id=$(compose --profile scale ps -q "$svc" 2>/dev/null || true)
+    for svc in secrets node1 node2 node3 node4; do
+      id=$(compose --profile scale ps -aq "$svc" 2>/dev/null | head -n 1 || true)
       [ -n "$id" ] && docker logs --timestamps "$id" >"$log_dir/$svc.log" 2>&1 || true
     done
     echo "node logs saved in $log_dir"
