@@ -171,6 +171,13 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	c.Response().WriteHeader(http.StatusOK)
 	holdOpen(c)
 	w := &eventWriter{rc: http.NewResponseController(c.Response().Writer), bw: bufio.NewWriterSize(c.Response(), 32<<10)}
+	// The headers go out now, not with the first event, which may be a
+	// while: a node forwarding the stream gives up on a response whose
+	// headers do not come.
+	w.arm()
+	if err := w.rc.Flush(); err != nil {
+		return nil
+	}
 
 	st := &streamState{id: id, pos: pos}
 	heartbeat := time.NewTicker(streamHeartbeat)

@@ -27,6 +27,9 @@ type clusterResponse struct {
 	// Alarms lists nodes over their data quota; writes to their shards
 	// are refused until they are back under it.
 	Alarms []cluster.Alarm `json:"alarms"`
+	// Streams counts the change streams and blocking reads this node
+	// serves now.
+	Streams int `json:"streams"`
 }
 
 // raftLogReporter is implemented by stores whose node runs the shared raft
@@ -73,7 +76,7 @@ func (s *Server) clusterStatus(c echo.Context) error {
 	resp := clusterResponse{Node: s.store.NodeID(), Version: s.cfg.Version,
 		ShardCount: s.store.ShardCount(), Ready: s.store.Ready(),
 		Summary: clusterSummary{LeadersPerNode: map[string]int{}},
-		Members: []cluster.MemberStatus{}, Shards: []shardView{}, Alarms: []cluster.Alarm{}}
+		Members: []cluster.MemberStatus{}, Shards: []shardView{}, Alarms: []cluster.Alarm{}, Streams: s.OpenStreams()}
 	cl := s.cfg.Cluster
 	if cl != nil {
 		resp.Members = cl.Members()

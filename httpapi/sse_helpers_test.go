@@ -1,11 +1,11 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/sse"
 )
 
 // sseEvent is one Server-Sent Event as a client sees it.
@@ -47,29 +47,13 @@ func openStream(t testing.TB, url string, hdr ...string) *sseStream {
 
 func (s *sseStream) read() {
 	defer close(s.events)
-	sc := bufio.NewScanner(s.resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	var ev sseEvent
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if ev.Event != "" || ev.Data != "" {
-				s.events <- ev
-			}
-			ev = sseEvent{}
-		case strings.HasPrefix(line, ":"): // a comment: keepalive
-		default:
-			k, v, _ := strings.Cut(line, ": ")
-			switch k {
-			case "id":
-				ev.ID = v
-			case "event":
-				ev.Event = v
-			case "data":
-				ev.Data = v
-			}
+	r := sse.NewReader(s.resp.Body)
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			return
 		}
+		s.events <- sseEvent{ID: ev.ID, Event: ev.Event, Data: ev.Data}
 	}
 }
 
