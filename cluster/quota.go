@@ -72,7 +72,7 @@ func (n *Node) quotaRound() {
 // while an alarm is up.
 func frees(cmd *fsm.Command) bool {
 	switch cmd.Op {
-	case fsm.OpDeleteSession, fsm.OpDeleteField, fsm.OpExpire, fsm.OpNoop:
+	case fsm.OpDeleteSession, fsm.OpDeleteField, fsm.OpExpire, fsm.OpNoop, fsm.OpSetExpiry:
 		return true
 	}
 	return false

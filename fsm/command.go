@@ -29,12 +29,18 @@ const (
 	OpDeleteField
 	// OpDeleteSession removes the session.
 	OpDeleteSession
-	// OpExpire removes every session last written before Before (unix ms).
+	// OpExpire removes every session whose own expiry (see OpSetExpiry) is
+	// at or before At, and every session without one last written before
+	// Before (unix ms; 0: none).
 	OpExpire
+	// OpSetExpiry gives the session an expiry of its own, overriding the
+	// node's --session-ttl: TTL ms after its last write, or at ExpiresAt
+	// (unix ms); both zero clears it.
+	OpSetExpiry
 	opLimit
 )
 
-var opNames = [...]string{"", "noop", "append", "merge", "patch", "put-field", "delete-field", "delete", "expire"}
+var opNames = [...]string{"", "noop", "append", "merge", "patch", "put-field", "delete-field", "delete", "expire", "set-expiry"}
 
 func (o Op) String() string {
 	if o > 0 && o < opLimit {
@@ -70,6 +76,8 @@ type Command struct {
 	Field    string                     // OpPutField, OpDeleteField
 	Value    json.RawMessage            // OpPutField
 	Before   int64                      // OpExpire
+	TTL      int64                      // OpSetExpiry, ms
+	Expires  int64                      // OpSetExpiry, unix ms
 }
 
 // formatVersion is the first byte of every encoded command. Decoders reject
@@ -133,6 +141,9 @@ func (c *Command) Encode() []byte {
 		e.string(c.Field)
 	case OpExpire:
 		e.varint(c.Before)
+	case OpSetExpiry:
+		e.varint(c.TTL)
+		e.varint(c.Expires)
 	}
 	return e.buf
 }
@@ -191,6 +202,9 @@ func DecodeCommand(b []byte) (*Command, error) {
 		c.Field = d.string()
 	case OpExpire:
 		c.Before = d.varint()
+	case OpSetExpiry:
+		c.TTL = d.varint()
+		c.Expires = d.varint()
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = errors.New("fsm: trailing bytes after command")

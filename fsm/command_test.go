@@ -43,6 +43,9 @@ func sampleCommands() []Command {
 		{Op: OpDeleteSession, Session: "s", At: 11},
 		{Op: OpExpire, At: 12, Before: 1_700_000_000_000},
 		{Op: OpExpire, Before: math.MinInt64},
+		{Op: OpSetExpiry, Session: "s", At: 5, TTL: 86_400_000},
+		{Op: OpSetExpiry, Session: "s", Expires: math.MaxInt64, HasIfVersion: true, IfVersion: 3},
+		{Op: OpSetExpiry, Session: "s"},
 	}
 }
 
@@ -80,6 +83,8 @@ func decoded(c Command) Command {
 		out.Field = c.Field
 	case OpExpire:
 		out.Before = c.Before
+	case OpSetExpiry:
+		out.TTL, out.Expires = c.TTL, c.Expires
 	}
 	return out
 }
@@ -140,6 +145,10 @@ func TestEncodeMatchesGoldenBytes(t *testing.T) {
 		name: "expire",
 		cmd:  Command{Op: OpExpire, At: 2, Before: 3},
 		hex:  "01" + "08" + "00" + "00" + "04" + "06",
+	}, {
+		name: "set-expiry",
+		cmd:  Command{Op: OpSetExpiry, Session: "s", At: 2, TTL: 3, Expires: -1},
+		hex:  "01" + "09" + "00" + "0173" + "04" + "06" + "01",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := hex.EncodeToString(tc.cmd.Encode()); got != tc.hex {

@@ -199,7 +199,7 @@ func (f *FSM) ApplyCommand(index uint64, cmd *Command) *Result {
 	case OpNoop:
 		return &Result{Status: StatusOK}
 	case OpExpire:
-		return f.expire(cmd.Before)
+		return f.expire(cmd.At, cmd.Before)
 	}
 	if err := f.limits.ValidSessionID(cmd.Session); err != nil {
 		return &Result{Status: StatusInvalid, Detail: err.Error()}
@@ -216,6 +216,17 @@ func (f *FSM) ApplyCommand(index uint64, cmd *Command) *Result {
 	switch cmd.Op {
 	case OpMergeFields, OpPatchFields, OpPutField, OpDeleteField:
 		return f.writeFields(index, cur, cmd)
+	case OpSetExpiry:
+		if cur == nil {
+			return &Result{Status: StatusNotFound, Detail: "session not found"}
+		}
+		if cmd.TTL < 0 || cmd.Expires < 0 || (cmd.TTL > 0 && cmd.Expires > 0) {
+			return &Result{Status: StatusInvalid, Detail: "an expiry is a ttl or a time, not both, and not negative"}
+		}
+		s, _ := next(index, cur, cmd)
+		s.ttl, s.expiresAt = cmd.TTL, cmd.Expires
+		f.put(cmd.Session, s)
+		return &Result{Status: StatusOK, Changed: true, Version: index, Session: s}
 	case OpDeleteSession:
 		if cur == nil {
 			return &Result{Status: StatusNotFound, Detail: "session not found"}
@@ -255,12 +266,14 @@ func next(index uint64, cur *Session, cmd *Command) (*Session, bool) {
 	return s, false
 }
 
-func (f *FSM) expire(before int64) *Result {
+// expire removes the sessions due at time at: those whose own expiry has
+// come, and, when before is set, those without one last written before it.
+func (f *FSM) expire(at, before int64) *Result {
 	var doomed []string
 	f.mu.RLock()
 	for _, b := range f.buckets {
 		for id, s := range b.sessions {
-			if s.UpdatedAt < before {
+			if expired(s, at, before) {
 				doomed = append(doomed, id)
 			}
 		}
@@ -273,9 +286,33 @@ func (f *FSM) expire(before int64) *Result {
 	return &Result{Status: StatusOK, Changed: len(doomed) > 0, Expired: len(doomed)}
 }
 
+func expired(s *Session, at, before int64) bool {
+	if exp, own := s.ExpiresAt(); own {
+		return exp <= at
+	}
+	return before > 0 && s.UpdatedAt < before
+}
+
+// AnyExpired reports whether an OpExpire at time at with before would
+// remove anything, so a leader proposes one only when it would. Safe from
+// any goroutine.
+func (f *FSM) AnyExpired(at, before int64) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, b := range f.buckets {
+		for _, s := range b.sessions {
+			if expired(s, at, before) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Precheck reports, without changing anything, a failure cmd is certain to
 // meet against the current state: a version condition that does not hold,
-// or a delete of a session or field that does not exist. nil means cmd may
+// or a delete of (or an expiry for) a session or field that does not
+// exist. nil means cmd may
 // succeed; Apply decides. The HTTP layer uses it to answer such requests
 // without appending a log entry: a failed conditional write is a read, and
 // on a state read linearizably it is answered exactly as Apply would have.
@@ -290,7 +327,7 @@ func (f *FSM) Precheck(cmd *Command) *Result {
 		return r
 	}
 	switch cmd.Op {
-	case OpDeleteSession:
+	case OpDeleteSession, OpSetExpiry:
 		if cur == nil {
 			return &Result{Status: StatusNotFound, Detail: "session not found"}
 		}
@@ -309,7 +346,7 @@ func (f *FSM) Precheck(cmd *Command) *Result {
 // the check for commands it would pass anyway.
 func Prechecked(cmd *Command) bool {
 	switch cmd.Op {
-	case OpDeleteField, OpDeleteSession:
+	case OpDeleteField, OpDeleteSession, OpSetExpiry:
 		return true
 	case OpMergeFields, OpPatchFields, OpPutField:
 		return cmd.HasIfVersion

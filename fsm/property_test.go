@@ -140,9 +140,22 @@ func (g *gen) command() Command {
 		c.Field = g.fieldName()
 	case n < 90:
 		c.Op = OpDeleteSession
-	case n < 95:
+	case n < 93:
 		c.Op = OpExpire
-		c.Before = g.now - int64(g.r.IntN(150))
+		if g.r.IntN(3) > 0 {
+			c.Before = g.now - int64(g.r.IntN(150))
+		}
+	case n < 97:
+		c.Op = OpSetExpiry
+		switch g.r.IntN(5) {
+		case 0: // clear
+		case 1, 2:
+			c.TTL = int64(g.r.IntN(100))
+		case 3:
+			c.Expires = g.now + int64(g.r.IntN(100)) - 20
+		default:
+			c.TTL, c.Expires = 5, g.now // invalid: both
+		}
 	default:
 		c.Op = OpNoop
 	}

@@ -43,7 +43,27 @@ type Session struct {
 	// and fieldsVersion the version of its last change of fields; 0 when
 	// unknown (restored from an older snapshot).
 	created, fieldsVersion uint64
+
+	// ttl (ms after the last write) or expiresAt (unix ms) is the
+	// session's own expiry; both 0 when it has none.
+	ttl, expiresAt int64
 }
+
+// ExpiresAt is when the session's own expiry removes it (unix ms), and
+// false when it has none (the node's --session-ttl, if any, applies).
+func (s *Session) ExpiresAt() (int64, bool) {
+	switch {
+	case s.ttl > 0:
+		return s.UpdatedAt + s.ttl, true
+	case s.expiresAt > 0:
+		return s.expiresAt, true
+	}
+	return 0, false
+}
+
+// TTL is the session's own time to live after its last write, in ms; 0
+// when its expiry is absent or a fixed time.
+func (s *Session) TTL() int64 { return s.ttl }
 
 // CreatedVersion is the version that created the session (a session deleted
 // and written again is a new one), 0 when unknown.

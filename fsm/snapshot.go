@@ -21,7 +21,7 @@ import (
 //	then records: uvarint length + tombstone record, ended by a zero length.
 //
 // A session record holds id, createdAt, updatedAt, version, the created and
-// fields versions, the fields (sorted by name) and the messages in seq
+// fields versions, its own expiry (ttl, expiresAt), the fields (sorted by name) and the messages in seq
 // order, each with the version that appended it. Sessions are written
 // bucket by bucket, sorted by id, so equal states produce equal snapshots. A
 // tombstone record holds a deleted session's id, the delete's time and its
@@ -124,6 +124,8 @@ func encodeSession(e *encoder, s *Session, withVersions bool) {
 	if withVersions {
 		e.uvarint(s.created)
 		e.uvarint(s.fieldsVersion)
+		e.varint(s.ttl)
+		e.varint(s.expiresAt)
 	}
 	names := s.FieldNames()
 	e.uvarint(uint64(len(names)))
@@ -150,6 +152,7 @@ func decodeSession(b []byte, withVersions bool) (*Session, error) {
 	s := &Session{ID: d.string(), CreatedAt: d.varint(), UpdatedAt: d.varint(), Version: d.uvarint()}
 	if withVersions {
 		s.created, s.fieldsVersion = d.uvarint(), d.uvarint()
+		s.ttl, s.expiresAt = d.varint(), d.varint()
 	}
 	nf := d.count(2)
 	s.fields = make(map[string]json.RawMessage, nf)

@@ -18,8 +18,20 @@ var update = flag.Bool("update", false, "rewrite testdata/snapshot_v1.hex")
 // Apply so the applied index is set.
 func populated(t testing.TB) *FSM {
 	t.Helper()
-	f := New(DefaultLimits)
-	for i, c := range []Command{
+	return populate(t, append(baseHistory(),
+		Command{Op: OpSetExpiry, Session: "b", TTL: 86_400_000},
+		Command{Op: OpSetExpiry, Session: "e", Expires: 1_800_000_000_000}))
+}
+
+// populatedBefore3 is the state the golden snapshots of formats 1 and 2
+// were written from: no expiries, which those formats cannot hold.
+func populatedBefore3(t testing.TB) *FSM {
+	t.Helper()
+	return populate(t, baseHistory())
+}
+
+func baseHistory() []Command {
+	return []Command{
 		appendCmd("a", msg("m1", "user", "hi", `{"x":1}`), msg("m2", "assistant", "")),
 		putCmd("a", "f", "[1]"),
 		mergeCmd("b", "z", "true", "y", `{"k":"v"}`),
@@ -28,7 +40,13 @@ func populated(t testing.TB) *FSM {
 		deleteCmd("d"),
 		putCmd("e", "only", `"field"`),
 		appendCmd("a", msg("m3", "user", "again")),
-	} {
+	}
+}
+
+func populate(t testing.TB, history []Command) *FSM {
+	t.Helper()
+	f := New(DefaultLimits)
+	for i, c := range history {
 		c.At = int64(1000 * (i + 1))
 		if r := applyLog(t, f, uint64(i+1), c); r.Status != StatusOK {
 			t.Fatalf("populate %d: %v %s", i, r.Status, r.Detail)
@@ -89,7 +107,7 @@ func TestVersion1SnapshotStillRestores(t *testing.T) {
 	if err := restoreBytes(f, v1); err != nil {
 		t.Fatalf("restore version 1: %v", err)
 	}
-	want := populated(t)
+	want := populatedBefore3(t)
 	want.tombs, want.tombQueue = map[string]*tombstone{}, nil
 	forgetVersions(want)
 	sameState(t, f, want)
@@ -111,7 +129,7 @@ func TestVersion2SnapshotStillRestores(t *testing.T) {
 	if err := restoreBytes(f, v2); err != nil {
 		t.Fatalf("restore version 2: %v", err)
 	}
-	want := populated(t)
+	want := populatedBefore3(t)
 	forgetVersions(want)
 	sameState(t, f, want)
 }
@@ -120,7 +138,7 @@ func TestVersion2SnapshotStillRestores(t *testing.T) {
 func forgetVersions(f *FSM) {
 	for _, b := range f.buckets {
 		for _, s := range b.sessions {
-			s.created, s.fieldsVersion = 0, 0
+			s.created, s.fieldsVersion, s.ttl, s.expiresAt = 0, 0, 0, 0
 			for i := range s.messages {
 				s.messages[i].Version = 0
 			}
