@@ -304,7 +304,7 @@ func (st *streamState) snapshot(w *eventWriter, sess *fsm.Session, applied uint6
 	}
 	st.gone = false
 	st.pos = position{version: sess.Version, known: true}
-	w.event("snapshot", st.pos.String(), []byte(strings.TrimSpace(string(sessionDocument(sess)))))
+	w.event("snapshot", st.pos.String(), []byte(strings.TrimSpace(string(sessionDocument(sess, 0)))))
 }
 
 func (p position) String() string {

@@ -10,7 +10,10 @@ import (
 
 // sessionDocument renders a session as the seed's ChatSessionState: the
 // fixed members followed by every field at the top level, sorted by name.
-func sessionDocument(s *fsm.Session) []byte {
+//
+// expiresAt, when positive, is rendered as the session's expiresAt (unix
+// ms): when the session will be removed unless written again.
+func sessionDocument(s *fsm.Session, expiresAt int64) []byte {
 	var b bytes.Buffer
 	b.Grow(256 + s.FieldBytes() + 128*s.MessageCount())
 	b.WriteString(`{"id":`)
@@ -23,6 +26,10 @@ func sessionDocument(s *fsm.Session) []byte {
 	b.WriteString(strconv.FormatInt(s.UpdatedAt, 10))
 	b.WriteString(`,"version":`)
 	b.WriteString(strconv.FormatUint(s.Version, 10))
+	if expiresAt > 0 {
+		b.WriteString(`,"expiresAt":`)
+		b.WriteString(strconv.FormatInt(expiresAt, 10))
+	}
 	b.WriteString(`,"messages":`)
 	writeMessages(&b, s.Messages())
 	for _, name := range s.FieldNames() {

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"time"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -65,6 +66,9 @@ type Config struct {
 	// with Retry-After. A rate of 0 means no limit.
 	SessionWriteRate  float64
 	SessionWriteBurst int
+	// SessionTTL is the node's --session-ttl, shown as the expiresAt of
+	// sessions without an expiry of their own; 0 means none.
+	SessionTTL time.Duration
 	// MaxStreams bounds the change streams and blocking reads this node
 	// serves at once; beyond it they get 503 overloaded. Below 1 means
 	// DefaultMaxStreams.
@@ -138,6 +142,8 @@ func (s *Server) routes() {
 	g.POST("/messages", s.appendMessages, sc)
 	g.GET("/messages", s.listMessages, waitable, sc)
 	g.GET("/events", s.sessionEvents, longLived, sc)
+	g.PUT("/expiry", s.putExpiry, sc)
+	g.DELETE("/expiry", s.deleteExpiry, sc)
 	g.GET("/state", s.getFields, sc)
 	g.GET("/state/:field", s.getField, sc)
 	g.PUT("/state/:field", s.putField, sc)

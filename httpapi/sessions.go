@@ -96,7 +96,7 @@ func (s *Server) getSession(c echo.Context) error {
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, sess.Version) {
 		return c.NoContent(http.StatusNotModified) // the client's copy is current
 	}
-	return c.JSONBlob(http.StatusOK, sessionDocument(sess))
+	return c.JSONBlob(http.StatusOK, sessionDocument(sess, s.expiresAt(sess)))
 }
 
 // putSession is the seed's partial update: a top-level merge of fields that
@@ -148,7 +148,9 @@ func (s *Server) writeFields(c echo.Context, cmd *fsm.Command) error {
 	if res.Created {
 		status = http.StatusCreated
 	}
-	return c.JSONBlob(status, sessionDocument(res.Session))
+	// A result forwarded from the leader does not carry the session's own
+	// expiry; GET shows it.
+	return c.JSONBlob(status, sessionDocument(res.Session, 0))
 }
 
 // checkFieldNames rejects reserved or malformed names before proposing.

@@ -66,16 +66,23 @@ func (h *Host) Ready() bool {
 	return true
 }
 
-// ExpireIdle proposes, on every shard this node leads, the removal of
-// sessions not written for ttl. The cutoff is computed here, on the leader,
-// and travels in the command so every replica removes the same sessions.
+// ExpireIdle proposes, on every shard this node leads where something is
+// due, the removal of the sessions whose own expiry has come and, when ttl
+// is positive, of those without one not written for ttl. The time and the
+// cutoff are computed here, on the leader, and travel in the command, so
+// every replica removes the same sessions. A shard with nothing due costs
+// no log entry.
 func (h *Host) ExpireIdle(ctx context.Context, ttl time.Duration) (expired int, err error) {
-	cutoff := time.Now().Add(-ttl).UnixMilli()
+	now := time.Now()
+	var cutoff int64
+	if ttl > 0 {
+		cutoff = now.Add(-ttl).UnixMilli()
+	}
 	for _, s := range h.Shards() {
-		if !s.IsLeader() {
+		if !s.IsLeader() || !s.FSM().AnyExpired(now.UnixMilli(), cutoff) {
 			continue
 		}
-		res, aerr := s.Apply(ctx, &fsm.Command{Op: fsm.OpExpire, At: time.Now().UnixMilli(), Before: cutoff})
+		res, aerr := s.Apply(ctx, &fsm.Command{Op: fsm.OpExpire, At: now.UnixMilli(), Before: cutoff})
 		if aerr != nil {
 			err = aerr
 			continue

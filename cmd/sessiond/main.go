@@ -140,6 +140,7 @@ func run(cfg *config) error {
 	apiCfg.MaxInFlight = cfg.MaxInFlight
 	apiCfg.SessionWriteRate, apiCfg.SessionWriteBurst = cfg.SessionWriteRate, cfg.SessionWriteBurst
 	apiCfg.MaxStreams = cfg.MaxStreams
+	apiCfg.SessionTTL = cfg.SessionTTL
 	if a := creds.authenticator(); a != nil {
 		apiCfg.Auth = a
 	}
@@ -177,9 +178,8 @@ func run(cfg *config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnSIGHUP(ctx, creds, logger)
-	if cfg.SessionTTL > 0 {
-		go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
-	}
+	// Sessions may carry an expiry of their own, so the sweep always runs.
+	go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
 
 	drain := true
 	select {
@@ -219,9 +219,11 @@ func run(cfg *config) error {
 	return err
 }
 
-// expireLoop removes idle sessions on the shards this node leads.
+// expireLoop removes the sessions due on the shards this node leads: those
+// whose own expiry has come, and with --session-ttl those idle that long.
+// Every second, so that an expiry is kept to within about a second.
 func expireLoop(ctx context.Context, host *shard.Host, ttl time.Duration, logger *slog.Logger) {
-	every := min(max(ttl/10, time.Second), time.Minute)
+	const every = time.Second
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -234,7 +236,7 @@ func expireLoop(ctx context.Context, host *shard.Host, ttl time.Duration, logger
 				logger.Warn("session expiry", "err", err)
 			}
 			if n > 0 {
-				logger.Info("expired idle sessions", "count", n, "ttl", ttl)
+				logger.Info("expired sessions", "count", n, "session_ttl", ttl)
 			}
 		}
 	}
