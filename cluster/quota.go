@@ -72,7 +72,8 @@ func (n *Node) quotaRound() {
 // while an alarm is up.
 func frees(cmd *fsm.Command) bool {
 	switch cmd.Op {
-	case fsm.OpDeleteSession, fsm.OpDeleteField, fsm.OpExpire, fsm.OpNoop, fsm.OpSetExpiry:
+	case fsm.OpDeleteSession, fsm.OpDeleteField, fsm.OpExpire, fsm.OpNoop, fsm.OpSetExpiry,
+		fsm.OpDeleteAlarm, fsm.OpFireAlarm, fsm.OpAlarmDelivered:
 		return true
 	}
 	return false

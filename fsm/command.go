@@ -37,10 +37,22 @@ const (
 	// node's --session-ttl: TTL ms after its last write, or at ExpiresAt
 	// (unix ms); both zero clears it.
 	OpSetExpiry
+	// OpSetAlarm sets alarm Name to fire at Due (unix ms) with Value as
+	// its payload, replacing an alarm of that name.
+	OpSetAlarm
+	// OpDeleteAlarm removes pending alarm Name.
+	OpDeleteAlarm
+	// OpFireAlarm fires alarm Name if it is still pending as set at
+	// version Set and due at At; otherwise it changes nothing.
+	OpFireAlarm
+	// OpAlarmDelivered marks the fire of alarm Name at version Set as
+	// delivered to the webhook.
+	OpAlarmDelivered
 	opLimit
 )
 
-var opNames = [...]string{"", "noop", "append", "merge", "patch", "put-field", "delete-field", "delete", "expire", "set-expiry"}
+var opNames = [...]string{"", "noop", "append", "merge", "patch", "put-field", "delete-field", "delete", "expire", "set-expiry",
+	"set-alarm", "delete-alarm", "fire-alarm", "alarm-delivered"}
 
 func (o Op) String() string {
 	if o > 0 && o < opLimit {
@@ -78,6 +90,9 @@ type Command struct {
 	Before   int64                      // OpExpire
 	TTL      int64                      // OpSetExpiry, ms
 	Expires  int64                      // OpSetExpiry, unix ms
+	Name     string                     // the alarm ops
+	Due      int64                      // OpSetAlarm, unix ms
+	Set      uint64                     // OpFireAlarm, OpAlarmDelivered
 }
 
 // formatVersion is the first byte of every encoded command. Decoders reject
@@ -144,6 +159,15 @@ func (c *Command) Encode() []byte {
 	case OpSetExpiry:
 		e.varint(c.TTL)
 		e.varint(c.Expires)
+	case OpSetAlarm:
+		e.string(c.Name)
+		e.varint(c.Due)
+		e.bytes(c.Value)
+	case OpDeleteAlarm:
+		e.string(c.Name)
+	case OpFireAlarm, OpAlarmDelivered:
+		e.string(c.Name)
+		e.uvarint(c.Set)
 	}
 	return e.buf
 }
@@ -205,6 +229,15 @@ func DecodeCommand(b []byte) (*Command, error) {
 	case OpSetExpiry:
 		c.TTL = d.varint()
 		c.Expires = d.varint()
+	case OpSetAlarm:
+		c.Name = d.string()
+		c.Due = d.varint()
+		c.Value = d.bytes()
+	case OpDeleteAlarm:
+		c.Name = d.string()
+	case OpFireAlarm, OpAlarmDelivered:
+		c.Name = d.string()
+		c.Set = d.uvarint()
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = errors.New("fsm: trailing bytes after command")

@@ -46,6 +46,11 @@ func sampleCommands() []Command {
 		{Op: OpSetExpiry, Session: "s", At: 5, TTL: 86_400_000},
 		{Op: OpSetExpiry, Session: "s", Expires: math.MaxInt64, HasIfVersion: true, IfVersion: 3},
 		{Op: OpSetExpiry, Session: "s"},
+		{Op: OpSetAlarm, Session: "s", Name: "remind", Due: 1_700_000_000_000, Value: json.RawMessage(`{"a":[1]}`)},
+		{Op: OpSetAlarm, Session: "s", Name: "n", Due: math.MinInt64},
+		{Op: OpDeleteAlarm, Session: "s", Name: "remind"},
+		{Op: OpFireAlarm, Session: "s", Name: "remind", Set: math.MaxUint64, At: 3},
+		{Op: OpAlarmDelivered, Session: "s", Name: "remind", Set: 7},
 	}
 }
 
@@ -85,6 +90,12 @@ func decoded(c Command) Command {
 		out.Before = c.Before
 	case OpSetExpiry:
 		out.TTL, out.Expires = c.TTL, c.Expires
+	case OpSetAlarm:
+		out.Name, out.Due, out.Value = c.Name, c.Due, nilIfEmpty(c.Value)
+	case OpDeleteAlarm:
+		out.Name = c.Name
+	case OpFireAlarm, OpAlarmDelivered:
+		out.Name, out.Set = c.Name, c.Set
 	}
 	return out
 }

@@ -216,6 +216,14 @@ func (f *FSM) ApplyCommand(index uint64, cmd *Command) *Result {
 	switch cmd.Op {
 	case OpMergeFields, OpPatchFields, OpPutField, OpDeleteField:
 		return f.writeFields(index, cur, cmd)
+	case OpSetAlarm:
+		return f.setAlarm(index, cur, cmd)
+	case OpDeleteAlarm:
+		return f.deleteAlarm(index, cur, cmd)
+	case OpFireAlarm:
+		return f.fireAlarm(index, cur, cmd)
+	case OpAlarmDelivered:
+		return f.markDelivered(cur, cmd)
 	case OpSetExpiry:
 		if cur == nil {
 			return &Result{Status: StatusNotFound, Detail: "session not found"}
@@ -327,9 +335,16 @@ func (f *FSM) Precheck(cmd *Command) *Result {
 		return r
 	}
 	switch cmd.Op {
-	case OpDeleteSession, OpSetExpiry:
+	case OpDeleteSession, OpSetExpiry, OpSetAlarm:
 		if cur == nil {
 			return &Result{Status: StatusNotFound, Detail: "session not found"}
+		}
+	case OpDeleteAlarm:
+		if cur == nil {
+			return &Result{Status: StatusNotFound, Detail: "session not found"}
+		}
+		if _, ok := cur.alarms[cmd.Name]; !ok {
+			return &Result{Status: StatusNotFound, Version: versionOf(cur), Session: cur, Detail: "alarm not found"}
 		}
 	case OpDeleteField:
 		if cur == nil {
@@ -346,7 +361,7 @@ func (f *FSM) Precheck(cmd *Command) *Result {
 // the check for commands it would pass anyway.
 func Prechecked(cmd *Command) bool {
 	switch cmd.Op {
-	case OpDeleteField, OpDeleteSession, OpSetExpiry:
+	case OpDeleteField, OpDeleteSession, OpSetExpiry, OpSetAlarm, OpDeleteAlarm:
 		return true
 	case OpMergeFields, OpPatchFields, OpPutField:
 		return cmd.HasIfVersion

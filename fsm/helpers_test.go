@@ -272,6 +272,12 @@ func checkInvariants(t testing.TB, f *FSM) {
 		for i := range s.messages {
 			size += int64(messageSize(&s.messages[i]))
 		}
+		for _, a := range s.alarms {
+			size += int64(messageOverhead + len(a.Name) + len(a.Payload))
+		}
+		for _, fa := range s.fired {
+			size += int64(messageOverhead + len(fa.Name) + len(fa.Payload))
+		}
 		if s.Size() != size {
 			t.Fatalf("session %q: Size %d, recounted %d", s.ID, s.Size(), size)
 		}

@@ -15,6 +15,28 @@ type Limits struct {
 	MaxFieldBytes     int // all fields of a session, keys plus values
 	MaxFieldNameBytes int // one field name
 	MaxMessages       int // messages per session
+	MaxAlarms         int // pending alarms per session; 0 means DefaultMaxAlarms
+	MaxPayloadBytes   int // one alarm's payload JSON; 0 means DefaultMaxPayloadBytes
+}
+
+// Defaults of the alarm limits, which older configurations leave at 0.
+const (
+	DefaultMaxAlarms       = 32
+	DefaultMaxPayloadBytes = 16 << 10
+)
+
+func (l Limits) maxAlarms() int {
+	if l.MaxAlarms > 0 {
+		return l.MaxAlarms
+	}
+	return DefaultMaxAlarms
+}
+
+func (l Limits) maxPayloadBytes() int {
+	if l.MaxPayloadBytes > 0 {
+		return l.MaxPayloadBytes
+	}
+	return DefaultMaxPayloadBytes
 }
 
 // DefaultLimits are the limits a node enforces unless told otherwise; the
@@ -66,6 +88,20 @@ func (l Limits) ValidFieldName(name string) error {
 	}
 	if IsReservedField(name) {
 		return fmt.Errorf("%q is a reserved name, not a field", name)
+	}
+	return nil
+}
+
+// ValidAlarmName reports whether name is 1 to 64 bytes of [A-Za-z0-9._-]:
+// alarm names travel in URL paths and webhook idempotency keys.
+func ValidAlarmName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("alarm name must be 1 to 64 bytes")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !sessionIDByte[c] || c == ':' || c == '@' {
+			return fmt.Errorf("alarm name may contain only A-Z a-z 0-9 . _ -")
+		}
 	}
 	return nil
 }

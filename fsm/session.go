@@ -47,6 +47,13 @@ type Session struct {
 	// ttl (ms after the last write) or expiresAt (unix ms) is the
 	// session's own expiry; both 0 when it has none.
 	ttl, expiresAt int64
+
+	// alarms are the pending alarms by name, fired the most recent fires
+	// and firedDropped the version of the last fire dropped from them
+	// (alarm.go). Both are copied on change, like fields.
+	alarms       map[string]Alarm
+	fired        []FiredAlarm
+	firedDropped uint64
 }
 
 // ExpiresAt is when the session's own expiry removes it (unix ms), and
@@ -89,7 +96,20 @@ func messageSize(m *Message) int {
 // messages, fields and id plus fixed per-item overheads. The node's data
 // quota counts it.
 func (s *Session) Size() int64 {
-	return int64(sessionOverhead + len(s.ID) + s.fieldBytes + s.msgBytes)
+	return int64(sessionOverhead+len(s.ID)+s.fieldBytes+s.msgBytes) + s.alarmBytes()
+}
+
+// alarmBytes is what the session's alarms hold; at most a few dozen, so it
+// is counted when asked rather than kept.
+func (s *Session) alarmBytes() int64 {
+	var n int64
+	for _, a := range s.alarms {
+		n += int64(messageOverhead + len(a.Name) + len(a.Payload))
+	}
+	for i := range s.fired {
+		n += int64(messageOverhead + len(s.fired[i].Name) + len(s.fired[i].Payload))
+	}
+	return n
 }
 
 func sizeOf(s *Session) int64 {

@@ -21,7 +21,8 @@ import (
 //	then records: uvarint length + tombstone record, ended by a zero length.
 //
 // A session record holds id, createdAt, updatedAt, version, the created and
-// fields versions, its own expiry (ttl, expiresAt), the fields (sorted by name) and the messages in seq
+// fields versions, its own expiry (ttl, expiresAt), its pending alarms
+// (sorted by name) and fired alarms (oldest first), the fields (sorted by name) and the messages in seq
 // order, each with the version that appended it. Sessions are written
 // bucket by bucket, sorted by id, so equal states produce equal snapshots. A
 // tombstone record holds a deleted session's id, the delete's time and its
@@ -126,6 +127,7 @@ func encodeSession(e *encoder, s *Session, withVersions bool) {
 		e.uvarint(s.fieldsVersion)
 		e.varint(s.ttl)
 		e.varint(s.expiresAt)
+		encodeAlarms(e, s)
 	}
 	names := s.FieldNames()
 	e.uvarint(uint64(len(names)))
@@ -153,6 +155,7 @@ func decodeSession(b []byte, withVersions bool) (*Session, error) {
 	if withVersions {
 		s.created, s.fieldsVersion = d.uvarint(), d.uvarint()
 		s.ttl, s.expiresAt = d.varint(), d.varint()
+		decodeAlarms(&d, s)
 	}
 	nf := d.count(2)
 	s.fields = make(map[string]json.RawMessage, nf)
@@ -289,4 +292,56 @@ func unexpectedEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+func encodeAlarms(e *encoder, s *Session) {
+	names := make([]string, 0, len(s.alarms))
+	for n := range s.alarms {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	e.uvarint(uint64(len(names)))
+	for _, n := range names {
+		encodeAlarm(e, s.alarms[n])
+	}
+	e.uvarint(uint64(len(s.fired)))
+	for _, fa := range s.fired {
+		encodeAlarm(e, fa.Alarm)
+		e.varint(fa.FiredAt)
+		e.uvarint(fa.Version)
+		if fa.Delivered {
+			e.byte(1)
+		} else {
+			e.byte(0)
+		}
+	}
+	e.uvarint(s.firedDropped)
+}
+
+func encodeAlarm(e *encoder, a Alarm) {
+	e.string(a.Name)
+	e.varint(a.At)
+	e.bytes(a.Payload)
+	e.uvarint(a.Set)
+}
+
+func decodeAlarms(d *decoder, s *Session) {
+	if n := d.count(4); n > 0 {
+		s.alarms = make(map[string]Alarm, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			a := decodeAlarm(d)
+			s.alarms[a.Name] = a
+		}
+	}
+	if n := d.count(8); n > 0 {
+		s.fired = make([]FiredAlarm, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			s.fired[i] = FiredAlarm{Alarm: decodeAlarm(d), FiredAt: d.varint(), Version: d.uvarint(), Delivered: d.byte() == 1}
+		}
+	}
+	s.firedDropped = d.uvarint()
+}
+
+func decodeAlarm(d *decoder) Alarm {
+	return Alarm{Name: d.string(), At: d.varint(), Payload: d.bytes(), Set: d.uvarint()}
 }

@@ -20,7 +20,11 @@ func populated(t testing.TB) *FSM {
 	t.Helper()
 	return populate(t, append(baseHistory(),
 		Command{Op: OpSetExpiry, Session: "b", TTL: 86_400_000},
-		Command{Op: OpSetExpiry, Session: "e", Expires: 1_800_000_000_000}))
+		Command{Op: OpSetExpiry, Session: "e", Expires: 1_800_000_000_000},
+		Command{Op: OpSetAlarm, Session: "a", Name: "remind", Due: 5_000, Value: []byte(`{"say":"hi"}`)},
+		Command{Op: OpSetAlarm, Session: "a", Name: "later", Due: 1_900_000_000_000},
+		Command{Op: OpFireAlarm, Session: "a", Name: "remind", Set: 11},
+		Command{Op: OpAlarmDelivered, Session: "a", Name: "remind", Set: 13}))
 }
 
 // populatedBefore3 is the state the golden snapshots of formats 1 and 2
