@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 //	fields    all the fields after a change of fields; changes between
 //	          two events are folded into the later one
 //	deleted   the session was deleted (or expired)
+//	alarm     one of the session's alarms fired
 //	resume    the server ends the stream (drain, shutdown, replica moved
 //	          away); reconnect, to any node, with Last-Event-ID
 //
@@ -257,42 +259,71 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) {
 		st.pos = position{version: sess.CreatedVersion() - 1, known: true}
 		w.event("deleted", st.pos.String(), []byte(fmt.Sprintf(`{"id":%s,"version":%d}`, jsonString(st.id), st.pos.version)))
 	}
+	if sess.FiredForgottenUpTo() > st.pos.version {
+		// Fires after the position are no longer all remembered.
+		st.snapshot(w, sess, applied)
+		return
+	}
 	st.gone = false
+	// Every change after the position, in version order: messages (a batch
+	// shares a version, in seq order), the fields, fired alarms.
+	var pending []streamEvent
 	msgs := sess.Messages()
 	first := len(msgs)
 	for first > 0 && (msgs[first-1].Version > st.pos.version ||
 		(msgs[first-1].Version == st.pos.version && st.pos.seq > 0 && msgs[first-1].Seq > st.pos.seq)) {
 		first--
 	}
-	fv := sess.FieldsVersion()
-	fieldsDue := fv > st.pos.version
 	for i := first; i < len(msgs); i++ {
 		m := &msgs[i]
-		if fieldsDue && fv < m.Version {
-			st.fields(w, sess, fv)
-			fieldsDue = false
-		}
 		id := position{version: m.Version, known: true}
 		if i+1 < len(msgs) && msgs[i+1].Version == m.Version {
 			id.seq = m.Seq // not the last of its batch
 		}
 		b, _ := json.Marshal(messageEvent{Message: *m, Version: m.Version})
-		w.event("message", id.String(), b)
-		st.pos = id
+		pending = append(pending, streamEvent{pos: id, seq: m.Seq, kind: "message", data: b})
 	}
-	if fieldsDue {
-		st.fields(w, sess, fv)
+	if fv := sess.FieldsVersion(); fv > st.pos.version {
+		pending = append(pending, streamEvent{pos: position{version: fv, known: true}, kind: "fields",
+			data: []byte(fmt.Sprintf(`{"fields":%s,"version":%d}`, strings.TrimSpace(string(fieldsDocument(sess))), fv))})
 	}
+	for _, fa := range sess.FiredAlarms() {
+		if fa.Version > st.pos.version {
+			b, _ := json.Marshal(alarmEvent{Name: fa.Name, At: fa.At, FiredAt: fa.FiredAt, Version: fa.Version, Payload: fa.Payload})
+			pending = append(pending, streamEvent{pos: position{version: fa.Version, known: true}, kind: "alarm", data: b})
+		}
+	}
+	sort.SliceStable(pending, func(i, j int) bool {
+		if pending[i].pos.version != pending[j].pos.version {
+			return pending[i].pos.version < pending[j].pos.version
+		}
+		return pending[i].seq < pending[j].seq
+	})
+	for _, ev := range pending {
+		w.event(ev.kind, ev.pos.String(), ev.data)
+		st.pos = ev.pos
+	}
+}
+
+// streamEvent is one change waiting to be written, at its position.
+type streamEvent struct {
+	pos  position
+	seq  uint64 // orders the messages of one batch
+	kind string
+	data []byte
+}
+
+type alarmEvent struct {
+	Name    string          `json:"name"`
+	At      int64           `json:"at"`
+	FiredAt int64           `json:"firedAt"`
+	Version uint64          `json:"version"`
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 type messageEvent struct {
 	fsm.Message
 	Version uint64 `json:"version"`
-}
-
-func (st *streamState) fields(w *eventWriter, sess *fsm.Session, version uint64) {
-	st.pos = position{version: version, known: true}
-	w.event("fields", st.pos.String(), []byte(fmt.Sprintf(`{"fields":%s,"version":%d}`, strings.TrimSpace(string(fieldsDocument(sess))), version)))
 }
 
 func (st *streamState) snapshot(w *eventWriter, sess *fsm.Session, applied uint64) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -67,6 +68,8 @@ type config struct {
 	// makes through this node; see httpapi.Config.
 	SessionWriteRate  float64
 	SessionWriteBurst int
+	// AlarmWebhook receives fired alarms; "" delivers none.
+	AlarmWebhook string
 	// MaxStreams bounds change streams and blocking reads.
 	MaxStreams int
 	// MaxConns and MaxConnsPerIP bound the client connections held open.
@@ -115,6 +118,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&gossipKey, "gossip-key", "", "base64 gossip encryption key (16, 24 or 32 bytes); a comma-separated list accepts all and encrypts with the first, for rotation")
 	fs.Float64Var(&c.SessionWriteRate, "session-write-rate", 100, "writes a second one session may make through this node after its burst; beyond it 429 rate_limited (0: no limit)")
 	fs.IntVar(&c.SessionWriteBurst, "session-write-burst", 200, "writes one session may make at once through this node")
+	fs.StringVar(&c.AlarmWebhook, "alarm-webhook", "", "URL that fired alarms are POSTed to, at least once, with an Idempotency-Key header (off when empty)")
 	fs.IntVar(&c.MaxStreams, "max-streams", httpapi.DefaultMaxStreams, "change streams and blocking reads this node serves at once; beyond it 503 overloaded")
 	fs.IntVar(&c.MaxConns, "max-conns", 8192, "client connections this node holds open at most; beyond it new ones are refused")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 512, "client connections one IP address may hold open (loopback is exempt)")
@@ -231,6 +235,11 @@ func (c *config) validate() error {
 	}
 	if c.SessionWriteRate < 0 || c.SessionWriteBurst < 1 {
 		bad("--session-write-rate must not be negative and --session-write-burst must be at least 1")
+	}
+	if c.AlarmWebhook != "" {
+		if u, err := url.Parse(c.AlarmWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("--alarm-webhook %q must be an http:// or https:// URL", c.AlarmWebhook)
+		}
 	}
 	if c.MaxStreams < 1 {
 		bad("--max-streams must be at least 1")

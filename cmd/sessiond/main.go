@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiond/sessiond/alarms"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
@@ -180,6 +181,16 @@ func run(cfg *config) error {
 	go reloadOnSIGHUP(ctx, creds, logger)
 	// Sessions may carry an expiry of their own, so the sweep always runs.
 	go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
+	go alarms.New(alarms.Config{
+		Replicas: func() []alarms.Replica {
+			var out []alarms.Replica
+			for _, r := range node.Host().Shards() {
+				out = append(out, r)
+			}
+			return out
+		},
+		Webhook: cfg.AlarmWebhook, Logger: logger,
+	}).Run(ctx)
 
 	drain := true
 	select {
