@@ -37,6 +37,7 @@ var commands = []command{
 	{"owner", "ID", "the shard, leader and replicas of session ID", cmdOwner},
 	{"get", "ID", "session ID as JSON", cmdGet},
 	{"watch", "ID", "print the change stream of session ID, reconnecting across nodes (--after, --count)", cmdWatch},
+	{"alarms", "ID", "the pending alarms and recent fires of session ID", cmdAlarms},
 	{"append", "ID ROLE TEXT", "append one message to session ID (creating it)", cmdAppend},
 	{"put", "ID JSON", "merge the top-level fields of JSON (an object; - reads stdin) into session ID", cmdPut},
 	{"transfer", "SHARD [NODE]", "move leadership of SHARD (to NODE, or to the best replica)", cmdTransfer},

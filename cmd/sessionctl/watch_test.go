@@ -44,3 +44,18 @@ func TestWatchResumesAcrossNodesWithTheLastEventID(t *testing.T) {
 		t.Fatalf("json output %d: %s", code, out)
 	}
 }
+
+func TestAlarmsListsPendingAndFired(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/chat/session/s1/alarms" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"alarms":[{"name":"later","at":4102444800000}],"fired":[{"name":"remind","at":1000,"firedAt":1500,"version":9,"delivered":true,"payload":{"k":1}}]}`)
+	}))
+	defer srv.Close()
+	code, out, errOut := run(t, "", "--addr", srv.URL, "alarms", "s1")
+	if code != 0 || !strings.Contains(out, "later") || !strings.Contains(out, "pending") || !strings.Contains(out, "delivered") || !strings.Contains(out, `{"k":1}`) {
+		t.Fatalf("exit %d, output:\n%s%s", code, out, errOut)
+	}
+}
