@@ -263,3 +263,79 @@ func TestASlowReaderIsCutOffWithoutSlowingWriters(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// A stream served by a node that drains (its replicas move to other nodes)
+// ends with a resume event; the reader reconnects elsewhere and, with the
+// writes that went on meanwhile, sees every message exactly once.
+func TestAChangeStreamSurvivesADrainThatMovesItsReplica(t *testing.T) {
+	procs := startCluster(t, 4, 2, "--drain-timeout", "60s")
+	const session = "moving"
+	if code, _ := procs[0].appendMessage(session, "m0"); code != http.StatusCreated {
+		t.Fatalf("first append = %d", code)
+	}
+	var owner struct{ Replicas []string }
+	_, body := get(procs[0].url("/v1/sessions/" + session + "/owner"))
+	if err := json.Unmarshal(body, &owner); err != nil || len(owner.Replicas) == 0 {
+		t.Fatalf("owner: %s", body)
+	}
+	byID := map[string]*proc{}
+	for i, p := range procs {
+		byID[fmt.Sprintf("n%d", i+1)] = p
+	}
+	served := byID[owner.Replicas[0]]
+	var writer *proc
+	for id, p := range byID {
+		if id != owner.Replicas[0] {
+			writer = p
+			break
+		}
+	}
+	r := follow(t, served, session)
+	r.messages(1)
+	r.moveTo(writer) // where it reconnects once the drained node lets go
+
+	stop := make(chan struct{})
+	var wrote sync.WaitGroup
+	var n int
+	wrote.Add(1)
+	go func() {
+		defer wrote.Done()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				n = i - 1
+				return
+			default:
+			}
+			for {
+				code, _ := writer.appendMessage(session, fmt.Sprintf("m%d", i))
+				if code == http.StatusCreated || code == http.StatusOK {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	if code, b := do(t, http.MethodPost, writer.url("/v1/nodes/"+owner.Replicas[0]+"/drain"), "", ""); code != http.StatusAccepted {
+		t.Fatalf("drain = %d %s", code, b)
+	}
+	select {
+	case <-served.exited:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the drained node did not exit")
+	}
+	time.Sleep(500 * time.Millisecond) // writes go on after the drain
+	close(stop)
+	wrote.Wait()
+	total := n + 1
+	seqs := r.messages(total)
+	if len(seqs) != total {
+		t.Fatalf("the reader saw %d messages, want %d: %v", len(seqs), total, r.ids())
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("the reader saw seqs %v: want 1..%d, each once, in order", seqs, total)
+		}
+	}
+}
