@@ -162,6 +162,7 @@ func (s *Server) routes() {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	s.internalRoutes()
+	s.listRoutes()
 }
 
 // nodeHeader names the serving node on every response, errors included.
