@@ -36,6 +36,7 @@ var commands = []command{
 	{"shards", "", "every shard: leader, term, indexes, replicas and placement", cmdShards},
 	{"owner", "ID", "the shard, leader and replicas of session ID", cmdOwner},
 	{"get", "ID", "session ID as JSON", cmdGet},
+	{"sessions", "", "list sessions in id order: messages, size, last update (--prefix, --limit, --all)", cmdSessions},
 	{"watch", "ID", "print the change stream of session ID, reconnecting across nodes (--after, --count)", cmdWatch},
 	{"alarms", "ID", "the pending alarms and recent fires of session ID", cmdAlarms},
 	{"append", "ID ROLE TEXT", "append one message to session ID (creating it)", cmdAppend},

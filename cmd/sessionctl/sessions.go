@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// sessionInfo is one item of GET /v1/sessions.
+type sessionInfo struct {
+	ID           string `json:"id"`
+	CreatedAt    int64  `json:"createdAt"`
+	UpdatedAt    int64  `json:"updatedAt"`
+	MessageCount int    `json:"messageCount"`
+	SizeBytes    int64  `json:"sizeBytes"`
+	Version      uint64 `json:"version"`
+}
+
+// sessionList is GET /v1/sessions's answer; next is absent on the last page.
+type sessionList struct {
+	Sessions []sessionInfo `json:"sessions"`
+	Next     string        `json:"next,omitempty"`
+}
+
+// maxListLimit is the largest page the server hands out.
+const maxListLimit = 1000
+
+func cmdSessions(a *app, fs *flag.FlagSet, args []string) error {
+	prefix := fs.String("prefix", "", "only sessions whose id starts with this")
+	after := fs.String("after", "", "start after this session id (the next of an earlier page)")
+	limit := fs.Int("limit", 100, fmt.Sprintf("sessions per page, 1 to %d", maxListLimit))
+	all := fs.Bool("all", false, "follow the pages to the end instead of printing one")
+	_, c, err := a.setup(fs, args, 0, 0)
+	if err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > maxListLimit {
+		return usagef("sessions", "--limit must be 1 to %d, not %d", maxListLimit, *limit)
+	}
+	out := sessionList{Sessions: []sessionInfo{}}
+	cursor := *after
+	for {
+		q := url.Values{"limit": {strconv.Itoa(*limit)}}
+		if *prefix != "" {
+			q.Set("prefix", *prefix)
+		}
+		if cursor != "" {
+			q.Set("after", cursor)
+		}
+		var page sessionList
+		if _, err := c.getJSON(context.Background(), "/v1/sessions?"+q.Encode(), &page); err != nil {
+			return err
+		}
+		if page.Next != "" && page.Next <= cursor {
+			return fmt.Errorf("the listing did not advance past %q; stopping", cursor)
+		}
+		out.Sessions = append(out.Sessions, page.Sessions...)
+		out.Next, cursor = page.Next, page.Next
+		if !*all || cursor == "" {
+			break
+		}
+	}
+	if a.output == "json" {
+		return writeJSON(a.stdout, out)
+	}
+	sessionsTable(a.stdout, out.Sessions)
+	if out.Next != "" {
+		fmt.Fprintf(a.stdout, "more after %s: sessionctl sessions --after %s (or --all)\n", out.Next, out.Next)
+	}
+	return nil
+}
+
+func sessionsTable(w io.Writer, sessions []sessionInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tMESSAGES\tSIZE\tUPDATED")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.ID, s.MessageCount, byteSize(s.SizeBytes),
+			time.UnixMilli(s.UpdatedAt).UTC().Format(time.RFC3339))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d %s\n", len(sessions), plural(len(sessions), "session"))
+}
+
+// byteSize prints n in B, KiB, MiB or GiB with one decimal above bytes.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 2 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMG"[i])
+}
