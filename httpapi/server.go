@@ -5,11 +5,11 @@
 package httpapi
 
 import (
-	"time"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
