@@ -1,7 +1,8 @@
 // Command sessioncheck runs a concurrent workload against a sessiond
 // cluster while it injects faults, then checks what the cluster answered:
 // linearizability per session (porcupine), durability of every
-// acknowledged append, and agreement of every replica.
+// acknowledged append, agreement of every replica, and what the change
+// streams of a sample of sessions deliver (--stream-readers).
 //
 //	sessioncheck --target local --nodes 3 --binary ./sessiond --duration 2m
 //	sessioncheck --target compose --faults kill,partition,pause --json
@@ -45,7 +46,7 @@ func main() {
 
 type options struct {
 	target, addrs, binary, dataDir, faults, out string
-	nodes                                       int
+	nodes, streamReaders                        int
 	netns                                       string
 	compose                                     composeOptions
 	duration, warmup, interval, checkTimeout    time.Duration
@@ -83,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.workload.Sessions, "sessions", o.workload.Sessions, "sessions written at once")
 	fs.IntVar(&o.workload.OpsPerSession, "ops-per-session", o.workload.OpsPerSession, "operations before a session is replaced by a fresh one")
 	fs.DurationVar(&o.workload.RequestTimeout, "request-timeout", o.workload.RequestTimeout, "timeout of one HTTP request")
+	fs.IntVar(&o.streamReaders, "stream-readers", check.DefaultStreamReaders, "sessions whose change streams are followed at once, each from its start to its retirement, reconnecting across nodes; what they deliver is checked (0: none)")
 	o.auth = clientauth.FromEnv(os.Getenv)
 	o.auth.AddFlags(fs) // compose and addrs; the local target's nodes need none
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +113,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.duration <= 0 || o.workload.Clients < 1 || o.workload.Sessions < 1 || o.nodes < 1 {
 		return nil, errors.New("--duration, --clients, --sessions and --nodes must be positive")
+	}
+	if o.streamReaders < 0 {
+		return nil, errors.New("--stream-readers must not be negative")
 	}
 	o.workload.Seed = o.seed
 	o.workload.RunID = fmt.Sprintf("chk%d-%d", o.seed, time.Now().Unix()%1e5)
@@ -156,7 +161,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Target: target, Workload: o.workload, Duration: o.duration, Warmup: o.warmup,
 		Faults:       check.FaultConfig{Kinds: splitList(o.faults), Interval: o.interval, Seed: o.seed},
 		CheckTimeout: o.checkTimeout, StartTimeout: o.startTimeout, OutDir: out, Logf: logf,
-		Credentials: creds,
+		Credentials: creds, StreamReaders: o.streamReaders,
 	})
 	closeErr := closeTarget(err == nil && rep.Pass && !o.keep)
 	if err != nil {

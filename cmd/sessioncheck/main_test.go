@@ -16,6 +16,7 @@ func TestFlagsRejectWhatCannotRun(t *testing.T) {
 		{[]string{"--addrs", "127.0.0.1:8080", "--faults", "kill"}, "injects no faults"},
 		{[]string{"--faults", "kill,meteor"}, `unknown fault "meteor"`},
 		{[]string{"--duration", "0s"}, "must be positive"},
+		{[]string{"--stream-readers", "-1"}, "must not be negative"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
@@ -33,6 +34,12 @@ func TestFlagsPickTheTargetAndFaults(t *testing.T) {
 	o, err = parseFlags(nil, io.Discard)
 	if err != nil || o.target != "local" || len(splitList(o.faults)) != len(check.AllFaults) {
 		t.Fatalf("no flags: %+v, %v; want target local with every fault", o, err)
+	}
+	if o.streamReaders != check.DefaultStreamReaders {
+		t.Fatalf("no flags: %d stream readers, want %d", o.streamReaders, check.DefaultStreamReaders)
+	}
+	if o, err = parseFlags([]string{"--stream-readers", "0"}, io.Discard); err != nil || o.streamReaders != 0 {
+		t.Fatalf("--stream-readers 0: %+v, %v", o, err)
 	}
 	for _, args := range [][]string{
 		{"--faults", "none"},

@@ -167,6 +167,8 @@ type sessionDoc struct {
 	Seqs     []uint64
 	Fields   map[string]string
 	Messages []json.RawMessage
+	// Msgs are the messages in full, for the change-stream check.
+	Msgs []wireMessage
 }
 
 // fixedMembers are the members of a session document that are not fields.
@@ -194,6 +196,7 @@ func parseSession(b []byte) (*sessionDoc, error) {
 	if err := json.Unmarshal(raw["messages"], &msgs); err != nil {
 		return nil, errors.New("session without messages")
 	}
+	d.Msgs = msgs
 	for _, m := range msgs {
 		d.IDs = append(d.IDs, m.ID)
 		d.Seqs = append(d.Seqs, m.Seq)

@@ -213,7 +213,8 @@ func (m *memTarget) Heal(context.Context, string, bool) error    { return errors
 
 // TestNoAcknowledgedWriteIsLostWhenNodesCrash runs the checker's workload
 // against three in-process nodes while nodes crash, the busiest leader
-// crashes and nodes restart gracefully, then checks the history.
+// crashes and nodes restart gracefully, then checks the history and what
+// the change streams of the sessions followed delivered.
 func TestNoAcknowledgedWriteIsLostWhenNodesCrash(t *testing.T) {
 	target := startMemCluster(t, 3)
 	wl := DefaultWorkload()
@@ -222,7 +223,7 @@ func TestNoAcknowledgedWriteIsLostWhenNodesCrash(t *testing.T) {
 	rep, err := Run(context.Background(), Config{
 		Target: target, Workload: wl, Duration: 40 * time.Second, Warmup: 3 * time.Second,
 		Faults: FaultConfig{Kinds: []string{FaultKill, FaultLeaderKill, FaultRestart}, Interval: 2 * time.Second, Seed: 7},
-		OutDir: t.TempDir(), Logf: t.Logf,
+		OutDir: t.TempDir(), Logf: t.Logf, StreamReaders: DefaultStreamReaders,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +236,9 @@ func TestNoAcknowledgedWriteIsLostWhenNodesCrash(t *testing.T) {
 	}
 	if rep.Acked < 500 || len(rep.FaultLog) < 3 {
 		t.Fatalf("too little happened to mean anything: %d acknowledged writes, %d faults", rep.Acked, len(rep.FaultLog))
+	}
+	if st := rep.Streams; st.Sessions < DefaultStreamReaders || st.Messages == 0 || st.Acked == 0 {
+		t.Fatalf("the change streams checked too little: %+v", st)
 	}
 	for _, kind := range []string{FaultKill, FaultLeaderKill, FaultRestart} {
 		if rep.Faults[kind] == 0 {

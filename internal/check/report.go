@@ -41,8 +41,18 @@ type Report struct {
 	FaultLog         []FaultRecord   `json:"fault_log"`
 	Longest          UnavailableSpan `json:"longest_write_unavailable"`
 
+	// What the change-stream readers found (see StreamResult): messages
+	// skipped, repeated, unlike the final state, or acknowledged and never
+	// delivered; and events or refusals that make no sense.
+	StreamGaps       int `json:"stream_gaps"`
+	StreamDuplicates int `json:"stream_duplicates"`
+	StreamMismatches int `json:"stream_mismatches"`
+	StreamMissed     int `json:"stream_missed"`
+	StreamErrors     int `json:"stream_errors"`
+
 	Durability      DurabilityResult      `json:"durability"`
 	Linearizability LinearizabilityResult `json:"linearizability"`
+	Streams         StreamResult          `json:"streams"`
 	// Problems has the run's own problems (faults that could not be
 	// injected or healed) and one line per kind of problem the checks
 	// found; the examples of each kind are in Examples.
@@ -64,6 +74,11 @@ var problemKinds = []struct{ name, what string }{
 	{"illegal", "sessions not linearizable"},
 	{"timeouts", "sessions the linearizability check could not decide in time"},
 	{"unexpected", "unexpected 400/409/413 answers"},
+	{"stream_gaps", "jumps in the seqs a change stream delivered"},
+	{"stream_duplicates", "messages a change stream delivered twice"},
+	{"stream_mismatches", "messages a change stream delivered unlike the final state or the acknowledgement at their seq"},
+	{"stream_missed", "acknowledged messages a followed change stream never delivered"},
+	{"stream_errors", "malformed change-stream events, event ids going back, streams refused"},
 }
 
 // count is the number of problems of a kind.
@@ -91,6 +106,16 @@ func (r *Report) count(kind string) int {
 		return r.Timeouts
 	case "unexpected":
 		return int(r.Unexpected)
+	case "stream_gaps":
+		return r.StreamGaps
+	case "stream_duplicates":
+		return r.StreamDuplicates
+	case "stream_mismatches":
+		return r.StreamMismatches
+	case "stream_missed":
+		return r.StreamMissed
+	case "stream_errors":
+		return r.StreamErrors
 	}
 	return 0
 }
@@ -148,6 +173,10 @@ func (r *Report) summarize(ops []Op, faults []FaultRecord, hist *History, verifi
 	r.Lost, r.Duplicates, r.Misplaced, r.Gaps, r.Unread, r.Divergent, r.LostBeforeDelete =
 		d.Lost, d.Duplicates, d.Misplaced, d.Gaps, d.Unread, d.Divergent, d.LostBeforeDelete
 	r.Examples.merge(d.Examples)
+	st := r.Streams
+	r.StreamGaps, r.StreamDuplicates, r.StreamMismatches, r.StreamMissed, r.StreamErrors =
+		st.Gaps, st.Duplicates, st.Mismatches, st.Missed, st.Errors
+	r.Examples.merge(st.Examples)
 	var retries Examples
 	r.StaleRetries, retries = checkRetriedVersions(ops)
 	r.Examples.merge(retries)
@@ -269,6 +298,13 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "linearizability: %s; %d sessions, %d ops, %d open writes, %d unknown appends dropped, checked in %v\n",
 		lin, l.Sessions, l.Ops, l.OpenWrites, l.Dropped, l.Took.Round(time.Millisecond))
+	if st := r.Streams; st.Readers > 0 {
+		fmt.Fprintf(w, "streams: %d sessions followed by %d readers, %d events checked (%d messages, %d acknowledged appends looked for), %d gaps, %d duplicates, %d mismatches, %d missed, %d errors, %d reconnects (%d resume events, %d attempts refused)\n",
+			st.Sessions, st.Readers, st.Events, st.Messages, st.Acked, r.StreamGaps, r.StreamDuplicates, r.StreamMismatches, r.StreamMissed, r.StreamErrors,
+			st.Reconnects, st.Resumes, st.Refused)
+	} else {
+		fmt.Fprintf(w, "streams: not followed (--stream-readers 0)\n")
+	}
 	if r.Longest.Session != "" {
 		fmt.Fprintf(w, "longest write-unavailable window: %v (session %s, from %v)\n",
 			r.Longest.Duration.Round(time.Millisecond), r.Longest.Session, r.Longest.From.Round(time.Millisecond))

@@ -29,6 +29,10 @@ type Config struct {
 	// Credentials are presented on every request: the CA for https://
 	// nodes and a bearer token (with the admin scope, for drains).
 	Credentials Credentials
+	// StreamReaders is how many sessions' change streams are followed and
+	// checked at once (DefaultStreamReaders is the command's default); 0
+	// follows none.
+	StreamReaders int
 }
 
 // Run runs the workload and the fault schedule against the target, heals
@@ -67,6 +71,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	end := start.Add(cfg.Duration)
 	wctx, stopWorkload := context.WithDeadline(ctx, end)
 	defer stopWorkload()
+	var readers *streamReaders
+	if cfg.StreamReaders > 0 {
+		readers = newStreamReaders(cfg.StreamReaders, w, hist, cfg.Target.Nodes, cfg.Credentials, logf)
+		readers.start(ctx)
+	}
 	workDone := make(chan struct{})
 	go func() { w.Run(wctx); close(workDone) }()
 
@@ -90,12 +99,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if _, err := waitHealthy(hc, nodes, cfg.Faults.Recovery); err != nil {
 		rep.Problems = append(rep.Problems, "cluster not healthy after the run: "+err.Error())
 	}
+	if readers != nil {
+		// Every fault is healed: the readers get what they are bound to
+		// see, then stop.
+		t := time.Now()
+		readers.finish(StreamCatchUp)
+		logf("change-stream readers stopped after %v", time.Since(t).Round(time.Millisecond))
+	}
 
 	regular, deletes := w.Sessions()
 	all := append(append([]string(nil), regular...), deletes...)
 	finals := finalReads(hist, hc, nodes, all, cfg.Workload.Clients, 60*time.Second)
 	ops := hist.Ops()
 	rep.Durability = checkDurability(ops, finals, regular, deletes)
+	if readers != nil {
+		rep.Streams = readers.result(finals, ops)
+	}
 	readable := map[string]*sessionDoc{}
 	for s, d := range finals {
 		readable[s] = d

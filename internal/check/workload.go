@@ -44,6 +44,7 @@ var fieldNames = []string{"pendingMatch", "bookingInfo", "lastSearchCriteria"}
 // replaced by a fresh session id.
 type slot struct {
 	id  string
+	n   int // the order in which slots were made
 	ops atomic.Int64
 }
 
@@ -67,7 +68,7 @@ func newPool(prefix string, size, limit int) *pool {
 }
 
 func (p *pool) fresh() *slot {
-	s := &slot{id: fmt.Sprintf("%s%d", p.prefix, p.next)}
+	s := &slot{id: fmt.Sprintf("%s%d", p.prefix, p.next), n: p.next}
 	p.next++
 	p.touched = append(p.touched, s.id)
 	return s
@@ -83,6 +84,35 @@ func (p *pool) pick(r *rand.Rand) string {
 		p.slots[i] = p.fresh()
 	}
 	return s.id
+}
+
+// live reports whether session is still handed out.
+func (p *pool) live(session string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.slots {
+		if s.id == session {
+			return true
+		}
+	}
+	return false
+}
+
+// newest is the most recently made session still handed out for which
+// skip is false, "" if none.
+func (p *pool) newest(skip func(string) bool) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *slot
+	for _, s := range p.slots {
+		if (best == nil || s.n > best.n) && !skip(s.id) {
+			best = s
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.id
 }
 
 func (p *pool) all() []string {
@@ -103,6 +133,19 @@ type Workload struct {
 	unexpected atomic.Int64
 	suspectMu  sync.Mutex
 	suspect    map[string]time.Time // node → avoid until
+
+	// track is what the change-stream readers need to know of a session;
+	// an operation's return time is taken, and the operation recorded,
+	// under trackMu.
+	trackMu sync.Mutex
+	track   map[string]*sessionTrack
+}
+
+// sessionTrack is a session's operations in flight and the highest seq an
+// append to it was acknowledged at.
+type sessionTrack struct {
+	inflight int
+	maxAcked uint64
 }
 
 // Node is one node the clients can talk to.
@@ -118,13 +161,53 @@ func NewWorkload(cfg WorkloadConfig, creds Credentials, hist *History, nodes fun
 		cfg: cfg, hist: hist, http: newHTTPClient(cfg.RequestTimeout, creds), nodes: nodes,
 		regular: newPool(cfg.RunID+"-s", cfg.Sessions, cfg.OpsPerSession),
 		deletes: newPool(cfg.RunID+"-d", cfg.DeleteSessions, max(cfg.OpsPerSession/8, 8)),
-		suspect: map[string]time.Time{},
+		suspect: map[string]time.Time{}, track: map[string]*sessionTrack{},
 	}
 }
 
 // Sessions returns every session the workload wrote (regular sessions
 // first, then the sessions used for deletes) .
 func (w *Workload) Sessions() (regular, deletes []string) { return w.regular.all(), w.deletes.all() }
+
+// begin counts an operation on session in flight until it is recorded.
+func (w *Workload) begin(session string) {
+	w.trackMu.Lock()
+	defer w.trackMu.Unlock()
+	t := w.track[session]
+	if t == nil {
+		t = &sessionTrack{}
+		w.track[session] = t
+	}
+	t.inflight++
+}
+
+// done takes the operation's return time and records it.
+func (w *Workload) done(op Op) {
+	w.trackMu.Lock()
+	defer w.trackMu.Unlock()
+	op.Return = w.hist.Now()
+	w.hist.add(op)
+	t := w.track[op.Input.Session]
+	t.inflight--
+	if op.Input.Kind == KindAppend && op.Output.Status == StatusOK {
+		for _, seq := range op.Output.Seqs {
+			t.maxAcked = max(t.maxAcked, seq)
+		}
+	}
+}
+
+// settled says how far a reader of session's change stream must follow
+// it: every append acknowledged by the history time now has a seq of at
+// most maxAcked. idle reports that no operation on it is in flight.
+func (w *Workload) settled(session string) (now int64, maxAcked uint64, idle bool) {
+	w.trackMu.Lock()
+	defer w.trackMu.Unlock()
+	now = w.hist.Now()
+	if t := w.track[session]; t != nil {
+		return now, t.maxAcked, t.inflight == 0
+	}
+	return now, 0, true
+}
 
 // Unexpected counts answers the workload never provokes on purpose.
 func (w *Workload) Unexpected() int64 { return w.unexpected.Load() }
@@ -286,6 +369,7 @@ func (c *client) run(in Input) Output { return c.record(in, false) }
 // writes never are.
 func (c *client) record(in Input, keepIDs bool) Output {
 	w := c.w
+	w.begin(in.Session)
 	op := Op{Client: c.id, Input: in, Call: w.hist.Now()}
 	deadline := time.Now().Add(w.cfg.RetryDeadline)
 	sawUnknown := false
@@ -337,8 +421,7 @@ func (c *client) record(in Input, keepIDs bool) Output {
 		}
 	}
 	op.Output = out
-	op.Return = w.hist.Now()
-	w.hist.add(op)
+	w.done(op)
 	return out
 }
 
