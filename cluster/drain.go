@@ -26,8 +26,17 @@ func (n *Node) Drain(ctx context.Context) error {
 	}
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	// Replicas that cannot move (too few other nodes) are left behind only
+	// once that has held for a few rounds: a node that gossip suspects for
+	// a moment under load is no reason to stop moving replicas.
+	const unmovableRounds = 4
+	unmovable := 0
 	for {
-		movable := n.othersCanHoldReplicas()
+		if n.othersCanHoldReplicas() {
+			unmovable = 0
+		} else {
+			unmovable++
+		}
 		led := n.ledShards()
 		hosted := len(n.host.Shards())
 		stuck := 0 // led shards with no other live voter to take over
@@ -36,7 +45,7 @@ func (n *Node) Drain(ctx context.Context) error {
 				stuck++
 			}
 		}
-		if len(led) == stuck && (hosted == 0 || !movable) {
+		if len(led) == stuck && (hosted == 0 || unmovable >= unmovableRounds) {
 			n.logger.Info("drain complete", "replicas_left", hosted)
 			return nil
 		}
