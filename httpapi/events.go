@@ -189,9 +189,12 @@ func (s *Server) sessionEvents(c echo.Context) error {
 	for {
 		w.arm()
 		sess, _ := state.Get(id)
-		st.emit(w, sess, state.AppliedIndex())
+		more := st.emit(w, sess, state.AppliedIndex())
 		if err := w.flush(); err != nil {
 			return nil // the reader is gone or too slow: cut off
+		}
+		if more {
+			continue // the rest of a long backlog, a bounded batch at a time
 		}
 		select {
 		case <-changed:
@@ -234,26 +237,31 @@ type streamState struct {
 	gone bool
 }
 
-// emit writes every change of sess after the stream's position and moves
-// the position past them. applied is the replica's applied index, the
-// version of events that have none of their own (a deletion).
-func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) {
+// streamBatch bounds the messages one round writes, so that a reader
+// resuming far behind does not make the server hold its whole backlog.
+const streamBatch = 512
+
+// emit writes the changes of sess after the stream's position, at most
+// about streamBatch messages of them, and moves the position past what it
+// wrote; more reports that changes remain. applied is the replica's applied
+// index, the version of events that have none of their own (a deletion).
+func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) (more bool) {
 	switch {
 	case !st.pos.known:
 		st.snapshot(w, sess, applied)
-		return
+		return false
 	case sess == nil:
 		if !st.gone && applied > st.pos.version {
 			st.gone = true
 			st.pos = position{version: applied, known: true}
 			w.event("deleted", st.pos.String(), []byte(fmt.Sprintf(`{"id":%s,"version":%d}`, jsonString(st.id), applied)))
 		}
-		return
+		return false
 	case sess.CreatedVersion() == 0 && sess.Version > st.pos.version:
 		// Restored from a snapshot that kept no versions: what changed
 		// after the position is unknown in detail.
 		st.snapshot(w, sess, applied)
-		return
+		return false
 	case sess.CreatedVersion() > st.pos.version && !st.gone && st.pos.version > 0:
 		// Deleted and written again since the position: say so first.
 		st.pos = position{version: sess.CreatedVersion() - 1, known: true}
@@ -262,7 +270,7 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) {
 	if sess.FiredForgottenUpTo() > st.pos.version {
 		// Fires after the position are no longer all remembered.
 		st.snapshot(w, sess, applied)
-		return
+		return false
 	}
 	st.gone = false
 	// Every change after the position, in version order: messages (a batch
@@ -274,7 +282,18 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) {
 		(msgs[first-1].Version == st.pos.version && st.pos.seq > 0 && msgs[first-1].Seq > st.pos.seq)) {
 		first--
 	}
-	for i := first; i < len(msgs); i++ {
+	// Take a bounded batch, never splitting the messages of one version;
+	// the fields and fires go with it up to its last version.
+	last, limit := len(msgs), uint64(0)
+	if last-first > streamBatch {
+		last = first + streamBatch
+		for last < len(msgs) && msgs[last].Version == msgs[last-1].Version {
+			last++
+		}
+		limit, more = msgs[last-1].Version, true
+	}
+	within := func(v uint64) bool { return limit == 0 || v <= limit }
+	for i := first; i < last; i++ {
 		m := &msgs[i]
 		id := position{version: m.Version, known: true}
 		if i+1 < len(msgs) && msgs[i+1].Version == m.Version {
@@ -283,12 +302,12 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) {
 		b, _ := json.Marshal(messageEvent{Message: *m, Version: m.Version})
 		pending = append(pending, streamEvent{pos: id, seq: m.Seq, kind: "message", data: b})
 	}
-	if fv := sess.FieldsVersion(); fv > st.pos.version {
+	if fv := sess.FieldsVersion(); fv > st.pos.version && within(fv) {
 		pending = append(pending, streamEvent{pos: position{version: fv, known: true}, kind: "fields",
 			data: []byte(fmt.Sprintf(`{"fields":%s,"version":%d}`, strings.TrimSpace(string(fieldsDocument(sess))), fv))})
 	}
 	for _, fa := range sess.FiredAlarms() {
-		if fa.Version > st.pos.version {
+		if fa.Version > st.pos.version && within(fa.Version) {
 			b, _ := json.Marshal(alarmEvent{Name: fa.Name, At: fa.At, FiredAt: fa.FiredAt, Version: fa.Version, Payload: fa.Payload})
 			pending = append(pending, streamEvent{pos: position{version: fa.Version, known: true}, kind: "alarm", data: b})
 		}
@@ -303,6 +322,7 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) {
 		w.event(ev.kind, ev.pos.String(), ev.data)
 		st.pos = ev.pos
 	}
+	return more
 }
 
 // streamEvent is one change waiting to be written, at its position.

@@ -174,3 +174,45 @@ func TestBlockingReadsAndConditionalGets(t *testing.T) {
 		t.Fatalf("If-None-Match with an old ETag = %v", r)
 	}
 }
+
+// A reader resuming far behind gets its whole backlog, in bounded batches
+// that never split an append, every message once and in order.
+func TestChangeStreamDeliversALongBacklogInOrder(t *testing.T) {
+	n := startNode(t)
+	const batches, per = 13, 97 // 1261 messages, more than two rounds' worth
+	for b := range batches {
+		var msgs []any
+		for i := range per {
+			msgs = append(msgs, msg(fmt.Sprintf("b%d-%d", b, i), "user", "x"))
+		}
+		wantStatus(t, n.do(http.MethodPost, sessionPath("long", "/messages"), map[string]any{"messages": msgs}), http.StatusCreated)
+		if b == 6 {
+			wantStatus(t, n.do(http.MethodPut, sessionPath("long"), `{"k":1}`), http.StatusOK)
+		}
+	}
+	s := openStream(t, n.url+sessionPath("long", "/events"), "Last-Event-ID", "0")
+	seq, fields := 0, 0
+	for seq < batches*per {
+		ev, ok := s.next(t, 10*time.Second)
+		if !ok {
+			t.Fatalf("the stream ended after %d messages", seq)
+		}
+		switch ev.Event {
+		case "fields":
+			fields++
+			if seq != 7*per {
+				t.Fatalf("the fields event came after %d messages, want %d", seq, 7*per)
+			}
+		case "message":
+			seq++
+			if !strings.Contains(ev.Data, fmt.Sprintf(`"seq":%d,`, seq)) {
+				t.Fatalf("message %d: %s", seq, ev.Data)
+			}
+		default:
+			t.Fatalf("unexpected event %+v", ev)
+		}
+	}
+	if fields != 1 {
+		t.Fatalf("%d fields events, want 1", fields)
+	}
+}
