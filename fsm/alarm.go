@@ -175,6 +175,9 @@ func (f *FSM) markDelivered(cur *Session, cmd *Command) *Result {
 // DueAlarms lists up to limit pending alarms due at time at. Safe from any
 // goroutine.
 func (f *FSM) DueAlarms(at int64, limit int) []DueAlarm {
+	if f.timed.Load() == 0 {
+		return nil
+	}
 	var out []DueAlarm
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -202,6 +205,9 @@ type UndeliveredAlarm struct {
 // UndeliveredAlarms lists up to limit fired alarms not yet marked
 // delivered. Safe from any goroutine.
 func (f *FSM) UndeliveredAlarms(limit int) []UndeliveredAlarm {
+	if f.timed.Load() == 0 {
+		return nil
+	}
 	var out []UndeliveredAlarm
 	f.mu.RLock()
 	defer f.mu.RUnlock()

@@ -46,8 +46,12 @@ type FSM struct {
 	tombs     map[string]*tombstone
 	tombQueue []tombRef
 
-	// bytes is the sum of Session.Size over every session.
+	// bytes is the sum of Session.Size over every session; timed counts
+	// the sessions with alarms (pending or undelivered) or an expiry of
+	// their own, so the leader's once-a-second sweeps skip an FSM that has
+	// none.
 	bytes atomic.Int64
+	timed atomic.Int64
 
 	watch watchers // see watch.go
 
@@ -69,6 +73,7 @@ func (f *FSM) reset() {
 	}
 	f.msgIndex = map[string]map[string]uint64{}
 	f.bytes.Store(0)
+	f.timed.Store(0)
 	f.tombs = map[string]*tombstone{}
 	f.tombQueue = nil
 }
@@ -149,6 +154,7 @@ func (f *FSM) put(id string, s *Session) {
 		f.buckets[i] = b
 	}
 	f.bytes.Add(sizeOf(s) - sizeOf(b.sessions[id]))
+	f.timed.Add(timedOf(s) - timedOf(b.sessions[id]))
 	if s == nil {
 		delete(b.sessions, id)
 	} else {
@@ -294,6 +300,24 @@ func (f *FSM) expire(at, before int64) *Result {
 	return &Result{Status: StatusOK, Changed: len(doomed) > 0, Expired: len(doomed)}
 }
 
+// timedOf is 1 for a session the sweeps must look at even without
+// --session-ttl: one with an expiry of its own, a pending alarm, or a fire
+// not yet delivered.
+func timedOf(s *Session) int64 {
+	if s == nil {
+		return 0
+	}
+	if _, own := s.ExpiresAt(); own || len(s.alarms) > 0 {
+		return 1
+	}
+	for i := range s.fired {
+		if !s.fired[i].Delivered {
+			return 1
+		}
+	}
+	return 0
+}
+
 func expired(s *Session, at, before int64) bool {
 	if exp, own := s.ExpiresAt(); own {
 		return exp <= at
@@ -305,6 +329,9 @@ func expired(s *Session, at, before int64) bool {
 // remove anything, so a leader proposes one only when it would. Safe from
 // any goroutine.
 func (f *FSM) AnyExpired(at, before int64) bool {
+	if before <= 0 && f.timed.Load() == 0 {
+		return false
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	for _, b := range f.buckets {

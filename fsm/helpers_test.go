@@ -300,6 +300,13 @@ func checkInvariants(t testing.TB, f *FSM) {
 			t.Fatalf("message-id index holds absent session %q", id)
 		}
 	}
+	var timed int64
+	for _, s := range all {
+		timed += timedOf(s)
+	}
+	if f.timed.Load() != timed {
+		t.Fatalf("FSM counts %d timed sessions, there are %d", f.timed.Load(), timed)
+	}
 	if f.Bytes() != total {
 		t.Fatalf("FSM.Bytes %d, sessions hold %d", f.Bytes(), total)
 	}

@@ -208,7 +208,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
 	index := map[string]map[string]uint64{}
-	var total int64
+	var total, timed int64
 	var rec bytes.Buffer
 	for {
 		more, err := readRecord(br, &rec)
@@ -229,6 +229,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		index[s.ID] = ids
 		buckets[bucketOf(s.ID)].sessions[s.ID] = s
 		total += s.Size()
+		timed += timedOf(s)
 	}
 
 	tombs := map[string]*tombstone{}
@@ -254,6 +255,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.msgIndex = index
 	f.mu.Unlock()
 	f.bytes.Store(total)
+	f.timed.Store(timed)
 	f.tombs, f.tombQueue = tombs, queue
 	f.publishApplied(applied)
 	f.watch.notifyAll()
