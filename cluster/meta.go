@@ -76,10 +76,11 @@ func (m *Meta) Encode() ([]byte, error) {
 
 var errBadMeta = errors.New("malformed node metadata")
 
-// DecodeMeta parses what Encode wrote.
+// DecodeMeta parses what Encode wrote; like Encode, it refuses more than
+// MetaMaxSize bytes.
 func DecodeMeta(b []byte) (Meta, error) {
 	var m Meta
-	if len(b) < 22 || b[0] != metaVersion {
+	if len(b) < 22 || len(b) > MetaMaxSize || b[0] != metaVersion {
 		return m, errBadMeta
 	}
 	flags := b[1]
