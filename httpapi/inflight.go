@@ -19,12 +19,13 @@ import (
 //
 // The node-wide bound is what sheds load when many shards are busy at once,
 // since 16 shards × 256 is far more than one node serves promptly: a node
-// on two cores served about 3.75k operations/s (BENCHMARKS.md), so 512 in
-// flight is about 140 ms of work, whereas 1 024 concurrent clients queued
-// for up to a second. A node with more cores can take a higher bound.
+// on two cores serves about 12k appends/s, so 256 in flight is about 20 ms
+// of work and keeps the p99 of what it serves under 100 ms with 1 024
+// clients (BENCHMARKS.md), where 512 gave 130 ms. A node with more cores
+// can take a higher bound.
 const (
 	DefaultMaxInFlightPerShard = 256
-	DefaultMaxInFlight         = 512
+	DefaultMaxInFlight         = 256
 )
 
 // inflight bounds the shard operations (applies and reads) this node runs at
