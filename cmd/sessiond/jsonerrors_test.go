@@ -41,7 +41,7 @@ func TestUnparsableRequestsGetJSONErrors(t *testing.T) {
 		code      string
 	}{
 		{"headers over the limit", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 80<<10) + "\r\n\r\n", 431, "headers_too_large"},
-		{"malformed request line", "GARBAGE\r\n\r\n", 400, "malformed_request"},
+		{"malformed request line", "GARBAGE GARBAGE GARBAGE GARBAGE\r\n\r\n", 400, "malformed_request"},
 		{"no Host header", "GET /healthz HTTP/1.1\r\n\r\n", 400, "malformed_request"},
 		{"malformed header", "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400, "malformed_request"},
 		{"unknown transfer encoding", "POST /api/chat/session/s/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "unsupported_transfer_encoding"},
