@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,13 +37,21 @@ type testNode struct {
 	tune                           func(*cluster.Config)
 }
 
+// handedOut holds every port freePort returned in this process: a port is
+// only probed, not held, until its node starts, so without this record a
+// cluster's nine ports could include the same one twice.
+var handedOut sync.Map
+
 // freePort picks a free port below Linux's ephemeral range (32768+), so a
 // node restarted on its old ports does not find one taken by some outgoing
-// connection's local port.
+// connection's local port. It never returns the same port twice.
 func freePort(t *testing.T) int {
 	t.Helper()
 	for i := 0; i < 1000; i++ {
 		port := 20000 + rand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue

@@ -44,6 +44,10 @@ type memTarget struct {
 	nodes []*memNode
 }
 
+// handedOut holds every port freeLoopbackPort returned in this process, so
+// two nodes never get the same one before either has bound it.
+var handedOut sync.Map
+
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
 	for range 1000 {
@@ -51,6 +55,9 @@ func freeLoopbackPort(t *testing.T) int {
 		// free, and apart from the cluster package's 20000-31999 (go test
 		// runs packages in parallel) and the compose scripts' 18081+.
 		port := 10000 + rand.IntN(8000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
