@@ -57,16 +57,33 @@ type heartbeatTransport struct {
 	urgent    atomic.Int32 // > 0 while the replica verifies its leadership
 	onReceive atomic.Pointer[func(raft.RPC)]
 	progress  progressTracker // followers' answers, while this replica leads
+
+	rpcs     chan raft.RPC // what raft consumes (appendrpc.go)
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
-// AppendEntries sends heartbeats through the sender, everything else
-// directly.
+func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender) *heartbeatTransport {
+	t := &heartbeatTransport{NetworkTransport: nt, shard: shard, addressOf: addressOf, sender: sender,
+		rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+	go t.relay()
+	return t
+}
+
+// AppendEntries sends heartbeats through the sender, other appends up to
+// maxSharedAppendBytes over the host's connection to the peer, and the rest
+// over the group's own connection.
 func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	var err error
-	if t.sender == nil || !isHeartbeat(args) {
+	switch {
+	case t.sender == nil:
 		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
-	} else {
+	case isHeartbeat(args):
 		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
+	case sharedAppend(args):
+		err = t.sendAppend(id, target, args, resp)
+	default:
+		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
 	}
 	if err == nil && resp.Term == args.Term {
 		t.progress.observe(id, resp.LastLog, time.Now())
@@ -167,10 +184,12 @@ func (n *nodeService) Heartbeats(args HeartbeatArgs, reply *HeartbeatReply) erro
 
 // heartbeatSender batches heartbeats per peer node.
 type heartbeatSender struct {
-	clients *nodeClients
+	clients *nodeClients // heartbeats (and the host's other calls)
+	appends *nodeClients // raft appends (appendrpc.go), apart so a burst of them never delays a heartbeat
 	window  time.Duration
 
 	batches, beats atomic.Uint64 // sent, for HeartbeatStats
+	sharedAppends  atomic.Uint64 // appends sent as node RPCs (appendrpc.go)
 
 	mu     sync.Mutex
 	queues map[string]*heartbeatQueue
@@ -190,8 +209,8 @@ type heartbeatCall struct {
 	done  chan error
 }
 
-func newHeartbeatSender(clients *nodeClients) *heartbeatSender {
-	return &heartbeatSender{clients: clients, window: heartbeatWindow, queues: map[string]*heartbeatQueue{}}
+func newHeartbeatSender(clients, appends *nodeClients) *heartbeatSender {
+	return &heartbeatSender{clients: clients, appends: appends, window: heartbeatWindow, queues: map[string]*heartbeatQueue{}}
 }
 
 // send queues one heartbeat for the node at addr and waits for its answer.

@@ -102,7 +102,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		cfg.Logger.Info("raft port uses mutual TLS")
 	}
 	h.peers = newNodeClients(h.mux)
-	h.beats = newHeartbeatSender(h.peers)
+	h.beats = newHeartbeatSender(h.peers, newNodeClients(h.mux))
 	h.nodeRPC, err = h.mux.Listen(nodeServiceID)
 	if err != nil {
 		if shared != nil {
@@ -142,6 +142,10 @@ func (h *Host) SharedLog() *raftlog.Log { return h.sharedLog }
 func (h *Host) HeartbeatStats() (batches, beats uint64) {
 	return h.beats.batches.Load(), h.beats.beats.Load()
 }
+
+// SharedAppends counts the raft appends this node's replicas have sent
+// over the node's shared connections rather than their group's own.
+func (h *Host) SharedAppends() uint64 { return h.beats.sharedAppends.Load() }
 
 // ShardCount is the fixed number of shards in the cluster.
 func (h *Host) ShardCount() int { return h.cfg.ShardCount }
@@ -262,6 +266,7 @@ func (h *Host) close() error {
 	}
 	wg.Wait()
 	h.peers.close()
+	h.beats.appends.close()
 	errs = append(errs, h.mux.Close())
 	<-h.serveDone
 	if h.sharedLog != nil {

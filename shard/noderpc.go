@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/rpc"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -42,44 +41,8 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
 			}
 			return
 		}
-		go srv.ServeConn(&nodeConn{Conn: conn})
+		go srv.ServeConn(newNodeConn(conn))
 	}
-}
-
-// nodeRPCWriteTimeout bounds one write on a node RPC connection. net/rpc
-// writes without a deadline, under a lock every call on the connection
-// shares: a peer that stops reading (paused, cut off without a reset)
-// would otherwise block every later call to it, heartbeats included,
-// forever. A write that times out breaks the connection instead, failing
-// the calls on it, and the next call dials afresh.
-const nodeRPCWriteTimeout = 2 * time.Second
-
-// nodeConn is a node RPC connection: every write has its own deadline, and
-// it remembers when a read or write failed, so a caller can tell a pooled
-// connection that was already dead before it sent anything.
-type nodeConn struct {
-	net.Conn
-	broken atomic.Bool
-}
-
-func (c *nodeConn) Write(b []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(nodeRPCWriteTimeout)); err != nil {
-		c.broken.Store(true)
-		return 0, err
-	}
-	n, err := c.Conn.Write(b)
-	if err != nil {
-		c.broken.Store(true)
-	}
-	return n, err
-}
-
-func (c *nodeConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if err != nil {
-		c.broken.Store(true)
-	}
-	return n, err
 }
 
 // nodeClient is the RPC client on one connection to a peer.
@@ -119,7 +82,7 @@ func (c *nodeClients) get(addr string) (*nodeClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := &nodeConn{Conn: raw}
+	conn := newNodeConn(raw)
 	cl = &nodeClient{Client: rpc.NewClient(conn), conn: conn}
 	c.mu.Lock()
 	defer c.mu.Unlock()

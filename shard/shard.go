@@ -137,7 +137,7 @@ func Open(cfg Config) (*Shard, error) {
 		Logger:                hl.Named("transport"),
 		ServerAddressProvider: cfg.AddressOf,
 	})
-	transport := &heartbeatTransport{NetworkTransport: nt, shard: cfg.ShardID, addressOf: cfg.AddressOf, sender: cfg.heartbeats}
+	transport := newHeartbeatTransport(nt, cfg.ShardID, cfg.AddressOf, cfg.heartbeats)
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
 		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, snapshots: snaps,
