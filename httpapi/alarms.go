@@ -27,7 +27,10 @@ type alarmRequest struct {
 // "10m"}, with an optional JSON payload. Setting an existing name replaces
 // it. The session must exist.
 func (s *Server) putAlarm(c echo.Context) error {
-	name := c.Param("name")
+	name, ok := pathParam(c, "name")
+	if !ok {
+		return errorf(http.StatusBadRequest, CodeInvalidAlarm, "alarm name is not a valid escaped path segment")
+	}
 	if err := fsm.ValidAlarmName(name); err != nil {
 		return errorf(http.StatusBadRequest, CodeInvalidAlarm, "%v", err)
 	}
@@ -71,7 +74,10 @@ func (s *Server) putAlarm(c echo.Context) error {
 
 // deleteAlarm removes a pending alarm.
 func (s *Server) deleteAlarm(c echo.Context) error {
-	name := c.Param("name")
+	name, ok := pathParam(c, "name")
+	if !ok {
+		return errorf(http.StatusBadRequest, CodeInvalidAlarm, "alarm name is not a valid escaped path segment")
+	}
 	if err := fsm.ValidAlarmName(name); err != nil {
 		return errorf(http.StatusBadRequest, CodeInvalidAlarm, "%v", err)
 	}

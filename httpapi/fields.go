@@ -14,7 +14,10 @@ import (
 const pendingMatchField = "pendingMatch"
 
 func (s *Server) fieldName(c echo.Context) (string, error) {
-	name := c.Param("field")
+	name, ok := pathParam(c, "field")
+	if !ok {
+		return "", errorf(http.StatusBadRequest, CodeInvalidFieldName, "field name is not a valid escaped path segment")
+	}
 	if name == "" {
 		return pendingMatchField, nil
 	}

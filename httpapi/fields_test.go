@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -217,4 +218,22 @@ func TestFieldNamesInThePathMustBeUTF8(t *testing.T) {
 	if g := n.get(sessionPath(id, "/state/caf%C3%A9")); strings.TrimSpace(string(g.Body)) != "3" {
 		t.Fatalf("café reads %s", g.Body)
 	}
+}
+
+// TestEscapedPathSegmentsNameWhatTheyDecodeTo: a client that escapes a
+// session id or field name in the path (as URL libraries do for @, : or /)
+// reaches the same session and field as one that does not.
+func TestEscapedPathSegmentsNameWhatTheyDecodeTo(t *testing.T) {
+	n := startNode(t)
+	n.appendMsg("user@example.com", "m1", "hi")
+	// %2F keeps net/http's raw path, so every parameter comes escaped.
+	r := n.do(http.MethodPut, sessionPath("user%40example.com", "/state/a%2Fb"), `{"x":1}`)
+	wantStatus(t, r, http.StatusOK)
+	var fields map[string]json.RawMessage
+	decode(t, n.get(sessionPath("user@example.com", "/state")), &fields)
+	if string(fields["a/b"]) != `{"x":1}` {
+		t.Fatalf("field a/b = %s; fields: %v", fields["a/b"], fields)
+	}
+	r = n.get(sessionPath("user%40example.com", "/state/a%2Fb"))
+	wantStatus(t, r, http.StatusOK)
 }

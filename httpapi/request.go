@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -18,13 +19,33 @@ import (
 
 type scopeKey struct{}
 
+// pathParam is path parameter name as the client meant it. Echo matches
+// routes on the escaped path whenever net/http keeps one (a request with
+// %2F or %40 in it, say) and then hands parameters over still escaped, so
+// "a%40b" would name another session than "a@b". ok is false when the
+// escapes do not decode (net/http refuses such a request line already).
+func pathParam(c echo.Context, name string) (v string, ok bool) {
+	v = c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, true
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return v, false
+	}
+	return u, true
+}
+
 // sessionScope validates the :id path parameter, resolves its shard, names
 // the shard on the response and sends the request to the node that may
 // serve it: this node when it has a replica of the shard, else the shard
 // leader.
 func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id := c.Param("id")
+		id, ok := pathParam(c, "id")
+		if !ok {
+			return errorf(http.StatusBadRequest, CodeInvalidSessionID, "session id is not a valid escaped path segment")
+		}
 		if err := s.cfg.Limits.ValidSessionID(id); err != nil {
 			return errorf(http.StatusBadRequest, CodeInvalidSessionID, "%v", err)
 		}
