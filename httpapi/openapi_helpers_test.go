@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -252,4 +253,35 @@ func (c *contract) run(tg *target, calls ...apiCall) {
 	for _, k := range calls {
 		c.expect(tg, k.status, k.code, k.method, k.path, k.body, k.hdr...)
 	}
+}
+
+// elsewhereCluster places every shard's leader on another node, at addr,
+// and no replica here: every session request is forwarded.
+type elsewhereCluster struct {
+	httpapi.Cluster
+	addr string
+}
+
+func (e elsewhereCluster) HasReplica(uint32) bool { return false }
+
+func (e elsewhereCluster) Leader(uint32) (string, string, bool) { return "n9", e.addr, false }
+
+// forwardingServer serves the test's node as one that holds no replica and
+// whose shard leaders are at an address nothing listens on.
+func forwardingServer(t *testing.T, n *node) *target {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	cfg := httpapi.DefaultConfig()
+	cfg.Logger = testLogger(t)
+	cfg.Cluster = elsewhereCluster{Cluster: n.node, addr: dead}
+	srv := httptest.NewServer(httpapi.New(n.node, cfg))
+	t.Cleanup(srv.Close)
+	// Redirects to the leader are checked, not followed.
+	client := &http.Client{Transport: n.client.Transport, Timeout: n.client.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &target{url: srv.URL, client: client}
 }

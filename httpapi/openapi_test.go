@@ -80,6 +80,7 @@ func TestRealResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	exerciseBadInput(c, tg)
 	strict, faults := strictServer(t, n)
 	exerciseStrictServer(c, strict, faults)
+	exerciseForwarding(c, forwardingServer(t, n))
 
 	for _, op := range c.spec.Operations() {
 		statuses := c.ops[op]
@@ -259,6 +260,20 @@ func exerciseStrictServer(c *contract, tg *target, faults *faultStore) {
 			c.expect(tg, status, "", "GET", "/v1/sessions", nil)
 		}
 		faults.fail(nil)
+	}
+}
+
+// exerciseForwarding sends requests a node forwards to a shard leader that
+// is down: the node itself answers, and names itself.
+func exerciseForwarding(c *contract, tg *target) {
+	c.run(tg,
+		apiCall{503, "no_leader", "GET", sessionPath("doc-1"), nil, nil},
+		apiCall{503, "no_leader", "POST", sessionPath("doc-1", "/messages"), `{"role":"user","content":"x"}`, nil},
+		apiCall{503, "no_leader", "GET", "/v1/sessions/doc-1/owner", nil, nil},
+	)
+	r := c.expect(tg, 307, "", "GET", sessionPath("doc-1", "?redirect=1"), nil)
+	if loc := r.Header.Get("Location"); !strings.HasSuffix(loc, "/api/chat/session/doc-1?redirect=1") {
+		c.t.Errorf("redirect to the leader: Location %q", loc)
 	}
 }
 
