@@ -80,6 +80,11 @@ func (c *contract) record(req *http.Request, r *response) {
 		c.t.Errorf("answer does not match the OpenAPI document: %v", err)
 		return
 	}
+	if r.Status < 400 {
+		if err := c.spec.CheckRequest(req); err != nil {
+			c.t.Errorf("the node took a request the OpenAPI document refuses: %v", err)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if got.Operation != "" {

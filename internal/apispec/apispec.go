@@ -112,6 +112,29 @@ func (s *Spec) CheckResponse(req *http.Request, status int, header http.Header, 
 	return Checked{Operation: route.Method + " " + route.Path, Code: errorCode(status, header, body)}, nil
 }
 
+// CheckRequest validates a request the node accepted against the
+// operation it matches: path, query and header parameters and the body,
+// so that what the document asks of clients is what nodes take.
+// Credentials are not checked. req's body is read through GetBody.
+func (s *Spec) CheckRequest(req *http.Request) error {
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		return fmt.Errorf("%s %s matches no operation: %w", req.Method, req.URL.Path, err)
+	}
+	r := req.Clone(context.Background())
+	if req.GetBody != nil {
+		if r.Body, err = req.GetBody(); err != nil {
+			return err
+		}
+	}
+	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
+	}
+	return nil
+}
+
 // CheckError validates an error answered before or outside routing against
 // the document's error response for its status (the one of
 // components/responses whose x-status is the status), and returns its code.
