@@ -24,6 +24,17 @@ import (
 	"github.com/sessiond/sessiond/shard"
 )
 
+// codesTheDocumentRefuses are the errors for requests whose parameters or
+// body break a rule the OpenAPI document states (a pattern, a range, a
+// required member), so the document must refuse the request too. The other
+// 400s depend on more than the request's shape (an id already stored, a
+// wait over 60s, a shard number above the shard count).
+var codesTheDocumentRefuses = []string{
+	"invalid_session_id", "invalid_json", "invalid_message", "too_many_messages", "invalid_fields",
+	"invalid_field_name", "messages_not_allowed", "invalid_consistency", "invalid_limit", "invalid_after",
+	"invalid_prefix", "invalid_if_match", "invalid_position", "invalid_expiry", "invalid_alarm", "content_too_large",
+}
+
 // contract sends requests to real servers and checks every answer against
 // the OpenAPI document, remembering which operations and error codes were
 // seen in answers that matched it.
@@ -80,9 +91,14 @@ func (c *contract) record(req *http.Request, r *response) {
 		c.t.Errorf("answer does not match the OpenAPI document: %v", err)
 		return
 	}
-	if r.Status < 400 {
+	switch {
+	case r.Status < 400:
 		if err := c.spec.CheckRequest(req); err != nil {
 			c.t.Errorf("the node took a request the OpenAPI document refuses: %v", err)
+		}
+	case slices.Contains(codesTheDocumentRefuses, got.Code):
+		if c.spec.CheckRequest(req) == nil {
+			c.t.Errorf("%s: the node refused it (%s), but the OpenAPI document allows it", r, got.Code)
 		}
 	}
 	c.mu.Lock()
