@@ -98,7 +98,13 @@ func newForwarder(node string, tlsConf *tls.Config) *forwarder {
 			resp.Header.Add(forwardedByHeader, node)
 			return nil
 		},
-		ErrorHandler: forwardError,
+		// The leader did not answer, so this node does: it names itself
+		// as on every other answer (the header was dropped so that the
+		// leader's own would come through).
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("X-Sessiond-Node", node)
+			forwardError(w, r, err)
+		},
 	}
 	return f
 }

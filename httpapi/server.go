@@ -156,6 +156,7 @@ func (s *Server) routes() {
 	g.DELETE("/pending-match", s.deleteField, sc)
 
 	e.GET("/v1/cluster", s.clusterStatus)
+	e.GET("/v1/openapi.json", s.openAPI)
 	e.GET("/v1/sessions/:id/owner", s.sessionOwner, s.sessionScope)
 	e.POST("/v1/shards/:shard/transfer-leadership", s.transferLeadership)
 	e.POST("/v1/nodes/:id/drain", s.drainNode)

@@ -60,19 +60,26 @@ func sessiondBinary(t *testing.T) string {
 	return binPath
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// All n listeners are open at once, so the kernel cannot hand out one port
-// twice.
+// handedOut holds every port freePorts returned in this process: a port is
+// only probed, not held, until its node starts, so without this record the
+// next node's probe could get a port the previous node has not bound yet.
+var handedOut sync.Map
+
+// freePorts returns n loopback ports that were free a moment ago and that
+// no earlier call returned.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
+	var ports []int
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		defer l.Close() // held until all n are picked
+		port := l.Addr().(*net.TCPAddr).Port
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
+			ports = append(ports, port)
+		}
 	}
 	return ports
 }

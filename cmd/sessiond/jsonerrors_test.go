@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/apispec"
 )
 
 // rawRequest writes req on a new connection and reads the response.
@@ -31,8 +33,13 @@ func rawRequest(t *testing.T, addr, req string) (*http.Response, []byte) {
 }
 
 // Requests net/http refuses before any handler runs still get the API's
-// JSON error envelope, never a text/plain body.
+// JSON error envelope, never a text/plain body, as the OpenAPI document
+// describes it for their status.
 func TestUnparsableRequestsGetJSONErrors(t *testing.T) {
+	spec, err := apispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := newProc(t, 1)
 	p.start()
 	cases := []struct {
@@ -54,6 +61,9 @@ func TestUnparsableRequestsGetJSONErrors(t *testing.T) {
 		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" ||
 			json.Unmarshal(body, &e) != nil || e.Error.Code != c.code || e.Error.Message == "" {
 			t.Errorf("%s: %d %s %q, want %d JSON %s", c.name, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.code)
+		}
+		if _, err := spec.CheckError(resp.StatusCode, resp.Header, body); err != nil {
+			t.Errorf("%s: the answer does not match the OpenAPI document: %v", c.name, err)
 		}
 	}
 	// Well-formed requests are untouched.

@@ -96,6 +96,7 @@ func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
 		{http.MethodDelete, "/api/chat/session/victim", ""},
 		{http.MethodGet, "/api/chat/session/victim", ""},
 		{http.MethodGet, "/v1/cluster", ""},
+		{http.MethodGet, "/v1/openapi.json", ""},
 		{http.MethodPost, "/v1/nodes/n2/drain", ""},
 		{http.MethodPost, "/v1/shards/0/transfer-leadership", ""},
 		{http.MethodPost, "/internal/v1/shards/0/replica", ""},
@@ -114,6 +115,7 @@ func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
 	wrongScope := []struct{ method, path, token, body string }{
 		{http.MethodPost, "/api/chat/session/victim/messages", readToken, msg},
 		{http.MethodGet, "/v1/cluster", dataToken, ""},
+		{http.MethodGet, "/v1/openapi.json", dataToken, ""},
 		{http.MethodPost, "/v1/nodes/n2/drain", dataToken, ""},
 		{http.MethodPost, "/v1/nodes/n2/drain", readToken, ""},
 		{http.MethodPost, "/v1/shards/0/transfer-leadership", readToken, ""},
@@ -151,6 +153,9 @@ func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
 	}
 	if code, body := do(t, http.MethodGet, n2.url("/v1/cluster"), readToken, ""); code != http.StatusOK {
 		t.Fatalf("GET /v1/cluster with the read token = %d %s", code, body)
+	}
+	if code, body := do(t, http.MethodGet, n2.url("/v1/openapi.json"), readToken, ""); code != http.StatusOK || !bytes.Contains(body, []byte(`"openapi": "3.1.0"`)) {
+		t.Fatalf("GET /v1/openapi.json with the read token = %d %.80s", code, body)
 	}
 }
 
