@@ -19,7 +19,7 @@ export async function startProxy(target) {
     const chunks = [];
     for await (const c of req) chunks.push(c);
     const body = Buffer.concat(chunks);
-    seen.push({ method: req.method, path: req.url, body: body.toString() });
+    seen.push({ method: req.method, path: req.url, body: body.toString(), lastEventId: req.headers['last-event-id'] });
     const i = faults.findIndex((f) => f.method === req.method);
     const fault = i >= 0 ? faults.splice(i, 1)[0] : undefined;
     if (fault?.kind === 'overloaded') {
@@ -42,9 +42,13 @@ export async function startProxy(target) {
       }
       res.writeHead(upRes.statusCode, upRes.headers);
       if (upRes.headers['content-type'] === 'text/event-stream') {
+        // Open until the client closes it (or cutStreams does).
         const s = { req, upRes };
         streams.add(s);
-        upRes.on('close', () => streams.delete(s));
+        res.on('close', () => {
+          streams.delete(s);
+          upRes.destroy();
+        });
       }
       upRes.pipe(res);
     });
@@ -58,11 +62,12 @@ export async function startProxy(target) {
     fail(method, kind) { faults.push({ method, kind }); },
     /** cutStreams breaks every change stream passing through, as a dying node would. */
     cutStreams() {
+      const n = streams.size;
       for (const s of streams) {
         s.upRes.destroy();
         s.req.socket.destroy();
       }
-      return streams.size;
+      return n;
     },
     openStreams: () => streams.size,
     close() {
