@@ -49,6 +49,20 @@ test('no node reachable fails with unreachable after the retries', async () => {
   await assert.rejects(chat.updateState({ a: 1 }), { name: 'SessiondError', status: 0, code: 'unreachable' });
 });
 
+test('a node that does not answer in timeoutMs: a read moves on to the next node, a write fails as outcome_unknown', async () => {
+  const id = freshID();
+  await direct.session(id).updateState({ step: 'search' });
+  const client = new SessiondClient({ baseUrls: [proxy.url, node.url], token: TOKENS.data, timeoutMs: 300, minDelayMs: 10 });
+  proxy.fail('GET', 'hang');
+  assert.equal((await client.session(id).getState()).step, 'search');
+  assert.equal(client.current, 1);
+  proxy.fail('PUT', 'hang');
+  const err = await viaProxy(id, { timeoutMs: 300 }).updateState({ step: 'dates' }).catch((e) => e);
+  assert.equal(err.code, 'outcome_unknown');
+  assert.match(err.message, /no answer within 300 ms/);
+  assert.equal(requests(proxy, 'PUT', id).length, 1);
+});
+
 test('503 overloaded (not applied) is retried and the write applied once', async () => {
   const id = freshID();
   proxy.fail('PUT', 'overloaded');

@@ -65,6 +65,12 @@ function parseETag(h) {
   return m ? Number(m[1]) : undefined;
 }
 
+// withID gives a message object without an id one; anything else goes
+// as it is, for sessiond to judge.
+function withID(m) {
+  return m && typeof m === 'object' && !Array.isArray(m) && m.id == null ? { ...m, id: newID() } : m;
+}
+
 function newID() {
   return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
@@ -269,7 +275,7 @@ export class ChatSessionClient {
    * applied: its retry would fail on the version it moved itself.
    */
   async addMessages(messages, { ifMatch, idempotencyKey, signal } = {}) {
-    const body = { messages: idempotencyKey ? messages : messages.map((m) => (m.id ? m : { ...m, id: newID() })) };
+    const body = { messages: idempotencyKey ? messages : messages.map(withID) };
     const headers = conditional(ifMatch);
     if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
     const res = await this.client.request('POST', `${this.path}/messages`, {
@@ -309,30 +315,30 @@ export class ChatSessionClient {
   }
 
   /** One field's value; undefined when it is not set. */
-  async getField(name, opts) { return this.getAt(`/state/${encodeURIComponent(name)}`, opts); }
+  async getField(name, opts) { return this.#getAt(`/state/${encodeURIComponent(name)}`, opts); }
 
   /** Sets one field (null deletes it): {name, value, version}. */
-  async setField(name, value, opts) { return this.putAt(`/state/${encodeURIComponent(name)}`, value, opts); }
+  async setField(name, value, opts) { return this.#putAt(`/state/${encodeURIComponent(name)}`, value, opts); }
 
   /** Deletes one field; false when it was not set. */
-  async deleteField(name, opts) { return this.deleteAt(`/state/${encodeURIComponent(name)}`, opts); }
+  async deleteField(name, opts) { return this.#deleteAt(`/state/${encodeURIComponent(name)}`, opts); }
 
   /** The pendingMatch field; undefined when none is pending. */
-  async pendingMatch(opts) { return this.getAt('/pending-match', opts); }
+  async pendingMatch(opts) { return this.#getAt('/pending-match', opts); }
 
   /** Sets pendingMatch: {name, value, version}. */
-  async setPendingMatch(match, opts) { return this.putAt('/pending-match', match, opts); }
+  async setPendingMatch(match, opts) { return this.#putAt('/pending-match', match, opts); }
 
   /** Clears pendingMatch; false when none was pending. */
-  async clearPendingMatch(opts) { return this.deleteAt('/pending-match', opts); }
+  async clearPendingMatch(opts) { return this.#deleteAt('/pending-match', opts); }
 
   /** Deletes the session; false when it did not exist. */
-  async delete(opts) { return this.deleteAt('', opts); }
+  async delete(opts) { return this.#deleteAt('', opts); }
 
   /** Where the session lives: {session, shard, leader, replicas}. */
   async owner(opts) { return this.client.owner(this.id, opts); }
 
-  async getAt(sub, { consistency, signal } = {}) {
+  async #getAt(sub, { consistency, signal } = {}) {
     try {
       return (await this.client.request('GET', this.path + sub + query({ consistency }), { signal })).body;
     } catch (err) {
@@ -341,11 +347,11 @@ export class ChatSessionClient {
     }
   }
 
-  async putAt(sub, value, { ifMatch, signal } = {}) {
+  async #putAt(sub, value, { ifMatch, signal } = {}) {
     return (await this.client.request('PUT', this.path + sub, { body: value, headers: conditional(ifMatch), signal })).body;
   }
 
-  async deleteAt(sub, { ifMatch, signal } = {}) {
+  async #deleteAt(sub, { ifMatch, signal } = {}) {
     try {
       await this.client.request('DELETE', this.path + sub, { headers: conditional(ifMatch), signal });
       return true;
@@ -423,32 +429,39 @@ async function* watchStream(client, path, after, signal) {
  * standard defines them: {type, id, data} per event; comments are skipped.
  */
 export async function* parseEvents(body) {
+  let ev = { type: 'message', data: [], id: undefined };
+  for await (const line of lines(body)) {
+    if (line === '') {
+      if (ev.data.length > 0) yield { type: ev.type, id: ev.id, data: ev.data.join('\n') };
+      ev = { type: 'message', data: [], id: undefined };
+      continue;
+    }
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') ev.type = value;
+    else if (field === 'data') ev.data.push(value);
+    else if (field === 'id' && !value.includes('\0')) ev.id = value;
+  }
+}
+
+// lines splits a byte stream into lines ended by \r\n, \r or \n; an
+// unterminated last line is dropped, as an unfinished event is.
+async function* lines(body) {
   const decoder = new TextDecoder();
   let buf = '';
-  let ev = { type: 'message', data: [], id: undefined };
   for await (const chunk of chunks(body)) {
     buf += decoder.decode(chunk, { stream: true });
     let nl;
-    while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
-      // A lone \r at the end of the buffer may be half of \r\n.
-      if (buf[nl] === '\r' && nl === buf.length - 1) break;
-      const line = buf.slice(0, nl);
+    // A \r at the end of the buffer may be half of a \r\n: wait for more.
+    while ((nl = buf.search(/\r\n|\r(?!$)|\n/)) >= 0) {
+      yield buf.slice(0, nl);
       buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (ev.data.length > 0) yield { type: ev.type, id: ev.id, data: ev.data.join('\n') };
-        ev = { type: 'message', data: [], id: undefined };
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'event') ev.type = value;
-      else if (field === 'data') ev.data.push(value);
-      else if (field === 'id' && !value.includes('\0')) ev.id = value;
     }
   }
+  if (buf.endsWith('\r')) yield buf.slice(0, -1); // the stream ended the line
 }
 
 // chunks iterates a ReadableStream through a reader (not every browser

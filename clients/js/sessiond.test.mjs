@@ -207,3 +207,27 @@ test('owner, cluster and the session list answer with a token of the read scope'
   assert.deepEqual(ids, [...ids].sort());
   assert.equal((await ops.cluster()).shardCount, 4);
 });
+
+test('the Next.js messages route of the README stores a browser\'s message once per Idempotency-Key and passes errors on', async () => {
+  process.env.SESSIOND_URLS = node.url;
+  process.env.SESSIOND_TOKEN = TOKENS.data;
+  const route = await import('./examples/nextjs-messages-route.js');
+  const id = `js-${process.pid}-route`;
+  const post = (body, headers = {}) => route.POST(new Request(`http://app/api/chat/session/${id}/messages`,
+    { method: 'POST', body, headers }), { params: { id } });
+  const turn = JSON.stringify({ role: 'user', content: 'Find me a flight to Lisbon' });
+  const first = await post(turn, { 'Idempotency-Key': 'browser-turn-1' });
+  assert.equal(first.status, 201);
+  const stored = await first.json();
+  assert.equal(stored.id, 'browser-turn-1');
+  assert.deepEqual(await (await post(turn, { 'Idempotency-Key': 'browser-turn-1' })).json(), stored);
+  const page = await (await route.GET(new Request(`http://app/api/chat/session/${id}/messages?after=0`), { params: { id } })).json();
+  assert.deepEqual(page.messages, [stored]);
+  for (const [body, status, code] of [['{', 400, 'invalid_json'], ['null', 400, 'invalid_message'],
+    ['"text"', 400, 'invalid_message'], ['{"role":"user"}', 400, 'invalid_message']]) {
+    const res = await post(body);
+    assert.equal(res.status, status, body);
+    assert.equal((await res.json()).error.code, code, body);
+  }
+  assert.equal((await client.session(id).getState()).messages.length, 1);
+});

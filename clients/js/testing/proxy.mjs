@@ -2,14 +2,15 @@
 // failures a client meets in production: a node that refuses (503
 // overloaded), a write whose outcome the node could not learn (applied,
 // then 503 outcome_unknown), a connection that breaks after the request
-// was sent, and change streams cut mid-way.
+// was sent, a node that never answers, and change streams cut mid-way.
 
 import { createServer, request } from 'node:http';
 
 /**
  * startProxy forwards every request to target. fail(method, kind) makes
- * the next matching request fail as kind: 'overloaded' (not forwarded),
- * 'outcome_unknown' or 'reset' (forwarded, its answer replaced).
+ * the next request of that method fail as kind: 'overloaded' (not
+ * forwarded), 'hang' (never answered), 'outcome_unknown' or 'reset'
+ * (forwarded, its answer replaced).
  */
 export async function startProxy(target) {
   const faults = [];
@@ -22,6 +23,7 @@ export async function startProxy(target) {
     seen.push({ method: req.method, path: req.url, body: body.toString(), lastEventId: req.headers['last-event-id'] });
     const i = faults.findIndex((f) => f.method === req.method);
     const fault = i >= 0 ? faults.splice(i, 1)[0] : undefined;
+    if (fault?.kind === 'hang') return; // neither forwarded nor answered
     if (fault?.kind === 'overloaded') {
       res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
       res.end('{"error":{"code":"overloaded","message":"injected by the test proxy"}}\n');
