@@ -1,8 +1,8 @@
-// Test support: a real sessiond node, built from this repository (or
-// SESSIOND_BIN), on free loopback ports with a data directory of its own.
+// Test support: real sessiond nodes, built from this repository (or
+// SESSIOND_BIN), on free loopback ports with data directories of their own.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
 
-/** The tokens the node accepts, by scope. */
+/** The tokens the nodes accept, by scope. */
 export const TOKENS = {
   data: 'data-token-for-the-js-client-tests',
   read: 'read-token-for-the-js-client-tests',
@@ -36,48 +36,80 @@ function binary(dir) {
   return bin;
 }
 
+/** startNode starts a one-node cluster; see startCluster. */
+export async function startNode(opts) {
+  const [node] = await startCluster({ ...opts, nodes: 1 });
+  return node;
+}
+
 /**
- * startNode starts one sessiond with tokens on and waits until /readyz
- * answers 200. stop() kills it and deletes its directory.
+ * startCluster starts nodes that form one cluster (4 shards, tokens on) and
+ * waits until each answers /readyz with 200. Each node has id, url, log()
+ * and stop() (SIGTERM: it drains and exits; SIGKILL after 30 s); the
+ * cluster's directory is deleted once every node has stopped.
  */
-export async function startNode({ readyTimeoutMs = 60000 } = {}) {
+export async function startCluster({ nodes = 3, readyTimeoutMs = 60000 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sessiond-js-'));
   const bin = binary(dir);
   const tokens = join(dir, 'tokens');
   writeFileSync(tokens, Object.entries(TOKENS).map(([scope, t]) => `${scope} ${t}\n`).join(''), { mode: 0o600 });
-  const [http, raft, gossip] = [await freePort(), await freePort(), await freePort()];
+  const ports = [];
+  for (let i = 0; i < nodes; i++) ports.push({ http: await freePort(), raft: await freePort(), gossip: await freePort() });
+  const peers = ports.map((p) => `127.0.0.1:${p.gossip}`).join(',');
+  const started = ports.map((p, i) => spawnNode(bin, join(dir, `node${i + 1}`), `js${i + 1}`, p,
+    ['--token-file', tokens, '--shards', '4', '--bootstrap-expect', String(nodes), ...(nodes > 1 ? ['--join', peers] : [])]));
+  let running = started.length;
+  for (const node of started) {
+    const stop = node.stop;
+    node.stop = async () => {
+      await stop();
+      if (--running === 0) rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  try {
+    await Promise.all(started.map((node) => node.ready(readyTimeoutMs)));
+  } catch (err) {
+    await Promise.all(started.map((node) => node.stop()));
+    throw err;
+  }
+  return started;
+}
+
+function spawnNode(bin, dir, id, ports, flags) {
+  mkdirSync(dir);
   const logFile = join(dir, 'sessiond.log');
   const log = openSync(logFile, 'w');
-  const proc = spawn(bin, ['--node-id', 'js1', '--data-dir', join(dir, 'data'), '--shards', '4',
-    '--http-addr', `127.0.0.1:${http}`, '--raft-addr', `127.0.0.1:${raft}`, '--gossip-addr', `127.0.0.1:${gossip}`,
-    '--token-file', tokens], { stdio: ['ignore', log, log] });
+  const proc = spawn(bin, ['--node-id', id, '--data-dir', join(dir, 'data'), '--http-addr', `127.0.0.1:${ports.http}`,
+    '--raft-addr', `127.0.0.1:${ports.raft}`, '--gossip-addr', `127.0.0.1:${ports.gossip}`, ...flags], { stdio: ['ignore', log, log] });
   closeSync(log);
   const exited = new Promise((res) => proc.once('exit', res));
   const kill = () => proc.kill('SIGKILL');
   process.once('exit', kill);
-  const url = `http://127.0.0.1:${http}`;
-  const node = {
+  const url = `http://127.0.0.1:${ports.http}`;
+  const logText = () => readFileSync(logFile, 'utf8');
+  return {
+    id,
     url,
-    log: () => readFileSync(logFile, 'utf8'),
+    log: logText,
     async stop() {
       process.removeListener('exit', kill);
-      proc.kill('SIGTERM');
-      const t = setTimeout(kill, 5000);
-      await exited;
-      clearTimeout(t);
-      rmSync(dir, { recursive: true, force: true });
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(kill, 30000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+    async ready(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (proc.exitCode !== null) throw new Error(`sessiond ${id} exited with ${proc.exitCode}:\n${logText()}`);
+        try {
+          if ((await fetch(`${url}/readyz`)).status === 200) return;
+        } catch { /* not listening yet */ }
+        if (Date.now() > deadline) throw new Error(`sessiond ${id} not ready within ${timeoutMs} ms:\n${logText()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
   };
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`sessiond exited with ${proc.exitCode}:\n${node.log()}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return node;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) {
-      await node.stop();
-      throw new Error(`sessiond not ready within ${readyTimeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
