@@ -63,6 +63,16 @@ test('a node that does not answer in timeoutMs: a read moves on to the next node
   assert.equal(requests(proxy, 'PUT', id).length, 1);
 });
 
+test('a blocking read may take its whole wait, beyond timeoutMs, in one request', async () => {
+  const id = freshID();
+  await direct.session(id).addMessage({ role: 'user', content: 'first' });
+  const waiting = viaProxy(id, { timeoutMs: 300 }).getMessages({ after: 1, wait: '20s' });
+  await new Promise((r) => setTimeout(r, 1000));
+  await direct.session(id).addMessage({ role: 'assistant', content: 'second' });
+  assert.deepEqual((await waiting).messages.map((m) => m.content), ['second']);
+  assert.equal(requests(proxy, 'GET', id).length, 1);
+});
+
 test('503 overloaded (not applied) is retried and the write applied once', async () => {
   const id = freshID();
   proxy.fail('PUT', 'overloaded');
@@ -173,6 +183,26 @@ test('a cut stream resumes on the next node from the last event id: every messag
   assert.deepEqual(contents, Array.from({ length: 10 }, (_, i) => `m${i + 1}`));
   const resumed = requests(proxy2, 'GET', id).filter((r) => r.path.endsWith('/events'));
   assert.equal(resumed[0]?.lastEventId, cutAfter);
+});
+
+test('a stream that goes silent is replaced after streamIdleMs, resuming from the last event id', async () => {
+  const id = freshID();
+  const writer = direct.session(id);
+  await writer.addMessage({ role: 'user', content: 'm1' });
+  const client = new SessiondClient({ baseUrls: [proxy.url, proxy2.url], token: TOKENS.data, minDelayMs: 10, streamIdleMs: 500 });
+  const contents = [];
+  for await (const ev of client.session(id).watch()) {
+    if (ev.type === 'snapshot') {
+      contents.push(...ev.data.messages.map((m) => m.content));
+      assert.equal(proxy.stallStreams(), 1);
+      await writer.addMessage({ role: 'user', content: 'm2' });
+      continue;
+    }
+    contents.push(ev.data.content);
+    if (ev.data.content === 'm2') break;
+  }
+  assert.deepEqual(contents, ['m1', 'm2']);
+  assert.equal(client.current, 1);
 });
 
 test('breaking out of a watch closes its stream', async () => {

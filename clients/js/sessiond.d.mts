@@ -25,6 +25,8 @@ export interface ClientOptions {
   /** Backoff between attempts: doubling from minDelayMs up to maxDelayMs (Retry-After wins when longer). */
   minDelayMs?: number;
   maxDelayMs?: number;
+  /** A change stream that brings no data for this long (ms) is replaced by a new connection; default 45000. */
+  streamIdleMs?: number;
 }
 
 export interface CallOptions {
@@ -171,7 +173,7 @@ export class SessiondClient {
    * the request may be sent again after it may have been applied (default: GET and HEAD).
    */
   request<T = any>(method: string, path: string, opts?: CallOptions & {
-    body?: unknown; headers?: Record<string, string>; repeatable?: boolean;
+    body?: unknown; headers?: Record<string, string>; repeatable?: boolean; timeoutMs?: number;
   }): Promise<{ status: number; headers: Headers; node: string; body: T }>;
 }
 

@@ -7,7 +7,7 @@
 // applied, never after outcome_unknown or a connection that broke after
 // the request was sent. See README.md next to this file.
 
-const DEFAULTS = { timeoutMs: 10000, retries: 4, minDelayMs: 100, maxDelayMs: 2000 };
+const DEFAULTS = { timeoutMs: 10000, retries: 4, minDelayMs: 100, maxDelayMs: 2000, streamIdleMs: 45000 };
 
 // 503 codes and 429 that mean "not applied": any request may be sent again.
 const NOT_APPLIED = new Set(['no_leader', 'not_ready', 'overloaded', 'shutting_down',
@@ -127,10 +127,10 @@ export class SessiondClient {
    * request sends one API request and returns {status, body, headers, node}
    * for a 2xx or 304; any other answer throws SessiondError. repeatable
    * says the request may be sent again even if it might have been applied
-   * (reads, appends with message ids).
+   * (reads, appends with message ids); timeoutMs bounds each attempt.
    */
-  async request(method, path, { body, headers, repeatable = method === 'GET' || method === 'HEAD', signal } = {}) {
-    const { retries, timeoutMs, minDelayMs, maxDelayMs } = this.opts;
+  async request(method, path, { body, headers, repeatable = method === 'GET' || method === 'HEAD', signal, timeoutMs = this.opts.timeoutMs } = {}) {
+    const { retries, minDelayMs, maxDelayMs } = this.opts;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     let last;
     for (let attempt = 0; attempt <= retries; attempt++) {
@@ -287,7 +287,9 @@ export class ChatSessionClient {
   /** One page: {messages, version, total, nextAfter?, hasMore}; wait ('30s') blocks until a message after `after` exists. */
   async getMessages({ after, limit, wait, consistency, signal } = {}) {
     try {
-      return (await this.client.request('GET', `${this.path}/messages` + query({ after, limit, wait, consistency }), { signal })).body;
+      // A blocking read may take the longest wait sessiond allows (60 s) before its answer.
+      const timeoutMs = wait ? 60000 + this.client.opts.timeoutMs : undefined;
+      return (await this.client.request('GET', `${this.path}/messages` + query({ after, limit, wait, consistency }), { signal, timeoutMs })).body;
     } catch (err) {
       if (err.code === 'session_not_found') return { messages: [], version: 0, total: 0, hasMore: false };
       throw err;
@@ -376,45 +378,50 @@ export class ChatSessionClient {
 
 async function* watchStream(client, path, after, signal) {
   const ctl = linked(signal, 0);
+  const { retries, minDelayMs, maxDelayMs, streamIdleMs } = client.opts;
   let last = after === undefined ? undefined : String(after);
-  let failures = 0;
+  let failures = 0; // connections in a row that brought no event
   try {
     for (let attempt = 0; ; attempt++) {
-      if (failures > 0) {
-        const ms = Math.min(client.opts.maxDelayMs, client.opts.minDelayMs * 2 ** (failures - 1));
-        await sleep(ms * (0.5 + Math.random() / 2), ctl.signal);
-      }
+      if (failures > 0) await sleep(Math.min(maxDelayMs, minDelayMs * 2 ** (failures - 1)) * (0.5 + Math.random() / 2), ctl.signal);
       const i = (client.current + attempt) % client.baseUrls.length;
       const url = client.baseUrls[i] + path;
       failures++;
-      let res;
+      // The node sends a comment every 15 s: a stream silent for longer
+      // than streamIdleMs lost its node without a word, and is replaced.
+      const conn = linked(ctl.signal, 0);
+      let idle;
+      const arm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => conn.abort(new SessiondError(0, 'timeout', `no data within ${streamIdleMs} ms`)), streamIdleMs);
+      };
       try {
         const headers = await client.authHeaders({ Accept: 'text/event-stream' });
         if (last !== undefined) headers['Last-Event-ID'] = last;
-        res = await client.fetch(url, { headers, signal: ctl.signal });
-      } catch (err) {
-        if (ctl.signal.aborted) return;
-        if (failures > client.opts.retries) throw err;
-        continue;
-      }
-      if (res.status !== 200) {
-        const err = decodeError(res, await res.text(), url, res.headers.get('X-Sessiond-Node') ?? '');
-        if (!NOT_APPLIED.has(err.code) || failures > client.opts.retries) throw err;
-        continue;
-      }
-      try {
-        for await (const ev of parseEvents(res.body)) {
+        arm();
+        const res = await client.fetch(url, { headers, signal: conn.signal });
+        if (res.status !== 200) {
+          const err = decodeError(res, await res.text(), url, res.headers.get('X-Sessiond-Node') ?? '');
+          if (!NOT_APPLIED.has(err.code) || failures > retries) throw err;
+          continue;
+        }
+        const body = res.body.pipeThrough(new TransformStream({ transform(chunk, c) { arm(); c.enqueue(chunk); } }));
+        for await (const ev of parseEvents(body)) {
           if (ev.type === 'resume') break; // the node ends the stream: go elsewhere
           if (ev.id !== undefined) last = ev.id;
           failures = 0;
           client.current = i;
-          if (ev.type === 'message' || ev.type === 'snapshot' || ev.type === 'fields' || ev.type === 'deleted' || ev.type === 'alarm') {
-            yield { type: ev.type, id: ev.id, data: JSON.parse(ev.data) };
-          }
+          if (STREAM_EVENTS.has(ev.type)) yield { type: ev.type, id: ev.id, data: JSON.parse(ev.data) };
         }
       } catch (err) {
         if (ctl.signal.aborted) return;
-        // a broken stream: reconnect from the last event seen
+        if (err instanceof SessiondError && err.status > 0) throw err;
+        if (failures > retries) throw new SessiondError(0, 'unreachable', `${url}: ${reason(err)}`, { url, cause: err });
+        // else a stream that broke or never came: reconnect from the last event seen
+      } finally {
+        clearTimeout(idle);
+        conn.abort();
+        conn.done();
       }
       if (ctl.signal.aborted) return;
     }
@@ -423,6 +430,8 @@ async function* watchStream(client, path, after, signal) {
     ctl.done();
   }
 }
+
+const STREAM_EVENTS = new Set(['snapshot', 'message', 'fields', 'deleted', 'alarm']);
 
 /**
  * parseEvents reads Server-Sent Events from a byte stream as the HTML

@@ -2,7 +2,8 @@
 // failures a client meets in production: a node that refuses (503
 // overloaded), a write whose outcome the node could not learn (applied,
 // then 503 outcome_unknown), a connection that breaks after the request
-// was sent, a node that never answers, and change streams cut mid-way.
+// was sent, a node that never answers, and change streams cut or stalled
+// mid-way.
 
 import { createServer, request } from 'node:http';
 
@@ -45,7 +46,7 @@ export async function startProxy(target) {
       res.writeHead(upRes.statusCode, upRes.headers);
       if (upRes.headers['content-type'] === 'text/event-stream') {
         // Open until the client closes it (or cutStreams does).
-        const s = { req, upRes };
+        const s = { req, res, upRes };
         streams.add(s);
         res.on('close', () => {
           streams.delete(s);
@@ -70,6 +71,14 @@ export async function startProxy(target) {
         s.req.socket.destroy();
       }
       return n;
+    },
+    /** stallStreams stops passing the change streams on without closing them, as a node cut off by the network. */
+    stallStreams() {
+      for (const s of streams) {
+        s.upRes.unpipe(s.res);
+        s.upRes.pause();
+      }
+      return streams.size;
     },
     openStreams: () => streams.size,
     close() {
