@@ -71,6 +71,22 @@ function withID(m) {
   return m && typeof m === 'object' && !Array.isArray(m) && m.id == null ? { ...m, id: newID() } : m;
 }
 
+// segment escapes a path segment exactly as Go escapes a path: sessiond
+// unescapes a path's parameters only when that escaping reproduces the
+// path, and so takes ids such as user@host:1 only with @ and : as they are.
+function segment(s) {
+  return encodeURIComponent(s).replace(/%(24|26|2B|2C|3A|3B|3D|40)/g, (e) => decodeURIComponent(e))
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+// fieldPath is the route of one field. A '/' must be escaped in a path,
+// which sessiond would not unescape: such a field is reached through
+// updateState and getFields instead.
+function fieldPath(name) {
+  if (String(name).includes('/')) throw new TypeError(`sessiond: field name ${JSON.stringify(name)} has a '/'; use updateState and getFields for it`);
+  return `/state/${segment(name)}`;
+}
+
 function newID() {
   return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
@@ -99,7 +115,7 @@ export class SessiondClient {
   async cluster(opts) { return (await this.request('GET', '/v1/cluster', opts)).body; }
 
   /** Where a session lives: {session, shard, leader, replicas}. */
-  async owner(id, opts) { return (await this.request('GET', `/v1/sessions/${encodeURIComponent(id)}/owner`, opts)).body; }
+  async owner(id, opts) { return (await this.request('GET', `/v1/sessions/${segment(id)}/owner`, opts)).body; }
 
   /** One page of the cluster's sessions: {sessions, next?}. */
   async listSessions({ prefix, after, limit, ...opts } = {}) {
@@ -221,7 +237,7 @@ export class ChatSessionClient {
     if (typeof id !== 'string' || id === '') throw new TypeError('sessiond: a session id is a non-empty string');
     this.id = id;
     this.client = client instanceof SessiondClient ? client : new SessiondClient(client);
-    this.path = `/api/chat/session/${encodeURIComponent(id)}`;
+    this.path = `/api/chat/session/${segment(id)}`;
   }
 
   /** The whole session; one that does not exist yet reads as {id, messages: [], version: 0}. */
@@ -317,13 +333,13 @@ export class ChatSessionClient {
   }
 
   /** One field's value; undefined when it is not set. */
-  async getField(name, opts) { return this.#getAt(`/state/${encodeURIComponent(name)}`, opts); }
+  async getField(name, opts) { return this.#getAt(fieldPath(name), opts); }
 
   /** Sets one field (null deletes it): {name, value, version}. */
-  async setField(name, value, opts) { return this.#putAt(`/state/${encodeURIComponent(name)}`, value, opts); }
+  async setField(name, value, opts) { return this.#putAt(fieldPath(name), value, opts); }
 
   /** Deletes one field; false when it was not set. */
-  async deleteField(name, opts) { return this.#deleteAt(`/state/${encodeURIComponent(name)}`, opts); }
+  async deleteField(name, opts) { return this.#deleteAt(fieldPath(name), opts); }
 
   /** The pendingMatch field; undefined when none is pending. */
   async pendingMatch(opts) { return this.#getAt('/pending-match', opts); }

@@ -164,6 +164,21 @@ test('delete removes the session and reports whether it existed', async () => {
   assert.equal(await chat.delete(), false);
 });
 
+test('session ids and field names with every character sessiond allows round-trip through the URL', async () => {
+  const chat = client.session(`user@example.com:${process.pid}.chat_1-a`);
+  await chat.addMessage({ role: 'user', content: 'hi' });
+  const name = "a b?#%ü!'()*$&+,;=:@~";
+  await chat.setField(name, 1);
+  const state = await chat.getState();
+  assert.equal(state.id, chat.id);
+  assert.equal(state[name], 1);
+  assert.equal(await chat.getField(name), 1);
+  assert.equal(await chat.deleteField(name), true);
+  await assert.rejects(chat.setField('a/b', 1), TypeError, 'a name with a / is refused before it is sent');
+  assert.deepEqual(await chat.getFields(), {});
+  assert.equal((await chat.owner().catch((e) => e)).code, 'forbidden', 'owner needs the read scope');
+});
+
 test('bad input is refused with the API error code and changes nothing', async () => {
   const bad = client.session('not a valid id!');
   await assert.rejects(bad.getState(), { name: 'SessiondError', status: 400, code: 'invalid_session_id' });
