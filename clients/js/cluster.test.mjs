@@ -14,7 +14,7 @@ before(async () => {
 });
 after(() => Promise.all(nodes.map((n) => n.stop())));
 
-test('a watch and the requests of one client survive the drain of the node they used: every message once, in order', async () => {
+test('a watch and the requests of one client survive the drain of the node they used: every message once, in order', { timeout: 180000 }, async () => {
   const client = new SessiondClient({ baseUrls: nodes.map((n) => n.url), token: TOKENS.data, minDelayMs: 20 });
   const writer = new SessiondClient({ baseUrls: [nodes[1].url, nodes[2].url], token: TOKENS.data });
   const id = `cluster-${process.pid}`;

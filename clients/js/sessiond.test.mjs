@@ -97,7 +97,7 @@ test('getMessages pages by seq and messages() iterates every page in order', asy
   assert.deepEqual(await fresh().getMessages(), { messages: [], version: 0, total: 0, hasMore: false });
 });
 
-test('getMessages with wait answers when a later message is appended', async () => {
+test('getMessages with wait answers when a later message is appended', { timeout: 30000 }, async () => {
   const chat = fresh();
   await chat.addMessage({ role: 'user', content: 'first' });
   const waiting = chat.getMessages({ after: 1, wait: '30s' });
@@ -107,7 +107,7 @@ test('getMessages with wait answers when a later message is appended', async () 
   assert.deepEqual(page.messages.map((m) => m.content), ['second']);
 });
 
-test('pendingMatch helpers set, read and clear the pendingMatch field', async () => {
+test('the pendingMatch methods set, read and clear the pendingMatch field', async () => {
   const chat = fresh();
   assert.equal(await chat.pendingMatch(), undefined);
   const set = await chat.setPendingMatch({ flight: 'TP545', price: 129 });
@@ -119,7 +119,7 @@ test('pendingMatch helpers set, read and clear the pendingMatch field', async ()
   assert.equal(await chat.clearPendingMatch(), false);
 });
 
-test('field helpers set, read and delete one field', async () => {
+test('the field methods set, read and delete one field', async () => {
   const chat = fresh();
   await chat.setField('bookingInfo', { ref: 'ABC123' });
   assert.deepEqual(await chat.getField('bookingInfo'), { ref: 'ABC123' });
