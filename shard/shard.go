@@ -168,9 +168,6 @@ func (s *Shard) ID() uint32 { return s.id }
 // FSM is the replica's state. Read it only after Read confirmed the level.
 func (s *Shard) FSM() *fsm.FSM { return s.fsm }
 
-// Raft exposes the raft instance to the packages that manage membership.
-func (s *Shard) Raft() *raft.Raft { return s.raft }
-
 // HasState reports whether the replica has any raft state on disk, i.e. it
 // was bootstrapped or has joined a group.
 func (s *Shard) HasState() (bool, error) {
@@ -354,31 +351,6 @@ func (s *Shard) Close() error {
 		}
 	})
 	return err
-}
-
-// Configuration returns the latest raft configuration this replica knows
-// and its log index (the prevIndex for the next membership change).
-func (s *Shard) Configuration() (raft.Configuration, uint64, error) {
-	f := s.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return raft.Configuration{}, 0, err
-	}
-	return f.Configuration(), f.Index(), nil
-}
-
-// InConfiguration reports whether this node is a member of the latest
-// configuration this replica knows.
-func (s *Shard) InConfiguration() bool {
-	cfg, _, err := s.Configuration()
-	if err != nil {
-		return true // unknown: assume membership, the safe answer for deletion
-	}
-	for _, srv := range cfg.Servers {
-		if string(srv.ID) == s.nodeID {
-			return true
-		}
-	}
-	return false
 }
 
 // LastContact is when this replica last heard from a leader (now, if it
