@@ -66,7 +66,7 @@ func (n *Node) CreateReplica(s uint32) error {
 func (n *Node) ReplicaStatus(s uint32) (ReplicaStatus, error) {
 	r := n.host.Shard(s)
 	if r == nil {
-		return ReplicaStatus{}, &shard.ErrShardNotHosted{Shard: s}
+		return ReplicaStatus{}, &shard.NotHostedError{Shard: s}
 	}
 	st := r.Status()
 	return ReplicaStatus{Shard: s, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex, InConfig: r.InConfiguration()}, nil
@@ -77,7 +77,7 @@ func (n *Node) ReplicaStatus(s uint32) (ReplicaStatus, error) {
 func (n *Node) Membership(s uint32) (Membership, error) {
 	r := n.host.Shard(s)
 	if r == nil {
-		return Membership{}, &shard.ErrShardNotHosted{Shard: s}
+		return Membership{}, &shard.NotHostedError{Shard: s}
 	}
 	if !r.IsLeader() {
 		id, addr := r.Leader()
