@@ -80,7 +80,14 @@ type Config struct {
 // bring the pipelined transport back; nothing else may change it.
 var maxRPCsInFlight = 1
 
-// Shard is one local replica of one raft group.
+// Shard is one local replica of one raft group, and the only owner of its
+// raft instance: other packages change the group through Shard's methods.
+//
+// A Shard is safe for concurrent use. Apply, TransferLeadership and the
+// membership changes block until raft answers (within the Timing bounds) or
+// the replica closes; Read blocks until the replica may be read, ctx ends or
+// the replica closes; the accessors (ID, IsLeader, Leader, Status, indexes)
+// do not block. Close blocks until the replica's goroutines have ended.
 type Shard struct {
 	id           uint32
 	nodeID       string
