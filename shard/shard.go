@@ -248,8 +248,9 @@ func (s *Shard) establishLeadership() {
 // await waits for f like f.Error(), but returns ErrShutdown once the replica
 // closes: hashicorp/raft never answers a future that is still queued (its
 // apply and verify channels are buffered) when it shuts down
-// (hashicorp/raft#498), and waiting on one would hang the caller, and Close,
-// which waits for the shard's own goroutines, forever.
+// (TestCloseDuringAppliesAnswersEveryApply provokes it), and waiting on one
+// would hang the caller, and Close, which waits for the shard's own
+// goroutines, forever.
 func (s *Shard) await(f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
