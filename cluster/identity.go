@@ -1,6 +1,3 @@
-// Package cluster turns a node's shard host into a member of a sessiond
-// cluster: the persisted cluster identity, bootstrap, and (as the cluster
-// grows) membership, placement and the reconciler.
 package cluster
 
 import (

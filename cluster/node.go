@@ -91,6 +91,13 @@ func orDefault[T int | time.Duration](v, def T) T {
 // Node is this process's membership in a cluster: its shard replicas, its
 // gossip view of the other nodes, and the loops that form the cluster and
 // spread shard leadership.
+//
+// A Node is safe for concurrent use; its loops run on goroutines of their
+// own from Start until Close. Apply, Read and the replica calls block as
+// the shard's do, calls to other nodes are bounded by their context or a
+// timeout of their own, and Drain blocks until the node has handed off its
+// shards or ctx ends. Close and Kill block until every loop has returned
+// and every replica has shut down.
 type Node struct {
 	cfg     Config
 	logger  *slog.Logger

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/shard"
 )
 
 // The reconciler runs on every node for the shards it leads. Each round it
@@ -21,8 +23,10 @@ import (
 //
 // Replicas are added before any is removed, so a group never has fewer
 // voters than the placement asks for while a move is under way. Every change
-// passes the configuration index it was computed from as prevIndex, so a
-// concurrent change fails instead of stacking.
+// passes the configuration index it was computed from as prevIndex, so that
+// a concurrent change fails instead of stacking; that index is 0 for now
+// (see shard.Configuration), which turns the check off, and raft only
+// serializes the changes.
 
 // catchUpLag is how close (in log entries) a new replica must be to the
 // leader's last index before it is promoted to voter.
@@ -159,7 +163,8 @@ func (n *Node) reconcileShard(s uint32) bool {
 	for _, v := range voters {
 		if m, ok := n.members.get(v); ok && m.live() && m.Formed && !m.HostsShard(s) &&
 			v != n.cfg.NodeID && time.Since(m.Since) > 10*time.Second && len(voters) > 1 {
-			return n.changeConfig(s, "remove replica that lost its data", v, "", r.Raft().RemoveServer(raft.ServerID(v), idx, 5*time.Second))
+			index, err := r.RemoveReplica(v, idx)
+			return n.changeConfig(s, "remove replica that lost its data", v, "", index, err)
 		}
 	}
 
@@ -173,10 +178,11 @@ func (n *Node) reconcileShard(s uint32) bool {
 			continue
 		}
 		st, err := n.peers.replicaStatus(ctx, m.HTTPAddr, s)
-		if err != nil || st.LastIndex+catchUpLag < r.Raft().LastIndex() {
+		if err != nil || st.LastIndex+catchUpLag < r.LastIndex() {
 			return false // still catching up
 		}
-		return n.changeConfig(s, "promote caught-up replica", "", id, r.Raft().AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
+		index, err := r.Promote(id, m.RaftAddr, idx)
+		return n.changeConfig(s, "promote caught-up replica", "", id, index, err)
 	}
 
 	// 3. Add a placed node that has no replica yet, as a learner.
@@ -203,7 +209,8 @@ func (n *Node) reconcileShard(s uint32) bool {
 			}
 		}
 		n.moves.set(&Move{Shard: s, From: from, To: id, Step: "catching-up", Started: time.Now()})
-		return n.changeConfig(s, "add learner", "", id, r.Raft().AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), idx, 5*time.Second))
+		index, err := r.AddLearner(id, m.RaftAddr, idx)
+		return n.changeConfig(s, "add learner", "", id, index, err)
 	}
 
 	// 4. Every placed node is a voter: remove what is no longer placed.
@@ -215,7 +222,8 @@ func (n *Node) reconcileShard(s uint32) bool {
 			n.handOff(s, desired)
 			return false
 		}
-		if !n.changeConfig(s, "remove replica no longer placed", id, "", r.Raft().RemoveServer(raft.ServerID(id), idx, 5*time.Second)) {
+		index, err := r.RemoveReplica(id, idx)
+		if !n.changeConfig(s, "remove replica no longer placed", id, "", index, err) {
 			return false
 		}
 		if m, ok := n.members.get(id); ok && m.live() {
@@ -227,22 +235,24 @@ func (n *Node) reconcileShard(s uint32) bool {
 	}
 	if mv != nil {
 		n.logger.Info("replica move finished", "shard", s, "from", mv.From, "to", mv.To,
-			"duration", time.Since(mv.Started).Round(time.Millisecond), "log_index", r.Raft().LastIndex(),
+			"duration", time.Since(mv.Started).Round(time.Millisecond), "log_index", r.LastIndex(),
 			"snapshot_bytes", r.SnapshotSize())
 		n.moves.set(&Move{Shard: s})
 	}
 	return false
 }
 
-// changeConfig waits for a membership change and logs it.
-func (n *Node) changeConfig(s uint32, what, removed, added string, f raft.IndexFuture) bool {
-	if err := f.Error(); err != nil {
-		if !errors.Is(err, raft.ErrNotLeader) && !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+// changeConfig logs the outcome of a membership change. Losing leadership,
+// or a transfer under way, is no failure: the next leader reconciles.
+func (n *Node) changeConfig(s uint32, what, removed, added string, index uint64, err error) bool {
+	if err != nil {
+		var nle *shard.NotLeaderError
+		if !errors.As(err, &nle) && !errors.Is(err, shard.ErrNotEnqueued) {
 			n.logger.Warn("shard membership change failed", "shard", s, "change", what, "err", err)
 		}
 		return false
 	}
-	n.logger.Info("shard membership changed", "shard", s, "change", what, "removed", removed, "added", added, "index", f.Index())
+	n.logger.Info("shard membership changed", "shard", s, "change", what, "removed", removed, "added", added, "index", index)
 	return true
 }
 

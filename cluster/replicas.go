@@ -66,7 +66,7 @@ func (n *Node) CreateReplica(s uint32) error {
 func (n *Node) ReplicaStatus(s uint32) (ReplicaStatus, error) {
 	r := n.host.Shard(s)
 	if r == nil {
-		return ReplicaStatus{}, &shard.ErrShardNotHosted{Shard: s}
+		return ReplicaStatus{}, &shard.NotHostedError{Shard: s}
 	}
 	st := r.Status()
 	return ReplicaStatus{Shard: s, LastIndex: st.LastIndex, AppliedIndex: st.AppliedIndex, InConfig: r.InConfiguration()}, nil
@@ -77,7 +77,7 @@ func (n *Node) ReplicaStatus(s uint32) (ReplicaStatus, error) {
 func (n *Node) Membership(s uint32) (Membership, error) {
 	r := n.host.Shard(s)
 	if r == nil {
-		return Membership{}, &shard.ErrShardNotHosted{Shard: s}
+		return Membership{}, &shard.NotHostedError{Shard: s}
 	}
 	if !r.IsLeader() {
 		id, addr := r.Leader()
@@ -88,7 +88,7 @@ func (n *Node) Membership(s uint32) (Membership, error) {
 		return Membership{}, err
 	}
 	m := Membership{Shard: s, Leader: n.cfg.NodeID, ConfigIndex: idx,
-		Committed: r.Raft().CommitIndex() >= idx, Voters: []string{}, Nonvoters: []string{}}
+		Committed: r.CommitIndex() >= idx, Voters: []string{}, Nonvoters: []string{}}
 	for _, srv := range cfg.Servers {
 		if srv.Suffrage == raft.Voter {
 			m.Voters = append(m.Voters, string(srv.ID))
@@ -104,16 +104,6 @@ func (n *Node) leaderMembership(ctx context.Context, s uint32) (Membership, erro
 	id, addr, local := n.Leader(s)
 	if local {
 		return n.Membership(s)
-	}
-	if id == "" {
-		// A removed replica stops hearing from the leader; gossip still
-		// knows who leads.
-		for _, m := range n.members.list() {
-			if m.live() && m.NodeID != n.cfg.NodeID && m.LeadsShard(s) {
-				id, addr = m.NodeID, m.HTTPAddr
-				break
-			}
-		}
 	}
 	if id == "" {
 		return Membership{}, shard.ErrNoLeader

@@ -138,7 +138,7 @@ var ErrNoOtherVoter = errors.New("the shard has no other replica to lead it")
 func (n *Node) TransferLeadership(s uint32, to string) error {
 	r := n.host.Shard(s)
 	if r == nil {
-		return &shard.ErrShardNotHosted{Shard: s}
+		return &shard.NotHostedError{Shard: s}
 	}
 	if !r.IsLeader() {
 		id, addr := r.Leader()

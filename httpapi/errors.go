@@ -75,7 +75,7 @@ func unavailable(code, msg string) *apiError {
 // applied" (outcome_unknown), which only an idempotent retry may follow.
 func storeError(err error) *apiError {
 	var nle *shard.NotLeaderError
-	var nh *shard.ErrShardNotHosted
+	var nh *shard.NotHostedError
 	var nsp *cluster.NoSpaceError
 	switch {
 	case errors.As(err, &nsp):

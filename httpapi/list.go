@@ -118,7 +118,7 @@ func (s *Server) listShard(ctx context.Context, sh uint32, q listQuery) (cluster
 			return localPage(state, q), nil
 		}
 		var nle *shard.NotLeaderError
-		var nh *shard.ErrShardNotHosted
+		var nh *shard.NotHostedError
 		if cl == nil || !(errors.As(err, &nle) || errors.As(err, &nh)) {
 			return cluster.SessionPage{}, err
 		}

@@ -245,7 +245,7 @@ func exerciseStrictServer(c *contract, tg *target, faults *faultStore) {
 		"no_leader":            &shard.NotLeaderError{Shard: 0},
 		"not_ready":            shard.ErrNotReady,
 		"shutting_down":        shard.ErrShutdown,
-		"shard_unavailable":    &shard.ErrShardNotHosted{Shard: 0},
+		"shard_unavailable":    &shard.NotHostedError{Shard: 0},
 		"timeout":              context.DeadlineExceeded,
 		"outcome_unknown":      shard.ErrOutcomeUnknown,
 		"insufficient_storage": &cluster.NoSpaceError{Shard: 0, Node: "n1"},

@@ -1,7 +1,13 @@
 // Package httpapi serves sessiond's HTTP API with echo: the chat-session
-// routes under /api/chat/session/{id}, the operations routes under /v1, and
-// health checks. It validates input, turns it into fsm commands and renders
-// results; it knows shards only through the small Store interface below.
+// routes under /api/chat/session/{id}, the operations routes under /v1, the
+// internal node-to-node routes under /internal/v1, and health checks. It
+// validates input, turns it into fsm commands and renders results. It
+// reaches the node through the interfaces it declares: Store (local shard
+// operations), Cluster (leaders, members, placement; forwarding), Replicas
+// (replica moves) and ShardLister. Their signatures use shard's types
+// (Consistency, Status and the shard errors it maps to API errors) and
+// cluster's (MemberStatus, Move, Alarm, Membership, SessionPage), so it
+// imports both packages for those types; *cluster.Node implements them.
 package httpapi
 
 import (

@@ -156,7 +156,7 @@ func TestApplyHonoursContextAndShutdown(t *testing.T) {
 }
 
 func isNotHosted(err error, id uint32) bool {
-	var nh *shard.ErrShardNotHosted
+	var nh *shard.NotHostedError
 	return errors.As(err, &nh) && nh.Shard == id
 }
 

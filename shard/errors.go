@@ -8,6 +8,8 @@ import (
 // The errors a shard operation can end with. They tell a caller whether the
 // write may have happened, which decides if retrying is safe:
 //
+//   - *NotHostedError: this node has no replica of the shard; nothing was
+//     proposed.
 //   - *NotLeaderError, ErrNoLeader, ErrNotEnqueued, and ErrShutdown returned
 //     before the command was proposed: the command was never appended to
 //     the log; retrying (elsewhere) is safe. A replica that shuts down while
@@ -44,4 +46,11 @@ func (e *NotLeaderError) Unwrap() error {
 		return ErrNoLeader
 	}
 	return nil
+}
+
+// NotHostedError means this node has no replica of the shard.
+type NotHostedError struct{ Shard uint32 }
+
+func (e *NotHostedError) Error() string {
+	return fmt.Sprintf("shard %d has no replica on this node", e.Shard)
 }

@@ -43,3 +43,7 @@ type (
 	ApplyArgsForTest  = ApplyArgs
 	ApplyReplyForTest = ApplyReply
 )
+
+// RaftStats is hashicorp/raft's Stats of replica s, for tests that look
+// at raft's own view of the log.
+func RaftStats(s *Shard) map[string]string { return s.raft.Stats() }

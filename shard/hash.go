@@ -14,8 +14,13 @@ func HashSessionID(id string) uint64 {
 	return h.Sum64()
 }
 
-// JumpHash maps key onto one of n buckets (Lamping & Veach, "A Fast, Minimal
-// Memory, Consistent Hash Algorithm", 2014).
+// JumpHash maps key onto one of n buckets with Lamping and Veach's jump
+// consistent hash. The loop follows the key's bucket as the bucket count
+// grows: a pseudo-random sequence seeded by the key says at which counts
+// the key jumps into the newest bucket, each jump landing further away, and
+// b is the last bucket it jumped to below n. Growing n to n+1 therefore moves
+// only the keys that jump into bucket n, about 1/(n+1) of them. The constants
+// are part of the on-disk format (see above).
 func JumpHash(key uint64, n int) int {
 	var b, j int64 = -1, 0
 	for j < int64(n) {

@@ -44,6 +44,12 @@ type HostConfig struct {
 }
 
 // Host holds the replicas this node runs and the mux they share.
+//
+// A Host is safe for concurrent use: replicas may be opened and closed
+// while other goroutines use the others. Apply and Read block as the
+// replica's do (Apply on a follower also waits for the leader's node to
+// answer over the raft port); Close blocks until every replica has shut
+// down.
 type Host struct {
 	cfg       HostConfig
 	mux       *Mux

@@ -166,7 +166,7 @@ func snapshotsTruncateTheLog(t *testing.T, kind string) {
 
 func snapshotIndex(t *testing.T, s *shard.Shard) uint64 {
 	t.Helper()
-	idx, err := strconv.ParseUint(s.Raft().Stats()["last_snapshot_index"], 10, 64)
+	idx, err := strconv.ParseUint(shard.RaftStats(s)["last_snapshot_index"], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func TestFollowersCatchUpAfterConflictingLeaderChanges(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if got := s.FSM().AppliedIndex(); got < want {
-			st := s.Raft().Stats()
+			st := shard.RaftStats(s)
 			t.Errorf("%s applied index %d, %v after the load stopped; the leader had applied %d (%s: last log %s, commit %s)",
 				h.id, got, catchUp, want, st["state"], st["last_log_index"], st["commit_index"])
 			lagging = true

@@ -80,7 +80,14 @@ type Config struct {
 // bring the pipelined transport back; nothing else may change it.
 var maxRPCsInFlight = 1
 
-// Shard is one local replica of one raft group.
+// Shard is one local replica of one raft group, and the only owner of its
+// raft instance: other packages change the group through Shard's methods.
+//
+// A Shard is safe for concurrent use. Apply, TransferLeadership and the
+// membership changes block until raft answers (within the Timing bounds) or
+// the replica closes; Read blocks until the replica may be read, ctx ends or
+// the replica closes; the accessors (ID, IsLeader, Leader, Status, indexes)
+// do not block. Close blocks until the replica's goroutines have ended.
 type Shard struct {
 	id           uint32
 	nodeID       string
@@ -168,9 +175,6 @@ func (s *Shard) ID() uint32 { return s.id }
 // FSM is the replica's state. Read it only after Read confirmed the level.
 func (s *Shard) FSM() *fsm.FSM { return s.fsm }
 
-// Raft exposes the raft instance to the packages that manage membership.
-func (s *Shard) Raft() *raft.Raft { return s.raft }
-
 // HasState reports whether the replica has any raft state on disk, i.e. it
 // was bootstrapped or has joined a group.
 func (s *Shard) HasState() (bool, error) {
@@ -244,8 +248,9 @@ func (s *Shard) establishLeadership() {
 // await waits for f like f.Error(), but returns ErrShutdown once the replica
 // closes: hashicorp/raft never answers a future that is still queued (its
 // apply and verify channels are buffered) when it shuts down
-// (hashicorp/raft#498), and waiting on one would hang the caller, and Close,
-// which waits for the shard's own goroutines, forever.
+// (TestCloseDuringAppliesAnswersEveryApply provokes it), and waiting on one
+// would hang the caller, and Close, which waits for the shard's own
+// goroutines, forever.
 func (s *Shard) await(f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
@@ -354,31 +359,6 @@ func (s *Shard) Close() error {
 		}
 	})
 	return err
-}
-
-// Configuration returns the latest raft configuration this replica knows
-// and its log index (the prevIndex for the next membership change).
-func (s *Shard) Configuration() (raft.Configuration, uint64, error) {
-	f := s.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return raft.Configuration{}, 0, err
-	}
-	return f.Configuration(), f.Index(), nil
-}
-
-// InConfiguration reports whether this node is a member of the latest
-// configuration this replica knows.
-func (s *Shard) InConfiguration() bool {
-	cfg, _, err := s.Configuration()
-	if err != nil {
-		return true // unknown: assume membership, the safe answer for deletion
-	}
-	for _, srv := range cfg.Servers {
-		if string(srv.ID) == s.nodeID {
-			return true
-		}
-	}
-	return false
 }
 
 // LastContact is when this replica last heard from a leader (now, if it

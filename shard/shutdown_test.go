@@ -15,9 +15,10 @@ import (
 
 // TestCloseDuringAppliesAnswersEveryApply closes a leader while clients are
 // applying. hashicorp/raft never answers a future that was queued when it
-// shut down (hashicorp/raft#498), so a Shard that waits on such a future
-// without also watching its own shutdown would hang its caller, or its own
-// Close, forever. Every Apply must return and Close must finish.
+// shut down (its buffered apply channel is never drained), so a Shard that
+// waits on such a future without also watching its own shutdown would hang
+// its caller, or its own Close, forever. Every Apply must return and Close
+// must finish.
 func TestCloseDuringAppliesAnswersEveryApply(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		h, s := single(t, nil)

@@ -3,29 +3,21 @@ package shard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/sessiond/sessiond/fsm"
 )
 
-// ErrShardNotHosted means this node has no replica of the shard.
-type ErrShardNotHosted struct{ Shard uint32 }
-
-func (e *ErrShardNotHosted) Error() string {
-	return fmt.Sprintf("shard %d has no replica on this node", e.Shard)
-}
-
 func (h *Host) local(id uint32) (*Shard, error) {
 	if s := h.Shard(id); s != nil {
 		return s, nil
 	}
-	return nil, &ErrShardNotHosted{Shard: id}
+	return nil, &NotHostedError{Shard: id}
 }
 
 // Apply proposes cmd on shard id through its local replica: directly when
 // it leads, otherwise by sending the command to the leader's host (see
-// applyAt). It fails with ErrShardNotHosted when there is no local replica.
+// applyAt). It fails with NotHostedError when there is no local replica.
 func (h *Host) Apply(ctx context.Context, id uint32, cmd *fsm.Command) (*fsm.Result, error) {
 	s, err := h.local(id)
 	if err != nil {

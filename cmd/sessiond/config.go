@@ -85,6 +85,7 @@ func parseConfig(args []string) (*config, error) {
 	host, _ := os.Hostname()
 	c := &config{}
 	fs := flag.NewFlagSet("sessiond", flag.ContinueOnError)
+	fs.Usage = func() { printUsage(fs.Output(), fs) }
 	var join, gossipKey, gossipKeyFile string
 	fs.StringVar(&c.NodeID, "node-id", host, "unique id of this node (default: hostname)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for raft logs, snapshots and cluster identity")
@@ -179,7 +180,7 @@ func applyEnv(fs *flag.FlagSet, args []string) error {
 	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		env := "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(f.Name)
 		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s=%q: %v", env, v, serr)

@@ -1,0 +1,135 @@
+package shard_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/shard"
+)
+
+// suffrageOf returns id's suffrage in the leader's latest configuration, or
+// "" when id is not a member.
+func suffrageOf(t *testing.T, s *shard.Shard, id string) string {
+	t.Helper()
+	cfg, _, err := s.Configuration()
+	if err != nil {
+		t.Fatalf("configuration: %v", err)
+	}
+	for _, srv := range cfg.Servers {
+		if string(srv.ID) == id {
+			if srv.Suffrage == raft.Voter {
+				return "voter"
+			}
+			return "nonvoter"
+		}
+	}
+	return ""
+}
+
+// addLearner opens an empty replica of shard 0 on a new host n2 and adds it
+// to lead's group as a learner. It returns the replica and the index of the
+// configuration that lists it.
+func addLearner(t *testing.T, lead *shard.Shard) (*testHost, *shard.Shard, uint64) {
+	t.Helper()
+	joiner := newTestHost(t, "n2", 1, nil)
+	replica := joiner.open(0)
+	_, idx, err := lead.Configuration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	learner, err := lead.AddLearner("n2", joiner.addr, idx)
+	if err != nil {
+		t.Fatalf("add learner: %v", err)
+	}
+	return joiner, replica, learner
+}
+
+func TestLearnerReceivesTheLogIsPromotedAndRemoved(t *testing.T) {
+	c := makeCluster(t, 1, 1, 0)
+	lead := c.leader(0)
+	mustAppend(t, lead, "chat", "before-join")
+
+	joiner, replica, learner := addLearner(t, lead)
+	if got := suffrageOf(t, lead, "n2"); got != "nonvoter" {
+		t.Fatalf("after AddLearner n2 is %q, want nonvoter", got)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if got, want := replica.FSM().AppliedIndex(), lead.FSM().AppliedIndex(); got < want {
+			return fmt.Errorf("learner applied %d of %d", got, want)
+		}
+		return nil
+	})
+	if _, ok := replica.FSM().Get("chat"); !ok {
+		t.Fatal("learner caught up without the session written before it joined")
+	}
+
+	promoted, err := lead.Promote("n2", joiner.addr, learner)
+	if err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	if promoted <= learner {
+		t.Fatalf("promotion committed at index %d, not after the learner's configuration at %d", promoted, learner)
+	}
+	if got := suffrageOf(t, lead, "n2"); got != "voter" {
+		t.Fatalf("after Promote n2 is %q, want voter", got)
+	}
+	if lead.CommitIndex() < promoted || lead.LastIndex() < promoted {
+		t.Fatalf("leader's commit index %d, last index %d: below the promotion at %d",
+			lead.CommitIndex(), lead.LastIndex(), promoted)
+	}
+
+	if _, err := lead.RemoveReplica("n2", promoted); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if got := suffrageOf(t, lead, "n2"); got != "" {
+		t.Fatalf("after RemoveReplica n2 is still a %s", got)
+	}
+}
+
+func TestMembershipChangeFromAStaleConfigurationChangesNothing(t *testing.T) {
+	c := makeCluster(t, 1, 1, 0)
+	lead := c.leader(0)
+	joiner, _, learner := addLearner(t, lead)
+	if _, err := lead.Promote("n2", joiner.addr, learner); err != nil {
+		t.Fatalf("promote from the learner's configuration: %v", err)
+	}
+
+	if _, err := lead.RemoveReplica("n2", learner); err == nil {
+		t.Fatal("removal computed from the configuration before the promotion succeeded")
+	}
+	if got := suffrageOf(t, lead, "n2"); got != "voter" {
+		t.Fatalf("after a refused removal n2 is %q, want still voter", got)
+	}
+}
+
+func TestMembershipChangeOnAFollowerNamesTheLeader(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	leaderID, _ := lead.Leader()
+	follower := c.followers(0, lead)[0]
+	_, idx, err := follower.Configuration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func() (uint64, error){
+		"add learner": func() (uint64, error) { return follower.AddLearner("n9", "127.0.0.1:1", idx) },
+		"promote":     func() (uint64, error) { return follower.Promote("n2", "127.0.0.1:1", idx) },
+		"remove":      func() (uint64, error) { return follower.RemoveReplica(leaderID, idx) },
+	} {
+		_, err := change()
+		var nle *shard.NotLeaderError
+		if !errors.As(err, &nle) {
+			t.Fatalf("%s on a follower: %v, want *NotLeaderError", name, err)
+		}
+		if nle.LeaderID != leaderID {
+			t.Errorf("%s on a follower names leader %q, want %q", name, nle.LeaderID, leaderID)
+		}
+	}
+	if got := suffrageOf(t, lead, "n9"); got != "" {
+		t.Fatalf("a change refused by a follower added n9 as %s", got)
+	}
+}
