@@ -163,6 +163,7 @@ func (s *Server) routes() {
 	e.GET("/readyz", s.readyz)
 	s.internalRoutes()
 	s.listRoutes()
+	s.consoleRoutes()
 }
 
 // nodeHeader names the serving node on every response, errors included.
