@@ -88,7 +88,7 @@ func startMembers(t *testing.T, n, shards int) []*member {
 			NodeID: id, DataDir: t.TempDir(), RaftListener: raftLn,
 			RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 			GossipBind: "127.0.0.1:0", Join: join, BootstrapExpect: n, ShardCount: shards, Replicas: 3,
-			Host:      shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
+			Host:      shard.HostConfig{Limits: fsm.DefaultLimits, Timing: patientTiming(), Snapshots: shard.DefaultSnapshots},
 			PeerToken: func() string { return adminToken },
 			Logger:    logger, TuneGossip: fastGossip, ReconcileInterval: 200 * time.Millisecond,
 		})
@@ -124,6 +124,15 @@ func startMembers(t *testing.T, n, shards int) []*member {
 		return nil
 	})
 	return members
+}
+
+// patientTiming is raft's timing for a host whose cores other builds and a
+// browser share: a slower heartbeat than a LAN's, so that leaders are not
+// deposed by a scheduling hiccup while the page is looked at.
+func patientTiming() shard.Timing {
+	t := shard.DefaultTiming
+	t.Heartbeat, t.LeaderLease = time.Second, 500*time.Millisecond
+	return t
 }
 
 func listen(t *testing.T) net.Listener {
