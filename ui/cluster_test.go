@@ -39,15 +39,30 @@ type member struct {
 	node     *cluster.Node
 	srv      *httptest.Server
 	url      string
-	killOnce sync.Once
+	stopOnce sync.Once
 }
 
-// kill stops the node as a crash would; later calls do nothing.
-func (m *member) kill() {
-	m.killOnce.Do(func() {
+// kill stops the node as a crash would; once stopped, it stays stopped.
+func (m *member) kill() { m.stop(false) }
+
+// drainAndLeave is what a drain request does to a sessiond process: hand
+// everything off, then close and leave the cluster.
+func (m *member) drainAndLeave() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_ = m.node.Drain(ctx)
+	m.stop(true)
+}
+
+func (m *member) stop(graceful bool) {
+	m.stopOnce.Do(func() {
 		m.srv.CloseClientConnections()
 		m.srv.Close()
-		m.node.Kill()
+		if graceful {
+			_ = m.node.Close()
+		} else {
+			m.node.Kill()
+		}
 	})
 }
 
@@ -100,11 +115,13 @@ func startMembers(t *testing.T, n, shards int) []*member {
 		cfg := httpapi.DefaultConfig()
 		cfg.Logger, cfg.Cluster, cfg.Replicas, cfg.Version = logger, node, node, "console-test"
 		cfg.Auth = &auth.Authenticator{Tokens: tokens}
-		srv := httptest.NewUnstartedServer(httpapi.New(node, cfg))
-		srv.Listener.Close()
-		srv.Listener = httpLn
-		srv.Start()
-		m := &member{id: id, node: node, srv: srv, url: srv.URL}
+		m := &member{id: id, node: node}
+		cfg.OnDrain = func() { go m.drainAndLeave() }
+		m.srv = httptest.NewUnstartedServer(httpapi.New(node, cfg))
+		m.srv.Listener.Close()
+		m.srv.Listener = httpLn
+		m.srv.Start()
+		m.url = m.srv.URL
 		t.Cleanup(m.kill)
 		members = append(members, m)
 	}

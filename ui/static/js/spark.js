@@ -36,16 +36,18 @@ export class Sparks {
       return h("div", { class: "spark", "data-node": id },
         h("h4", {}, id),
         points.length === 0
-          ? h("p", { class: "muted" }, "no raft log counters yet")
+          ? h("p", { class: "muted" }, "no readings of the shared raft log yet")
           : [
             line(points.map((p) => p.rate), "tput", `${id}: raft log writes per second`),
-            h("p", {}, `${last.rate.toFixed(1)} writes/s`),
+            h("p", {}, `${last.rate.toFixed(1)} writes/s · peak ${peak(points, "rate").toFixed(1)}`),
             line(points.map((p) => p.latency), "lat", `${id}: mean log commit time`),
-            h("p", {}, `${last.latency.toFixed(2)} ms per commit`),
+            h("p", {}, `${last.latency.toFixed(2)} ms per commit · peak ${peak(points, "latency").toFixed(2)}`),
           ]);
     }));
   }
 }
+
+const peak = (points, key) => Math.max(...points.map((p) => p[key]));
 
 function line(values, cls, label) {
   const svg = document.createElementNS(svgNS, "svg");
