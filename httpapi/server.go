@@ -74,9 +74,10 @@ type Config struct {
 	// DefaultMaxStreams.
 	MaxStreams int
 	// Auth authenticates requests; nil serves every request to anyone (no
-	// tokens configured). With it, every route but /healthz and /readyz
-	// needs a credential: the session routes the data scope, GET and HEAD
-	// of /v1 the read scope, everything else admin.
+	// tokens configured). With it, every route but /healthz, /readyz and
+	// the console's files (GET /ui/...) needs a credential: the session
+	// routes the data scope, GET and HEAD of /v1 the read scope, everything
+	// else admin.
 	Auth Authenticator
 	// PeerTLS, when set, makes the node reach other nodes' HTTP ports over
 	// HTTPS with this configuration (it presents the node's certificate),
