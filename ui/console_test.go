@@ -251,6 +251,9 @@ func TestConsoleShowsClusterRunsOperationsAndSurvivesNodeLoss(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#session img, #session script, #session b').length`); n != 0 {
 		t.Fatalf("the session's values became %d HTML elements", n)
 	}
+	b.do("list sessions by prefix", chromedp.SendKeys("#prefix", "console:"+kb.Enter))
+	b.waitJS("the session in the list", fmt.Sprintf(
+		`[...document.querySelectorAll('#session-list a.session-link')].map(a => a.textContent).join() === %s`, js(id)))
 	b.do("follow the session", chromedp.Click("#follow"))
 	b.waitJS("the stream", `document.getElementById('follow-state').textContent === 'following live changes'`)
 	mustCall(t, http.MethodPost, sess+"/messages", `{"id":"m3","role":"user","content":"May 3-7"}`, http.StatusCreated)

@@ -61,6 +61,7 @@ export class SessionExplorer {
     else meta.push(["Owner", owner.reason.message]);
     if (page.status === "rejected") {
       const missing = page.reason.code === "session_not_found";
+      if (!missing) this.retryWhileFollowing();
       meta.push([missing ? "State" : "Error", missing ? "no such session" : `${page.reason.message} (${page.reason.code})`]);
       this.renderMeta(meta);
       $("session-fields").textContent = "";
@@ -76,6 +77,7 @@ export class SessionExplorer {
     $("session-fields").textContent = fields.status === "fulfilled"
       ? JSON.stringify(fields.value, null, 2)
       : `${fields.reason.message} (${fields.reason.code})`;
+    if (fields.status === "rejected") this.retryWhileFollowing();
     fill($("messages"), p.messages.map((m) => h("li", { "data-seq": m.seq },
       h("div", { class: "head" },
         `#${m.seq} · `, h("span", { class: "role" }, m.role),
@@ -88,6 +90,15 @@ export class SessionExplorer {
     $("msg-range").textContent = p.messages.length ? `messages ${first}–${last} of ${p.total}` : "";
     this.nextAfter = p.hasMore ? p.nextAfter : 0;
     this.updatePager();
+  }
+
+  // retryWhileFollowing loads the session again soon after a failed load
+  // (a timeout, a leader election) when it is followed: the stream has
+  // already delivered the change the failed load was meant to show.
+  retryWhileFollowing() {
+    if (!this.stream) return;
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.load(), 2000);
   }
 
   renderMeta(rows) {
