@@ -50,10 +50,15 @@ export function bytes(n) {
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
+let bannerTimer = null;
+
 // banner shows a message at the top of the page; an empty text hides it.
+// A problem stays until it is replaced; news goes after 15 s.
 export function banner(text, bad = false) {
   const b = $("banner");
   b.textContent = text;
   b.hidden = !text;
   b.classList.toggle("bad", bad);
+  clearTimeout(bannerTimer);
+  if (text && !bad) bannerTimer = setTimeout(() => { b.hidden = true; }, 15000);
 }
