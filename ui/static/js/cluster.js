@@ -134,7 +134,8 @@ export class ClusterView {
       const state = m.draining && m.state === "alive" ? "draining" : m.state;
       return h("tr", { "data-node": m.id },
         h("th", { scope: "row" }, m.id, m.id === this.self ? " (serves this page)" : ""),
-        h("td", { class: `state state-${state}` }, state),
+        h("td", { class: `state state-${state}` }, state === "draining"
+          ? `draining: leads ${leaders.get(m.id) || 0}, holds ${m.replicas ?? "?"} replicas` : state),
         h("td", { class: v.view ? "" : "silent" }, v.view ? "yes" : `no: ${v.error || "unknown"}`),
         h("td", {}, (v.view && v.view.version) || ""),
         h("td", {}, m.httpAddr || ""),
