@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/internal/poll"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -199,17 +200,7 @@ func waitReady(t *testing.T, n *testNode) {
 // eventually polls f until it returns nil or the deadline passes.
 func eventually(t *testing.T, within time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, within, "condition", f)
 }
 
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -23,10 +23,14 @@ const (
 
 // requiredScope is what a request needs, decided from its method and path
 // alone so that unknown routes are denied too (deny by default). The health
-// checks are open: orchestrators probe them without credentials.
+// checks are open: orchestrators probe them without credentials; so are the
+// console's static files, which hold no data (the page sends the user's
+// token with every API request it makes).
 func requiredScope(method, path string) (scope auth.Scope, open bool) {
 	switch {
 	case path == "/healthz" || path == "/readyz":
+		return 0, true
+	case (path == "/ui" || strings.HasPrefix(path, "/ui/")) && (method == http.MethodGet || method == http.MethodHead):
 		return 0, true
 	case strings.HasPrefix(path, "/api/"):
 		return auth.ScopeData, false

@@ -199,26 +199,35 @@ func (s *Server) drainNode(c echo.Context) error {
 		s.cfg.OnDrain()
 		return c.JSON(http.StatusAccepted, map[string]any{"node": id, "draining": true})
 	}
-	if s.cfg.Cluster == nil {
-		return errorf(http.StatusNotFound, CodeNodeNotFound, "no node %q in this cluster", id)
+	m, err := s.liveMember(id)
+	if err != nil {
+		return err
 	}
-	for _, m := range s.cfg.Cluster.Members() {
-		if m.ID != id {
-			continue
-		}
-		if m.State != cluster.StateAlive && m.State != cluster.StateSuspect {
-			return errorf(http.StatusConflict, CodeNodeNotAlive, "node %q is %s", id, m.State)
-		}
-		if hops(c.Request()) >= maxHops {
-			return unavailable(CodeNoLeader, "drain request forwarded too often")
-		}
-		target := &url.URL{Scheme: s.forward.scheme, Host: m.HTTPAddr}
-		req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
-		c.Response().Header().Del("X-Sessiond-Node")
-		s.forward.proxy.ServeHTTP(c.Response(), req)
-		return nil
+	if hops(c.Request()) >= maxHops {
+		return unavailable(CodeNoLeader, "drain request forwarded too often")
 	}
-	return errorf(http.StatusNotFound, CodeNodeNotFound, "no node %q in this cluster", id)
+	target := &url.URL{Scheme: s.forward.scheme, Host: m.HTTPAddr}
+	req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
+	c.Response().Header().Del("X-Sessiond-Node")
+	s.forward.proxy.ServeHTTP(c.Response(), req)
+	return nil
+}
+
+// liveMember finds another member that is alive (or suspect), or returns
+// the API error saying why there is none.
+func (s *Server) liveMember(id string) (cluster.MemberStatus, error) {
+	if s.cfg.Cluster != nil {
+		for _, m := range s.cfg.Cluster.Members() {
+			if m.ID != id {
+				continue
+			}
+			if m.State != cluster.StateAlive && m.State != cluster.StateSuspect {
+				return m, errorf(http.StatusConflict, CodeNodeNotAlive, "node %q is %s", id, m.State)
+			}
+			return m, nil
+		}
+	}
+	return cluster.MemberStatus{}, errorf(http.StatusNotFound, CodeNodeNotFound, "no node %q in this cluster", id)
 }
 
 // healthz answers 200 while the process serves HTTP.

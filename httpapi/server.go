@@ -80,9 +80,10 @@ type Config struct {
 	// DefaultMaxStreams.
 	MaxStreams int
 	// Auth authenticates requests; nil serves every request to anyone (no
-	// tokens configured). With it, every route but /healthz and /readyz
-	// needs a credential: the session routes the data scope, GET and HEAD
-	// of /v1 the read scope, everything else admin.
+	// tokens configured). With it, every route but /healthz, /readyz and
+	// the console's files (GET /ui/...) needs a credential: the session
+	// routes the data scope, GET and HEAD of /v1 the read scope, everything
+	// else admin.
 	Auth Authenticator
 	// PeerTLS, when set, makes the node reach other nodes' HTTP ports over
 	// HTTPS with this configuration (it presents the node's certificate),
@@ -170,6 +171,7 @@ func (s *Server) routes() {
 	e.GET("/readyz", s.readyz)
 	s.internalRoutes()
 	s.listRoutes()
+	s.consoleRoutes()
 }
 
 // nodeHeader names the serving node on every response, errors included.

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/internal/poll"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -290,17 +291,7 @@ func mustAppend(t testing.TB, s *shard.Shard, session, msgID string) *fsm.Result
 // eventually polls f until it returns nil or within has passed.
 func eventually(t testing.TB, within time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, within, "condition", f)
 }
 
 // memSink is a raft.SnapshotSink that keeps the snapshot in memory.
