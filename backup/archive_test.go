@@ -98,6 +98,22 @@ func TestAnArchiveReadsBackWithItsManifestAndSnapshots(t *testing.T) {
 // rewrite copies an archive, letting edit change each file (nil drops it).
 func rewrite(t *testing.T, data []byte, edit func(name string, body []byte) []byte) []byte {
 	t.Helper()
+	return rewriteFiles(t, data, func(name string, body []byte) []tarFile {
+		if body = edit(name, body); body == nil {
+			return nil
+		}
+		return []tarFile{{name, body}}
+	})
+}
+
+type tarFile struct {
+	name string
+	body []byte
+}
+
+// rewriteFiles copies an archive, writing the files edit returns for each.
+func rewriteFiles(t *testing.T, data []byte, edit func(name string, body []byte) []tarFile) []byte {
+	t.Helper()
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
 	tr := tar.NewReader(bytes.NewReader(data))
@@ -110,14 +126,12 @@ func rewrite(t *testing.T, data []byte, edit func(name string, body []byte) []by
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(tr)
-		if body = edit(hdr.Name, body); body == nil {
-			continue
+		for _, f := range edit(hdr.Name, body) {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: int64(len(f.body)), Mode: 0o600}); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write(f.body)
 		}
-		hdr.Size = int64(len(body))
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(body)
 	}
 	tw.Close()
 	return out.Bytes()
@@ -185,27 +199,12 @@ func TestADamagedOrIncompleteArchiveIsRefusedAndLeavesNoFiles(t *testing.T) {
 // withFile adds a file before an archive's manifest.
 func withFile(t *testing.T, data []byte, name string, body []byte) []byte {
 	t.Helper()
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	tr := tar.NewReader(bytes.NewReader(data))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+	return rewriteFiles(t, data, func(n string, b []byte) []tarFile {
+		if n == backup.ManifestName {
+			return []tarFile{{name, body}, {n, b}}
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Name == backup.ManifestName {
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(body)), Mode: 0o600})
-			tw.Write(body)
-		}
-		b, _ := io.ReadAll(tr)
-		tw.WriteHeader(hdr)
-		tw.Write(b)
-	}
-	tw.Close()
-	return out.Bytes()
+		return []tarFile{{n, b}}
+	})
 }
 
 func TestSpoolSnapshotChecksSizeSumAndDecoding(t *testing.T) {
