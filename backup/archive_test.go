@@ -171,6 +171,12 @@ func TestADamagedOrIncompleteArchiveIsRefusedAndLeavesNoFiles(t *testing.T) {
 			}
 			return b
 		}),
+		"a manifest with an index below the snapshot's versions": rewrite(t, archive(t, snapshotOf(t, "a", "b", "c")), func(name string, b []byte) []byte {
+			if name == backup.ManifestName {
+				return bytes.Replace(b, []byte(`"index": 100`), []byte(`"index": 2`), 1)
+			}
+			return b
+		}),
 		"a manifest with a shard count that does not match": rewrite(t, good, func(name string, b []byte) []byte {
 			if name == backup.ManifestName {
 				return bytes.Replace(b, []byte(`"shardCount": 2`), []byte(`"shardCount": 3`), 1)
@@ -215,7 +221,7 @@ func TestSpoolSnapshotChecksSizeSumAndDecoding(t *testing.T) {
 	}
 	sum := a.Manifest.Shards[0].SHA256
 	dir := t.TempDir()
-	p, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, dir)
+	p, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, 100, dir)
 	if err != nil {
 		t.Fatalf("spool: %v", err)
 	}
@@ -224,8 +230,15 @@ func TestSpoolSnapshotChecksSizeSumAndDecoding(t *testing.T) {
 	}
 	os.Remove(p)
 	for name, in := range map[string][]byte{"short": snap[:len(snap)-1], "changed": append(snap[:len(snap)-1:len(snap)-1], snap[len(snap)-1]^1)} {
-		if _, err := backup.SpoolSnapshot(bytes.NewReader(in), int64(len(snap)), sum, dir); !errors.Is(err, backup.ErrInvalid) {
+		if _, err := backup.SpoolSnapshot(bytes.NewReader(in), int64(len(snap)), sum, 100, dir); !errors.Is(err, backup.ErrInvalid) {
 			t.Fatalf("%s snapshot: %v, want ErrInvalid", name, err)
+		}
+	}
+	// The snapshot holds version 1: it cannot have been taken before
+	// index 1, and index 0 or one beyond MaxIndex is no raft index.
+	for _, index := range []uint64{0, backup.MaxIndex + 1} {
+		if _, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, index, dir); !errors.Is(err, backup.ErrInvalid) {
+			t.Fatalf("snapshot at index %d: %v, want ErrInvalid", index, err)
 		}
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {

@@ -42,6 +42,9 @@ type entry struct {
 	size int64
 	sum  string
 	path string
+	// applied is the snapshot's own applied index, which with its
+	// sessions' versions must not exceed the raft index it was taken at.
+	applied uint64
 }
 
 // Read reads a whole archive from r and verifies it: a manifest of this
@@ -131,20 +134,16 @@ func readSnapshot(r io.Reader, name, dir string) (*entry, error) {
 	}
 	counted := &countingWriter{w: sink}
 	tee := io.TeeReader(r, counted)
-	if err := CheckSnapshot(tee); err != nil {
+	f := fsm.New(fsm.DefaultLimits)
+	if err := f.Restore(io.NopCloser(tee)); err != nil {
 		return e, invalid("%s: %v", name, err)
 	}
+	e.applied = max(f.AppliedIndex(), f.MaxVersion())
 	if _, err := io.Copy(counted, r); err != nil { // bytes after the end the decoder saw
 		return e, truncated(err)
 	}
 	e.size, e.sum = counted.n, hex.EncodeToString(h.Sum(nil))
 	return e, nil
-}
-
-// CheckSnapshot reports whether r holds a snapshot that decodes: one that
-// a replica can restore. It reads up to the snapshot's end.
-func CheckSnapshot(r io.Reader) error {
-	return fsm.New(fsm.DefaultLimits).Restore(io.NopCloser(r))
 }
 
 // check compares the manifest with the snapshot files read.
@@ -170,9 +169,30 @@ func (m *Manifest) check(entries map[string]*entry) error {
 		case e.sum != s.SHA256:
 			return invalid("shard %d: %s has SHA-256 %s, the manifest says %s", s.Shard, s.File, e.sum, s.SHA256)
 		}
+		if err := checkIndex(s.Index, e.applied); err != nil {
+			return invalid("shard %d: %v", s.Shard, err)
+		}
 	}
 	if len(entries) != m.ShardCount {
 		return invalid("the archive holds %d snapshot files for %d shards", len(entries), m.ShardCount)
+	}
+	return nil
+}
+
+// MaxIndex bounds the raft index of a snapshot a reader accepts, far above
+// any a cluster reaches, so that raft's index after a restore cannot wrap.
+const MaxIndex = 1 << 62
+
+// checkIndex checks a snapshot's raft index against what it holds: raft
+// takes a snapshot after applying everything in it, so its applied index
+// and every version in it are at most the snapshot's index. A larger one
+// would make later writes' versions go backwards.
+func checkIndex(index, applied uint64) error {
+	if index == 0 || index > MaxIndex {
+		return fmt.Errorf("raft index %d is out of range", index)
+	}
+	if applied > index {
+		return fmt.Errorf("holds index or version %d, after the raft index %d it was taken at", applied, index)
 	}
 	return nil
 }
@@ -196,13 +216,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // SpoolSnapshot copies one shard's snapshot, size bytes from r, into a new
-// file in dir and checks that it has the SHA-256 sum (hex) and decodes.
-// It returns the file's path; the caller removes it. A mismatch wraps
-// ErrInvalid and leaves no file.
-func SpoolSnapshot(r io.Reader, size int64, sum, dir string) (string, error) {
+// file in dir and checks that it has the SHA-256 sum (hex), decodes, and
+// holds nothing after raft index index. It returns the file's path; the
+// caller removes it. A mismatch wraps ErrInvalid and leaves no file.
+func SpoolSnapshot(r io.Reader, size int64, sum string, index uint64, dir string) (string, error) {
 	e, err := readSnapshot(io.LimitReader(r, size), "snapshot", dir)
 	if err == nil && (e.size != size || e.sum != sum) {
 		err = invalid("snapshot of %d bytes with SHA-256 %s, expected %d bytes with %s", e.size, e.sum, size, sum)
+	}
+	if err == nil {
+		if ierr := checkIndex(index, e.applied); ierr != nil {
+			err = invalid("%v", ierr)
+		}
 	}
 	if err != nil {
 		if e != nil && e.path != "" {

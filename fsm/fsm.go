@@ -100,6 +100,23 @@ func (f *FSM) Len() int {
 	return n
 }
 
+// MaxVersion is the highest session version, 0 without sessions: a check
+// that a restored state's versions are below the index it is restored at.
+// Safe from any goroutine.
+func (f *FSM) MaxVersion() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var max uint64
+	for _, b := range f.buckets {
+		for _, s := range b.sessions {
+			if s.Version > max {
+				max = s.Version
+			}
+		}
+	}
+	return max
+}
+
 // Bytes estimates the memory the sessions hold: the sum of their Size.
 // Safe from any goroutine.
 func (f *FSM) Bytes() int64 { return f.bytes.Load() }

@@ -145,7 +145,7 @@ func (s *Server) restoreShard(c echo.Context) error {
 		return err
 	}
 	return s.routeToLeader(c, sh, false, func(c echo.Context) error {
-		path, err := backup.SpoolSnapshot(r.Body, r.ContentLength, sum, s.scratchDir())
+		path, err := backup.SpoolSnapshot(r.Body, r.ContentLength, sum, index, s.scratchDir())
 		if err != nil {
 			return archiveError(err)
 		}
