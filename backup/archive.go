@@ -44,9 +44,10 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Manifest describes an archive. Every write acknowledged before StartedAt
-// is in it; writes acknowledged between StartedAt and FinishedAt may be,
-// each shard on its own (see the README).
+// Manifest describes an archive. At linearizable Consistency every write
+// acknowledged before StartedAt is in it, and writes acknowledged between
+// StartedAt and FinishedAt may be, each shard on its own (see the README);
+// at stale each shard is what the replica that took it had applied.
 type Manifest struct {
 	Format      string    `json:"format"`
 	Version     int       `json:"version"`

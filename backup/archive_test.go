@@ -86,6 +86,9 @@ func TestAnArchiveReadsBackWithItsManifestAndSnapshots(t *testing.T) {
 			t.Fatalf("shard %d snapshot differs from what was written", i)
 		}
 	}
+	if got := a.Summary(0); got != (fsm.Summary{Sessions: 2, MaxVersion: 2}) {
+		t.Fatalf("summary of shard 0 = %+v", got)
+	}
 	if m.Bytes() != int64(len(snaps[0])+len(snaps[1])+len(snaps[2])) {
 		t.Fatalf("Bytes = %d", m.Bytes())
 	}
@@ -221,23 +224,26 @@ func TestSpoolSnapshotChecksSizeSumAndDecoding(t *testing.T) {
 	}
 	sum := a.Manifest.Shards[0].SHA256
 	dir := t.TempDir()
-	p, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, 100, dir)
+	p, summary, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, 100, dir)
 	if err != nil {
 		t.Fatalf("spool: %v", err)
+	}
+	if summary != (fsm.Summary{Sessions: 1, MaxVersion: 1}) {
+		t.Fatalf("summary = %+v", summary)
 	}
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, snap) {
 		t.Fatalf("spooled file differs")
 	}
 	os.Remove(p)
 	for name, in := range map[string][]byte{"short": snap[:len(snap)-1], "changed": append(snap[:len(snap)-1:len(snap)-1], snap[len(snap)-1]^1)} {
-		if _, err := backup.SpoolSnapshot(bytes.NewReader(in), int64(len(snap)), sum, 100, dir); !errors.Is(err, backup.ErrInvalid) {
+		if _, _, err := backup.SpoolSnapshot(bytes.NewReader(in), int64(len(snap)), sum, 100, dir); !errors.Is(err, backup.ErrInvalid) {
 			t.Fatalf("%s snapshot: %v, want ErrInvalid", name, err)
 		}
 	}
 	// The snapshot holds version 1: it cannot have been taken before
 	// index 1, and index 0 or one beyond MaxIndex is no raft index.
 	for _, index := range []uint64{0, backup.MaxIndex + 1} {
-		if _, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, index, dir); !errors.Is(err, backup.ErrInvalid) {
+		if _, _, err := backup.SpoolSnapshot(bytes.NewReader(snap), int64(len(snap)), sum, index, dir); !errors.Is(err, backup.ErrInvalid) {
 			t.Fatalf("snapshot at index %d: %v, want ErrInvalid", index, err)
 		}
 	}

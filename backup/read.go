@@ -17,9 +17,13 @@ import (
 // Archive is an archive Read has verified. Its snapshots are in files of
 // their own when Read was given a directory.
 type Archive struct {
-	Manifest Manifest
-	files    map[uint32]string
+	Manifest  Manifest
+	files     map[uint32]string
+	summaries map[uint32]fsm.Summary
 }
+
+// Summary summarizes shard n's snapshot: its sessions and highest version.
+func (a *Archive) Summary(n uint32) fsm.Summary { return a.summaries[n] }
 
 // Open opens shard n's snapshot; it needs an archive read into a directory.
 func (a *Archive) Open(n uint32) (*os.File, error) {
@@ -45,6 +49,7 @@ type entry struct {
 	// applied is the snapshot's own applied index, which with its
 	// sessions' versions must not exceed the raft index it was taken at.
 	applied uint64
+	summary fsm.Summary
 }
 
 // Read reads a whole archive from r and verifies it: a manifest of this
@@ -54,7 +59,7 @@ type entry struct {
 // there (Archive.Open); on any error it removes them. Every error but a
 // failure to read r or write dir wraps ErrInvalid.
 func Read(r io.Reader, dir string) (*Archive, error) {
-	a := &Archive{files: map[uint32]string{}}
+	a := &Archive{files: map[uint32]string{}, summaries: map[uint32]fsm.Summary{}}
 	if err := a.read(r, dir); err != nil {
 		a.Remove()
 		return nil, err
@@ -104,6 +109,7 @@ func (a *Archive) read(r io.Reader, dir string) error {
 			return err
 		}
 		entries[hdr.Name] = e
+		a.summaries[n] = e.summary
 	}
 	if manifest == nil {
 		return invalid("no %s", ManifestName)
@@ -138,7 +144,8 @@ func readSnapshot(r io.Reader, name, dir string) (*entry, error) {
 	if err := f.Restore(io.NopCloser(tee)); err != nil {
 		return e, invalid("%s: %v", name, err)
 	}
-	e.applied = max(f.AppliedIndex(), f.MaxVersion())
+	e.summary = f.Summary()
+	e.applied = max(f.AppliedIndex(), e.summary.MaxVersion)
 	if _, err := io.Copy(counted, r); err != nil { // bytes after the end the decoder saw
 		return e, truncated(err)
 	}
@@ -217,9 +224,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // SpoolSnapshot copies one shard's snapshot, size bytes from r, into a new
 // file in dir and checks that it has the SHA-256 sum (hex), decodes, and
-// holds nothing after raft index index. It returns the file's path; the
-// caller removes it. A mismatch wraps ErrInvalid and leaves no file.
-func SpoolSnapshot(r io.Reader, size int64, sum string, index uint64, dir string) (string, error) {
+// holds nothing after raft index index. It returns the file's path, which
+// the caller removes, and the snapshot's summary. A mismatch wraps
+// ErrInvalid and leaves no file.
+func SpoolSnapshot(r io.Reader, size int64, sum string, index uint64, dir string) (string, fsm.Summary, error) {
 	e, err := readSnapshot(io.LimitReader(r, size), "snapshot", dir)
 	if err == nil && (e.size != size || e.sum != sum) {
 		err = invalid("snapshot of %d bytes with SHA-256 %s, expected %d bytes with %s", e.size, e.sum, size, sum)
@@ -233,7 +241,7 @@ func SpoolSnapshot(r io.Reader, size int64, sum string, index uint64, dir string
 		if e != nil && e.path != "" {
 			os.Remove(e.path)
 		}
-		return "", err
+		return "", fsm.Summary{}, err
 	}
-	return filepath.Clean(e.path), nil
+	return filepath.Clean(e.path), e.summary, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -37,8 +38,8 @@ func (n *Node) Backup(ctx context.Context, s uint32, c shard.Consistency) (*shar
 
 // RestoreBackup restores a backup into shard s, which this node must lead;
 // see shard.Shard.RestoreBackup.
-func (n *Node) RestoreBackup(ctx context.Context, s uint32, index uint64, size int64, body io.Reader) error {
-	return n.host.RestoreBackup(ctx, s, index, size, body)
+func (n *Node) RestoreBackup(ctx context.Context, s uint32, index uint64, size int64, body io.Reader, want fsm.Summary) error {
+	return n.host.RestoreBackup(ctx, s, index, size, body, want)
 }
 
 // FetchSnapshot asks another node that holds a replica of shard s (its
@@ -75,13 +76,12 @@ func (n *Node) FetchSnapshot(ctx context.Context, s uint32, c shard.Consistency)
 // PushSnapshot restores a backup snapshot of shard s, size bytes with the
 // given SHA-256, into the shard's leader on another node over POST
 // /internal/v1/shards/{s}/restore. A node that does not lead the shard
-// forwards the request to the one that does.
+// (any more) answers 503 no_leader and changes nothing; so does this call
+// when no leader is known or this node leads the shard by now, which
+// leaves the caller to try again with the leader it knows then.
 func (n *Node) PushSnapshot(ctx context.Context, s uint32, index uint64, size int64, sum string, body io.Reader) error {
 	id, addr, local := n.Leader(s)
-	if local {
-		return fmt.Errorf("shard %d is led by this node", s)
-	}
-	if id == "" || addr == "" {
+	if local || id == "" || addr == "" {
 		return &shard.NotLeaderError{Shard: s}
 	}
 	path := fmt.Sprintf("%s%d/restore?index=%d", internalPrefix, s, index)

@@ -100,21 +100,25 @@ func (f *FSM) Len() int {
 	return n
 }
 
-// MaxVersion is the highest session version, 0 without sessions: a check
-// that a restored state's versions are below the index it is restored at.
-// Safe from any goroutine.
-func (f *FSM) MaxVersion() uint64 {
+// Summary is what tells two states apart cheaply: how many sessions they
+// hold and their highest version.
+type Summary struct {
+	Sessions   int
+	MaxVersion uint64
+}
+
+// Summary summarizes the current state. Safe from any goroutine.
+func (f *FSM) Summary() Summary {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	var max uint64
+	var sum Summary
 	for _, b := range f.buckets {
+		sum.Sessions += len(b.sessions)
 		for _, s := range b.sessions {
-			if s.Version > max {
-				max = s.Version
-			}
+			sum.MaxVersion = max(sum.MaxVersion, s.Version)
 		}
 	}
-	return max
+	return sum
 }
 
 // Bytes estimates the memory the sessions hold: the sum of their Size.

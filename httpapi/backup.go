@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/sessiond/sessiond/backup"
 	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -32,7 +34,7 @@ const ShardCountHeader = "X-Sessiond-Shard-Count"
 // Without it the backup routes answer 404.
 type LocalBackups interface {
 	Backup(ctx context.Context, s uint32, c shard.Consistency) (*shard.BackupSnapshot, error)
-	RestoreBackup(ctx context.Context, s uint32, index uint64, size int64, body io.Reader) error
+	RestoreBackup(ctx context.Context, s uint32, index uint64, size int64, body io.Reader, want fsm.Summary) error
 }
 
 // PeerBackups reaches the replicas of other nodes; the Config's Cluster
@@ -133,9 +135,42 @@ func (s *Server) abortBackup(sh int, err error) {
 	panic(http.ErrAbortHandler)
 }
 
-// openSnapshot snapshots shard sh on the local replica when this node
+// unavailableFor bounds how long a backup or restore waits for a shard
+// that answers 503 (no leader during an election, a new leader not ready
+// yet): a new cluster's balancer moves leaders around just after it forms.
+const unavailableFor = 10 * time.Second
+
+// whileUnavailable calls f until it returns anything but a 503, ctx ends
+// or unavailableFor has passed, and returns its last error.
+func whileUnavailable(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(unavailableFor)
+	for {
+		err := f()
+		var ae *apiError
+		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// openSnapshot snapshots shard sh, waiting out a shard that is briefly
+// unavailable.
+func (s *Server) openSnapshot(ctx context.Context, lb LocalBackups, sh uint32, level shard.Consistency) (snap *shard.BackupSnapshot, err error) {
+	err = whileUnavailable(ctx, func() error {
+		snap, err = s.openSnapshotOnce(ctx, lb, sh, level)
+		return err
+	})
+	return snap, err
+}
+
+// openSnapshotOnce snapshots shard sh on the local replica when this node
 // holds one that can serve the level, else on a node that does.
-func (s *Server) openSnapshot(ctx context.Context, lb LocalBackups, sh uint32, level shard.Consistency) (*shard.BackupSnapshot, error) {
+func (s *Server) openSnapshotOnce(ctx context.Context, lb LocalBackups, sh uint32, level shard.Consistency) (*shard.BackupSnapshot, error) {
 	cl := s.cfg.Cluster
 	if cl == nil || cl.HasReplica(sh) {
 		snap, err := lb.Backup(ctx, sh, level)
@@ -163,13 +198,26 @@ func (s *Server) openSnapshot(ctx context.Context, lb LocalBackups, sh uint32, l
 // restored.
 func backupError(sh uint32, err error) error {
 	if se := storeError(err); se != nil {
-		se.Message = fmt.Sprintf("shard %d: %s", sh, se.Message)
+		se.Message = aboutShard(sh, se.Message)
 		return se
 	}
 	if status, code, msg, ok := cluster.PeerErrorOf(err); ok && code != "" {
-		return &apiError{Status: status, Code: code, Message: fmt.Sprintf("shard %d: %s", sh, msg)}
+		ae := &apiError{Status: status, Code: code, Message: aboutShard(sh, msg)}
+		if status == http.StatusServiceUnavailable {
+			ae.RetryAfter = 1
+		}
+		return ae
 	}
-	return unavailable(CodeShardUnavailable, fmt.Sprintf("shard %d: %v", sh, err))
+	return unavailable(CodeShardUnavailable, aboutShard(sh, err.Error()))
+}
+
+// aboutShard names shard sh in msg unless msg names it already.
+func aboutShard(sh uint32, msg string) string {
+	prefix := fmt.Sprintf("shard %d: ", sh)
+	if strings.HasPrefix(msg, prefix) {
+		return msg
+	}
+	return prefix + msg
 }
 
 // shardSnapshot answers a node's FetchSnapshot with this node's replica.

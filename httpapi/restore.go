@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond/backup"
 	"github.com/sessiond/sessiond/cluster"
+	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -79,7 +81,11 @@ func archiveError(err error) error {
 // a shard's state, and merging is not what a restore does.
 func (s *Server) checkEmpty(ctx context.Context) error {
 	for sh := 0; sh < s.store.ShardCount(); sh++ {
-		page, err := s.listShard(ctx, uint32(sh), listQuery{limit: 1})
+		var page cluster.SessionPage
+		err := whileUnavailable(ctx, func() (err error) {
+			page, err = s.listShard(ctx, uint32(sh), listQuery{limit: 1})
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -91,26 +97,65 @@ func (s *Server) checkEmpty(ctx context.Context) error {
 	return nil
 }
 
+// restoreLeaderWait bounds how long a restore waits for a shard's
+// leadership to settle (a new cluster's balancer moves leaders around).
+const restoreLeaderWait = 30 * time.Second
+
 // restoreOne restores one shard through its leader: this node's replica
-// when it leads, else the leader's node.
+// when it leads, else the leader's node. A replica that turns out not to
+// lead, or loses leadership while restoring, makes the shard be tried
+// again, from the start of its snapshot, with the leader known then.
 func (s *Server) restoreOne(ctx context.Context, lb LocalBackups, a *backup.Archive, sh backup.Shard) error {
 	f, err := a.Open(sh.Shard)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	cl := s.cfg.Cluster
-	if cl != nil {
+	deadline := time.Now().Add(restoreLeaderWait)
+	for {
+		err := s.restoreAt(ctx, lb, f, sh, a.Summary(sh.Shard))
+		if err == nil || !retryRestore(err) || time.Now().After(deadline) {
+			return restoreError(sh.Shard, err)
+		}
+		select {
+		case <-ctx.Done():
+			return restoreError(sh.Shard, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+}
+
+// restoreAt makes one attempt at restoring a shard through the leader
+// this node knows.
+func (s *Server) restoreAt(ctx context.Context, lb LocalBackups, f io.Reader, sh backup.Shard, want fsm.Summary) error {
+	if cl := s.cfg.Cluster; cl != nil {
 		if _, _, local := cl.Leader(sh.Shard); !local {
 			pb, ok := s.peerBackups()
 			if !ok {
 				return unavailable(CodeShardUnavailable, fmt.Sprintf("shard %d is led by another node", sh.Shard))
 			}
-			err = pb.PushSnapshot(ctx, sh.Shard, sh.Index, sh.Size, sh.SHA256, f)
-			return restoreError(sh.Shard, err)
+			// Hide the file's Close from the HTTP client, which closes a
+			// request body it is given: a retry reads the file again.
+			return pb.PushSnapshot(ctx, sh.Shard, sh.Index, sh.Size, sh.SHA256, struct{ io.Reader }{f})
 		}
 	}
-	return restoreError(sh.Shard, lb.RestoreBackup(ctx, sh.Shard, sh.Index, sh.Size, f))
+	return lb.RestoreBackup(ctx, sh.Shard, sh.Index, sh.Size, f, want)
+}
+
+// retryRestore reports whether a restore attempt may be made again: the
+// replica asked did not lead the shard (or none was known), which changed
+// nothing, or it lost leadership while restoring, after which a retry
+// either restores or finds the restore done (see shard.RestoreBackup).
+func retryRestore(err error) bool {
+	var nle *shard.NotLeaderError
+	if errors.As(err, &nle) || errors.Is(err, shard.ErrNotReady) || errors.Is(err, shard.ErrOutcomeUnknown) {
+		return true
+	}
+	_, code, _, ok := cluster.PeerErrorOf(err)
+	return ok && (code == CodeNoLeader || code == CodeNotReady || code == CodeOutcomeUnknown)
 }
 
 func restoreError(sh uint32, err error) error {
@@ -127,7 +172,10 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // restoreShard restores one shard's snapshot on its leader (a node's
 // PushSnapshot): the body, of Content-Length bytes with the SHA-256 in
-// X-Sessiond-Snapshot-Sha256, taken at raft index ?index.
+// X-Sessiond-Snapshot-Sha256, taken at raft index ?index. A node that does
+// not lead the shard answers 503 no_leader rather than forwarding, so the
+// sender retries with the leader it knows then instead of waiting on a
+// proxy for a restore that may take long.
 func (s *Server) restoreShard(c echo.Context) error {
 	sh, err := s.shardParam(c)
 	if err != nil {
@@ -144,20 +192,18 @@ func (s *Server) restoreShard(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.routeToLeader(c, sh, false, func(c echo.Context) error {
-		path, err := backup.SpoolSnapshot(r.Body, r.ContentLength, sum, index, s.scratchDir())
-		if err != nil {
-			return archiveError(err)
-		}
-		defer os.Remove(path)
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := lb.RestoreBackup(r.Context(), sh, index, r.ContentLength, f); err != nil {
-			return restoreError(sh, err)
-		}
-		return c.NoContent(http.StatusNoContent)
-	})
+	path, summary, err := backup.SpoolSnapshot(r.Body, r.ContentLength, sum, index, s.scratchDir())
+	if err != nil {
+		return archiveError(err)
+	}
+	defer os.Remove(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := lb.RestoreBackup(r.Context(), sh, index, r.ContentLength, f, summary); err != nil {
+		return restoreError(sh, err)
+	}
+	return c.NoContent(http.StatusNoContent)
 }

@@ -63,11 +63,19 @@ func (s *Shard) Backup(ctx context.Context, c Consistency) (*BackupSnapshot, err
 // to every follower; RestoreBackup returns once a majority holds it and a
 // no-op command after it has been applied, which lets every replica serve
 // linearizable reads of the restored state. Writes proposed meanwhile fail.
-func (s *Shard) RestoreBackup(ctx context.Context, index uint64, size int64, body io.Reader) error {
+//
+// A restore may end in ErrOutcomeUnknown when leadership is lost while it
+// replicates. Retrying it is safe: want summarizes body, and a shard that
+// already holds exactly that (the sessions and highest version of a
+// backup, which no write after a restore can keep) is taken as restored.
+func (s *Shard) RestoreBackup(ctx context.Context, index uint64, size int64, body io.Reader, want fsm.Summary) error {
 	if err := s.Read(ctx, Leader); err != nil {
 		return err
 	}
-	if s.fsm.Len() > 0 {
+	if have := s.fsm.Summary(); have.Sessions > 0 {
+		if have == want {
+			return nil // an earlier attempt restored it
+		}
 		return ErrNotEmpty
 	}
 	timeout := s.timing.Apply
@@ -76,17 +84,24 @@ func (s *Shard) RestoreBackup(ctx context.Context, index uint64, size int64, bod
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: index, Size: size}
 	if err := s.raft.Restore(meta, body, timeout); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return s.notLeader()
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return s.notLeader() // refused before anything changed
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout) && s.fsm.Len() > 0:
+			// The state may be in place, on this replica at least.
+			return fmt.Errorf("shard %d: restore backup: %w (%v)", s.id, ErrOutcomeUnknown, err)
 		}
 		return fmt.Errorf("shard %d: restore backup: %w", s.id, err)
 	}
 	// The restored FSM reports the old cluster's applied index, and the
-	// no-op raft appended after it never reaches the FSM: without a
-	// command after the restore, reads would wait for an index the FSM
-	// does not learn it has applied.
-	_, err := s.Apply(ctx, &fsm.Command{Op: fsm.OpNoop})
-	return err
+	// no-op raft appended after it never reaches the FSM: a command after
+	// the restore makes every replica's FSM learn its applied index, which
+	// reads wait for. Should this leader lose leadership first, the next
+	// leader's own no-op does the same, so the restore stands either way.
+	if _, err := s.Apply(ctx, &fsm.Command{Op: fsm.OpNoop}); err != nil {
+		s.logger.Warn("no-op after restoring a backup failed; the next leader's will do", "err", err)
+	}
+	return nil
 }
 
 // Backup snapshots the local replica of shard id; see Shard.Backup.
@@ -100,10 +115,10 @@ func (h *Host) Backup(ctx context.Context, id uint32, c Consistency) (*BackupSna
 
 // RestoreBackup restores a backup into shard id, led by the local replica;
 // see Shard.RestoreBackup.
-func (h *Host) RestoreBackup(ctx context.Context, id uint32, index uint64, size int64, body io.Reader) error {
+func (h *Host) RestoreBackup(ctx context.Context, id uint32, index uint64, size int64, body io.Reader, want fsm.Summary) error {
 	s, err := h.local(id)
 	if err != nil {
 		return err
 	}
-	return s.RestoreBackup(ctx, index, size, body)
+	return s.RestoreBackup(ctx, index, size, body, want)
 }

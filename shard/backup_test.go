@@ -45,8 +45,13 @@ func TestBackupOnAFollowerRestoresIntoEveryReplicaOfAnotherGroup(t *testing.T) {
 
 	dst := makeCluster(t, 3, 1, 0)
 	dlead := dst.leader(0)
-	if err := dlead.RestoreBackup(ctx, snap.Index, snap.Size, bytes.NewReader(data)); err != nil {
+	summary := lead.FSM().Summary()
+	if err := dlead.RestoreBackup(ctx, snap.Index, snap.Size, bytes.NewReader(data), summary); err != nil {
 		t.Fatalf("restore: %v", err)
+	}
+	// A retry (after an outcome_unknown, say) finds the restore done.
+	if err := dlead.RestoreBackup(ctx, snap.Index, snap.Size, bytes.NewReader(data), summary); err != nil {
+		t.Fatalf("the same restore again: %v", err)
 	}
 	dst.converged(0)
 	for _, r := range dst.replicas(0) {
@@ -81,7 +86,7 @@ func TestRestoreBackupRefusesAShardWithSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer snap.Body.Close()
-	if err := lead.RestoreBackup(ctx, snap.Index, snap.Size, snap.Body); !errors.Is(err, shard.ErrNotEmpty) {
+	if err := lead.RestoreBackup(ctx, snap.Index, snap.Size, snap.Body, fsm.Summary{Sessions: 2, MaxVersion: snap.Index}); !errors.Is(err, shard.ErrNotEmpty) {
 		t.Fatalf("restore into a shard with a session = %v, want ErrNotEmpty", err)
 	}
 	if s, ok := lead.FSM().Get("kept"); !ok || len(s.Messages()) != 1 {

@@ -71,8 +71,11 @@ func (a *app) backupSave(c *client, file, consistency string) error {
 	if err := os.Rename(tmp, file); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "saved %s: %d shards, %s, every write acknowledged before %s (%s)\n",
-		file, m.ShardCount, byteSize(m.Bytes()), m.StartedAt.Format(time.RFC3339), m.Consistency)
+	holds := "every write acknowledged before " + m.StartedAt.Format(time.RFC3339)
+	if m.Consistency == "stale" {
+		holds = "each shard as the replica that took it had it"
+	}
+	fmt.Fprintf(a.stdout, "saved %s: %d shards, %s, %s\n", file, m.ShardCount, byteSize(m.Bytes()), holds)
 	return nil
 }
 
