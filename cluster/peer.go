@@ -82,28 +82,39 @@ func (p *peerClient) call(ctx context.Context, method, httpAddr, path string, ou
 	if err != nil {
 		return err
 	}
-	if p.token != nil {
-		if t := p.token(); t != "" {
-			req.Header.Set("Authorization", "Bearer "+t)
-		}
-	}
+	p.authorize(req)
 	resp, err := p.http.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return &peerError{Status: resp.StatusCode, Code: e.Error.Code, Msg: e.Error.Message}
+		return readPeerError(resp)
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if out != nil {
 		return json.Unmarshal(body, out)
 	}
 	return nil
+}
+
+// authorize adds the node's bearer token, when it has one.
+func (p *peerClient) authorize(req *http.Request) {
+	if p.token != nil {
+		if t := p.token(); t != "" {
+			req.Header.Set("Authorization", "Bearer "+t)
+		}
+	}
+}
+
+// readPeerError reads a non-2xx answer's error envelope.
+func readPeerError(resp *http.Response) *peerError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return &peerError{Status: resp.StatusCode, Code: e.Error.Code, Msg: e.Error.Message}
 }
 
 func (p *peerClient) createReplica(ctx context.Context, addr string, s uint32) error {

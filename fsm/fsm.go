@@ -100,6 +100,27 @@ func (f *FSM) Len() int {
 	return n
 }
 
+// Summary is what tells two states apart cheaply: how many sessions they
+// hold and their highest version.
+type Summary struct {
+	Sessions   int
+	MaxVersion uint64
+}
+
+// Summary summarizes the current state. Safe from any goroutine.
+func (f *FSM) Summary() Summary {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var sum Summary
+	for _, b := range f.buckets {
+		sum.Sessions += len(b.sessions)
+		for _, s := range b.sessions {
+			sum.MaxVersion = max(sum.MaxVersion, s.Version)
+		}
+	}
+	return sum
+}
+
 // Bytes estimates the memory the sessions hold: the sum of their Size.
 // Safe from any goroutine.
 func (f *FSM) Bytes() int64 { return f.bytes.Load() }

@@ -34,6 +34,8 @@ func requiredScope(method, path string) (scope auth.Scope, open bool) {
 		return 0, true
 	case strings.HasPrefix(path, "/api/"):
 		return auth.ScopeData, false
+	case path == "/v1/backup":
+		return auth.ScopeAdmin, false // the whole data set
 	case strings.HasPrefix(path, "/v1/") && (method == http.MethodGet || method == http.MethodHead):
 		return auth.ScopeRead, false
 	}

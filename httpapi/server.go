@@ -89,6 +89,9 @@ type Config struct {
 	// HTTPS with this configuration (it presents the node's certificate),
 	// and redirect clients to https:// addresses.
 	PeerTLS *tls.Config
+	// ScratchDir is where a restore keeps an archive's snapshots while it
+	// verifies and applies them; empty means os.TempDir().
+	ScratchDir string
 }
 
 // DefaultConfig returns the HTTP layer with fsm.DefaultLimits and the
@@ -172,6 +175,7 @@ func (s *Server) routes() {
 	s.internalRoutes()
 	s.listRoutes()
 	s.consoleRoutes()
+	s.backupRoutes()
 }
 
 // nodeHeader names the serving node on every response, errors included.

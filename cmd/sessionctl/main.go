@@ -43,6 +43,7 @@ var commands = []command{
 	{"put", "ID JSON", "merge the top-level fields of JSON (an object; - reads stdin) into session ID", cmdPut},
 	{"transfer", "SHARD [NODE]", "move leadership of SHARD (to NODE, or to the best replica)", cmdTransfer},
 	{"drain", "NODE", "drain NODE: move its replicas and leadership away, then it exits", cmdDrain},
+	{"backup", "save|restore FILE", "save every shard to FILE, or restore FILE into a new, empty cluster (--consistency stale)", cmdBackup},
 }
 
 // app carries the global options and the process's I/O, so tests can run

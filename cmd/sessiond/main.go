@@ -146,6 +146,7 @@ func run(cfg *config) error {
 		apiCfg.Auth = a
 	}
 	apiCfg.PeerTLS = creds.peerTLS()
+	apiCfg.ScratchDir = cfg.DataDir
 	drainRequested := make(chan struct{}, 1)
 	apiCfg.OnDrain = func() {
 		select {

@@ -102,6 +102,10 @@ func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
 		{http.MethodPost, "/internal/v1/shards/0/replica", ""},
 		{http.MethodDelete, "/internal/v1/shards/0/replica", ""},
 		{http.MethodGet, "/internal/v1/shards/0/membership", ""},
+		{http.MethodGet, "/v1/backup", ""},
+		{http.MethodPost, "/v1/restore", "x"},
+		{http.MethodGet, "/internal/v1/shards/0/snapshot", ""},
+		{http.MethodPost, "/internal/v1/shards/0/restore?index=1", "x"},
 		{http.MethodGet, "/no/such/route", ""},
 	}
 	for _, a := range attacks {
@@ -121,6 +125,11 @@ func TestTokensRefuseEveryUnauthenticatedRoute(t *testing.T) {
 		{http.MethodPost, "/v1/shards/0/transfer-leadership", readToken, ""},
 		{http.MethodPost, "/internal/v1/shards/0/replica", dataToken, ""},
 		{http.MethodPost, "/internal/v1/shards/0/replica", readToken, ""},
+		{http.MethodGet, "/v1/backup", readToken, ""},
+		{http.MethodGet, "/v1/backup", dataToken, ""},
+		{http.MethodPost, "/v1/restore", readToken, "x"},
+		{http.MethodGet, "/internal/v1/shards/0/snapshot", readToken, ""},
+		{http.MethodPost, "/internal/v1/shards/0/restore?index=1", dataToken, "x"},
 	}
 	for _, a := range wrongScope {
 		code, body := do(t, a.method, n1.url(a.path), a.token, a.body)
