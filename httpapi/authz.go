@@ -23,14 +23,16 @@ const (
 
 // requiredScope is what a request needs, decided from its method and path
 // alone so that unknown routes are denied too (deny by default). The health
-// checks are open: orchestrators probe them without credentials.
+// checks are open: orchestrators probe them without credentials. /metrics
+// needs the read scope, like the /v1 reads: it shows counts and timings,
+// never session contents, and a Prometheus scraper holds a read token.
 func requiredScope(method, path string) (scope auth.Scope, open bool) {
 	switch {
 	case path == "/healthz" || path == "/readyz":
 		return 0, true
 	case strings.HasPrefix(path, "/api/"):
 		return auth.ScopeData, false
-	case strings.HasPrefix(path, "/v1/") && (method == http.MethodGet || method == http.MethodHead):
+	case (strings.HasPrefix(path, "/v1/") || path == "/metrics") && (method == http.MethodGet || method == http.MethodHead):
 		return auth.ScopeRead, false
 	}
 	return auth.ScopeAdmin, false
