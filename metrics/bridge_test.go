@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gometrics "github.com/hashicorp/go-metrics"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -108,4 +109,29 @@ func TestObserveRequestNormalizesMethodAndRoute(t *testing.T) {
 			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
 		}
 	}
+}
+
+// BenchmarkObserveRequest is what the request path pays per request for
+// its metrics, with requests on every core at once.
+func BenchmarkObserveRequest(b *testing.B) {
+	r := New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.ObserveRequest("/api/chat/session/:id/messages", "POST", 201, false, 3*time.Millisecond)
+		}
+	})
+}
+
+// BenchmarkBridgedSample is what raft pays for one timing it reports, as
+// it does several times per log write.
+func BenchmarkBridgedSample(b *testing.B) {
+	New()
+	key := []string{"raft", "commitTime"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			gometrics.AddSample(key, 0.001)
+		}
+	})
 }
