@@ -27,6 +27,10 @@ var (
 // departed peer's replication timings), so they do not pile up.
 const bridgeExpiry = 10 * time.Minute
 
+// gometricsTimerGranularity makes go-metrics report timings in seconds,
+// Prometheus' base unit.
+const gometricsTimerGranularity = time.Second
+
 func bridgeCollector() prometheus.Collector {
 	bridgeOnce.Do(func() {
 		// The sink registers itself; a private registry keeps it out of
@@ -39,9 +43,13 @@ func bridgeCollector() prometheus.Collector {
 		conf := gometrics.DefaultConfig("")
 		conf.EnableHostname = false
 		conf.EnableRuntimeMetrics = false // the Go collector reports the runtime
-		conf.TimerGranularity = time.Second
-		if _, err := gometrics.NewGlobal(conf, &renamingSink{sink: sink}); err != nil {
+		conf.TimerGranularity = gometricsTimerGranularity
+		renaming := &renamingSink{sink: sink}
+		if _, err := gometrics.NewGlobal(conf, renaming); err != nil {
 			panic("metrics: go-metrics global: " + err.Error())
+		}
+		if err := installArmon(renaming); err != nil {
+			panic("metrics: armon/go-metrics global: " + err.Error())
 		}
 		bridgeSink = sink
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	armon "github.com/armon/go-metrics"
 	gometrics "github.com/hashicorp/go-metrics"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -36,7 +37,8 @@ func TestBridgedNamesAreSnakeCasePrometheusNames(t *testing.T) {
 }
 
 // Metrics reported through go-metrics' global, as raft and memberlist
-// report them, reach every registry and pass Prometheus' lint, and a key
+// report them, and through armon/go-metrics', as raft-boltdb does, reach
+// every registry and pass Prometheus' lint, and a key
 // renamed once is served from the cache with the same name.
 func TestGoMetricsReportsReachTheRegistryAndPassLint(t *testing.T) {
 	r := New()
@@ -44,6 +46,7 @@ func TestGoMetricsReportsReachTheRegistryAndPassLint(t *testing.T) {
 		gometrics.IncrCounter([]string{"raft", "apply"}, 1)
 		gometrics.AddSampleWithLabels([]string{"raft", "net", "rpcDecode"}, 0.002, []gometrics.Label{{Name: "rpcType", Value: "AppendEntries"}})
 		gometrics.SetGauge([]string{"memberlist", "health", "score"}, 0)
+		armon.MeasureSince([]string{"raft", "boltdb", "storeLogs"}, time.Now()) // raft-boltdb's global
 	}
 	problems, err := testutil.GatherAndLint(r.Gatherer())
 	if err != nil {
@@ -66,7 +69,7 @@ func TestGoMetricsReportsReachTheRegistryAndPassLint(t *testing.T) {
 			t.Errorf("rpcDecode label %q, want rpc_type", f.GetMetric()[0].GetLabel()[0].GetName())
 		}
 	}
-	for _, want := range []string{"sessiond_raft_apply_total", "sessiond_raft_net_rpc_decode", "sessiond_memberlist_health_score", "go_goroutines", "sessiond_refusals_total"} {
+	for _, want := range []string{"sessiond_raft_apply_total", "sessiond_raft_net_rpc_decode", "sessiond_memberlist_health_score", "sessiond_raft_boltdb_store_logs", "go_goroutines", "sessiond_refusals_total"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("registry lacks %s; it has %v", want, names)
 		}
