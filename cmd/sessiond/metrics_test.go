@@ -107,7 +107,9 @@ func TestMetricsOfAClusterPassPromtoolAndCoverTheDashboard(t *testing.T) {
 			body := fmt.Sprintf(`{"id":"m%d","role":"user","content":"hello"}`, j)
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				code, resp := doWith(t, p.client(), http.MethodPost, p.url(fmt.Sprintf("/api/chat/session/metrics-%d/messages", i)), dataToken, body)
-				if code == http.StatusCreated {
+				// 200: a retry found the append stored by an attempt that
+				// answered outcome_unknown (a leader change under load).
+				if code == http.StatusCreated || code == http.StatusOK {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -167,13 +169,15 @@ func TestMetricsOfAClusterPassPromtoolAndCoverTheDashboard(t *testing.T) {
 	const route = `route="/api/chat/session/:id/messages"`
 	var local, forwarded float64
 	for _, s := range scrapes {
-		local += s.sum("sessiond_http_request_duration_seconds_count", route, `method="POST"`, `status="201"`, `served="local"`)
-		forwarded += s.sum("sessiond_http_request_duration_seconds_count", route, `method="POST"`, `status="201"`, `served="forwarded"`)
+		for _, status := range []string{`status="201"`, `status="200"`} {
+			local += s.sum("sessiond_http_request_duration_seconds_count", route, `method="POST"`, status, `served="local"`)
+			forwarded += s.sum("sessiond_http_request_duration_seconds_count", route, `method="POST"`, status, `served="forwarded"`)
+		}
 	}
 	// A forwarded append is counted by the node that forwarded it and by
-	// the leader that served it.
-	if local != sessions*perSession {
-		t.Errorf("appends served locally = %v, want %d (one per acknowledged append)", local, sessions*perSession)
+	// the leader that served it; a retried one once more.
+	if local < sessions*perSession {
+		t.Errorf("appends served locally = %v, want at least %d (one per acknowledged append)", local, sessions*perSession)
 	}
 	if forwarded == 0 {
 		t.Errorf("no forwarded append counted; every node took appends for shards it does not lead")
