@@ -1,31 +1,34 @@
 package metrics
 
 import (
-	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics"
-	gmprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // hashicorp/raft and memberlist report through go-metrics' process-wide
-// global. The bridge installs go-metrics' Prometheus sink as that global,
-// once per process, behind a sink that renames: raft's camelCase keys
-// become snake_case under the sessiond_ prefix (raft.commitTime →
-// sessiond_raft_commit_time) and counters get _total, so the output passes
+// global. The bridge installs a sink of ours (sink.go) as that global,
+// once per process: raft's camelCase keys become snake_case names under
+// the sessiond_ prefix (raft.commitTime → sessiond_raft_commit_time),
+// counters get _total and samples become histograms, so the output passes
 // promtool's lint. Timers are in seconds. Every registry of the process
 // serves the same bridged metrics; raft's are summed over all shards.
 var (
 	bridgeOnce sync.Once
-	bridgeSink *gmprom.PrometheusSink
+	bridgeSink *sink
 )
 
 // bridgeExpiry drops a bridged metric nobody updated for this long (a
 // departed peer's replication timings), so they do not pile up.
 const bridgeExpiry = 10 * time.Minute
+
+// bridgeMaxSeries bounds the bridged keys. raft, memberlist and
+// raft-boltdb report about a hundred, some once per peer; peer ids in keys
+// and labels must not grow a scrape without bound.
+const bridgeMaxSeries = 2000
 
 // gometricsTimerGranularity makes go-metrics report timings in seconds,
 // Prometheus' base unit.
@@ -33,96 +36,38 @@ const gometricsTimerGranularity = time.Second
 
 func bridgeCollector() prometheus.Collector {
 	bridgeOnce.Do(func() {
-		// The sink registers itself; a private registry keeps it out of
-		// client_golang's global one.
-		sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{
-			Expiration: bridgeExpiry, Registerer: prometheus.NewRegistry(), Name: "sessiond_gometrics_bridge"})
-		if err != nil {
-			panic("metrics: go-metrics sink: " + err.Error()) // only on a duplicate registration
-		}
+		s := newSink(bridgeMaxSeries, bridgeExpiry)
 		conf := gometrics.DefaultConfig("")
 		conf.EnableHostname = false
 		conf.EnableRuntimeMetrics = false // the Go collector reports the runtime
 		conf.TimerGranularity = gometricsTimerGranularity
-		renaming := &renamingSink{sink: sink}
-		if _, err := gometrics.NewGlobal(conf, renaming); err != nil {
+		if _, err := gometrics.NewGlobal(conf, s); err != nil {
 			panic("metrics: go-metrics global: " + err.Error())
 		}
-		if err := installArmon(renaming); err != nil {
+		if err := installArmon(s); err != nil {
 			panic("metrics: armon/go-metrics global: " + err.Error())
 		}
-		bridgeSink = sink
+		bridgeSink = s
 	})
 	return bridgeSink
 }
 
-// renamingSink rewrites go-metrics keys and label names into Prometheus
-// style before handing them to the Prometheus sink. Renamed keys are
-// cached, so the hot path (raft reports several timings per log write)
-// allocates nothing beyond what the sink does.
-type renamingSink struct {
-	sink  *gmprom.PrometheusSink
-	names sync.Map // uint64 hash of kind and key → *renamed
-}
-
-type renamed struct {
-	key, out []string
-}
-
-var seed = maphash.MakeSeed()
-
-const (
-	kindGauge   = 'g'
-	kindCounter = 'c'
-	kindSample  = 's'
-)
-
-func (s *renamingSink) rename(kind byte, key []string) []string {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	h.WriteByte(kind)
-	for _, p := range key {
-		h.WriteString(p)
-		h.WriteByte(0)
-	}
-	sum := h.Sum64()
-	if v, ok := s.names.Load(sum); ok {
-		r := v.(*renamed)
-		if equalKeys(r.key, key) {
-			return r.out
-		}
-		return promKey(kind, key) // a hash collision: correct, just not cached
-	}
-	out := promKey(kind, key)
-	s.names.Store(sum, &renamed{key: append([]string(nil), key...), out: out})
-	return out
-}
-
-func equalKeys(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// promKey is the Prometheus name of a go-metrics key, as parts the sink
-// joins with "_".
-func promKey(kind byte, key []string) []string {
-	out := []string{Namespace}
+// promName is the Prometheus name of a go-metrics key.
+func promName(kind byte, key []string) string {
+	var b strings.Builder
+	b.WriteString(Namespace)
+	last := ""
 	for _, p := range key {
 		if p = snakeCase(p); p != "" {
-			out = append(out, p)
+			b.WriteByte('_')
+			b.WriteString(p)
+			last = p
 		}
 	}
-	if kind == kindCounter && out[len(out)-1] != "total" {
-		out = append(out, "total")
+	if kind == kindCounter && last != "total" {
+		b.WriteString("_total")
 	}
-	return out
+	return b.String()
 }
 
 // snakeCase turns "appendEntries" into "append_entries" and anything but
@@ -147,48 +92,49 @@ func snakeCase(s string) string {
 	return b.String()
 }
 
-// promLabels renames label names; values are kept. It allocates only when
-// a name needs changing, which none of raft's or memberlist's do.
-func promLabels(labels []gometrics.Label) []gometrics.Label {
-	for i, l := range labels {
-		if sn := snakeCase(l.Name); sn != l.Name {
-			out := append([]gometrics.Label(nil), labels...)
-			for j := i; j < len(out); j++ {
-				out[j].Name = snakeCase(out[j].Name)
-			}
-			return out
-		}
+// Histogram buckets. go-metrics has one kind of sample for timers and for
+// other distributions, so the keys that are not timings in seconds are
+// listed with buckets that fit what they measure.
+var (
+	// secondsBuckets span a sub-millisecond fsync or RPC decode to a
+	// multi-second snapshot.
+	secondsBuckets = []float64{.00001, .000025, .00005, .0001, .00025, .0005,
+		.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	millisecondsBuckets = scaled(secondsBuckets, 1000)
+	countBuckets        = prometheus.ExponentialBuckets(1, 2, 14)  // 1 to 8192
+	byteBuckets         = prometheus.ExponentialBuckets(64, 4, 11) // 64 B to 64 MiB
+	ratioBuckets        = prometheus.LinearBuckets(.1, .1, 10)     // 0.1 to 1
+	rateBuckets         = prometheus.ExponentialBuckets(10, 10, 7) // 10 to 10^7 per second
+
+	keyBuckets = map[string][]float64{
+		"raft.leader.lastContact":           millisecondsBuckets,
+		"raft.boltdb.txstats.rebalanceTime": millisecondsBuckets,
+		"raft.boltdb.txstats.spillTime":     millisecondsBuckets,
+		"raft.boltdb.txstats.writeTime":     millisecondsBuckets,
+		"raft.fsm.applyBatchNum":            countBuckets,
+		"raft.boltdb.logsPerBatch":          countBuckets,
+		"memberlist.queue.broadcasts":       countBuckets,
+		"raft.boltdb.logSize":               byteBuckets,
+		"raft.boltdb.logBatchSize":          byteBuckets,
+		"memberlist.size.remote":            byteBuckets,
+		"raft.thread.main.saturation":       ratioBuckets,
+		"raft.thread.fsm.saturation":        ratioBuckets,
+		"raft.boltdb.writeCapacity":         rateBuckets,
 	}
-	return labels
+)
+
+func scaled(b []float64, f float64) []float64 {
+	out := make([]float64, len(b))
+	for i, v := range b {
+		out[i] = v * f
+	}
+	return out
 }
 
-// Every report goes through the WithLabels form, so that each kind is
-// renamed in one place.
-
-func (s *renamingSink) SetGauge(key []string, val float32) { s.SetGaugeWithLabels(key, val, nil) }
-
-func (s *renamingSink) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
-	s.sink.SetGaugeWithLabels(s.rename(kindGauge, key), val, promLabels(labels))
-}
-
-func (s *renamingSink) SetPrecisionGauge(key []string, val float64) {
-	s.SetPrecisionGaugeWithLabels(key, val, nil)
-}
-
-func (s *renamingSink) SetPrecisionGaugeWithLabels(key []string, val float64, labels []gometrics.Label) {
-	s.sink.SetPrecisionGaugeWithLabels(s.rename(kindGauge, key), val, promLabels(labels))
-}
-
-func (s *renamingSink) EmitKey(key []string, val float32) {}
-
-func (s *renamingSink) IncrCounter(key []string, val float32) { s.IncrCounterWithLabels(key, val, nil) }
-
-func (s *renamingSink) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
-	s.sink.IncrCounterWithLabels(s.rename(kindCounter, key), val, promLabels(labels))
-}
-
-func (s *renamingSink) AddSample(key []string, val float32) { s.AddSampleWithLabels(key, val, nil) }
-
-func (s *renamingSink) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
-	s.sink.AddSampleWithLabels(s.rename(kindSample, key), val, promLabels(labels))
+// buckets are the histogram buckets of a sample key; timings by default.
+func buckets(key []string) []float64 {
+	if b, ok := keyBuckets[strings.Join(key, ".")]; ok {
+		return b
+	}
+	return secondsBuckets
 }

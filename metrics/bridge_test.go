@@ -29,7 +29,7 @@ func TestBridgedNamesAreSnakeCasePrometheusNames(t *testing.T) {
 		{kindSample, []string{"raft", "heartbeat", "node-2.example:7000"}, "sessiond_raft_heartbeat_node_2_example_7000"},
 		{kindCounter, []string{"already", "total"}, "sessiond_already_total"},
 	} {
-		got := strings.Join(promKey(c.kind, c.key), "_")
+		got := promName(c.kind, c.key)
 		if got != c.want {
 			t.Errorf("%c %v → %s, want %s", c.kind, c.key, got, c.want)
 		}
