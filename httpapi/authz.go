@@ -25,7 +25,9 @@ const (
 // alone so that unknown routes are denied too (deny by default). The health
 // checks are open: orchestrators probe them without credentials; so are the
 // console's static files, which hold no data (the page sends the user's
-// token with every API request it makes).
+// token with every API request it makes). /metrics needs the read scope,
+// like the /v1 reads: it shows counts and timings, never session contents,
+// and a Prometheus scraper holds a read token.
 func requiredScope(method, path string) (scope auth.Scope, open bool) {
 	switch {
 	case path == "/healthz" || path == "/readyz":
@@ -36,7 +38,7 @@ func requiredScope(method, path string) (scope auth.Scope, open bool) {
 		return auth.ScopeData, false
 	case path == "/v1/backup":
 		return auth.ScopeAdmin, false // the whole data set
-	case strings.HasPrefix(path, "/v1/") && (method == http.MethodGet || method == http.MethodHead):
+	case (strings.HasPrefix(path, "/v1/") || path == "/metrics") && (method == http.MethodGet || method == http.MethodHead):
 		return auth.ScopeRead, false
 	}
 	return auth.ScopeAdmin, false

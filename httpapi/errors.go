@@ -146,6 +146,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			ae = errorf(http.StatusInternalServerError, CodeInternal, "internal error")
 		}
 	}
+	s.countRefusal(ae)
 	if ae.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", fmt.Sprint(ae.RetryAfter))
 	}

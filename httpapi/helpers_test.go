@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -130,6 +131,10 @@ func openNode(tb testing.TB, dir string) *node {
 	cfg.Logger = logger
 	cfg.Version = "test"
 	cfg.Cluster, cfg.Replicas = cn, cn
+	// Measured as sessiond runs, so that every test and benchmark pays
+	// for the metrics too.
+	reg := metrics.New()
+	cfg.Metrics, cfg.MetricsHandler = reg, reg.Handler()
 	n := &node{tb: tb, dir: dir, node: cn, host: cn.Host(),
 		client: &http.Client{Transport: newTransport(), Timeout: 30 * time.Second}}
 	n.api = httpapi.New(cn, cfg)

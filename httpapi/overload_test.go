@@ -206,6 +206,20 @@ func (b *background) wait() []*response {
 	return b.resp
 }
 
+// fillShard holds shard s of st and sends one append per id to url, which
+// reaches st directly or through a forwarding node, and returns once all
+// of them wait in st: the shard's bound is full if len(ids) is the bound.
+func fillShard(t *testing.T, st *fakeStore, s uint32, url string, ids []string) (letGo func(), bg *background) {
+	t.Helper()
+	letGo = st.hold(t, s)
+	bg = &background{}
+	for _, id := range ids {
+		bg.do(t, http.MethodPost, url+sessionPath(id, "/messages"), appendBody("m1"))
+	}
+	st.awaitWaiting(t, len(ids))
+	return letGo, bg
+}
+
 // wantOverloaded requires an immediate 503 overloaded with Retry-After.
 func wantOverloaded(t *testing.T, r *response, took time.Duration) {
 	t.Helper()
@@ -334,12 +348,7 @@ func TestForwardingNodeDoesNotCountTheLeadersWork(t *testing.T) {
 
 	const busy = uint32(2)
 	ids := leader.sessionsOn(busy, "fwd", bound+1)
-	letGo := leader.hold(t, busy)
-	bg := &background{}
-	for _, id := range ids[:bound] {
-		bg.do(t, http.MethodPost, proxyURL+sessionPath(id, "/messages"), appendBody("m1"))
-	}
-	leader.awaitWaiting(t, bound)
+	letGo, bg := fillShard(t, leader, busy, proxyURL, ids[:bound])
 
 	start := time.Now()
 	r := call(t, http.MethodPost, proxyURL+sessionPath(ids[bound], "/messages"), appendBody("m1"))

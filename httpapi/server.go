@@ -82,9 +82,15 @@ type Config struct {
 	// Auth authenticates requests; nil serves every request to anyone (no
 	// tokens configured). With it, every route but /healthz, /readyz and
 	// the console's files (GET /ui/...) needs a credential: the session
-	// routes the data scope, GET and HEAD of /v1 the read scope, everything
-	// else admin.
+	// routes the data scope, GET and HEAD of /v1 and /metrics the read
+	// scope, everything else admin.
 	Auth Authenticator
+	// Metrics receives request measurements and refusal counts; nil
+	// measures nothing.
+	Metrics Metrics
+	// MetricsHandler serves GET /metrics (the read scope when tokens are
+	// configured); nil serves no such route.
+	MetricsHandler http.Handler
 	// PeerTLS, when set, makes the node reach other nodes' HTTP ports over
 	// HTTPS with this configuration (it presents the node's certificate),
 	// and redirect clients to https:// addresses.
@@ -127,6 +133,9 @@ func New(store Store, cfg Config) *Server {
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
+	if cfg.Metrics != nil {
+		e.Pre(s.measure) // first, so that it times and counts everything below
+	}
 	e.Pre(s.nodeHeader)
 	if cfg.Auth != nil {
 		e.Pre(s.authorize)
@@ -172,6 +181,9 @@ func (s *Server) routes() {
 	e.POST("/v1/nodes/:id/drain", s.drainNode)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if s.cfg.MetricsHandler != nil {
+		e.GET("/metrics", s.serveMetrics)
+	}
 	s.internalRoutes()
 	s.listRoutes()
 	s.consoleRoutes()

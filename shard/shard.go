@@ -373,11 +373,8 @@ func (s *Shard) LastContact() time.Time {
 // SnapshotSize is the size in bytes of the newest snapshot on disk (0 if
 // none): roughly what a new replica receives when it joins.
 func (s *Shard) SnapshotSize() int64 {
-	metas, err := s.snapshots.List()
-	if err != nil || len(metas) == 0 {
-		return 0
-	}
-	return metas[0].Size
+	size, _ := s.SnapshotInfo()
+	return size
 }
 
 // TransferLeadership hands leadership to the voter id at addr, or to the

@@ -1,6 +1,8 @@
 package shard
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,4 +61,22 @@ func (s *Shard) Status() Status {
 		}
 	}
 	return st
+}
+
+// SnapshotInfo is the size of the newest snapshot on disk and when it was
+// taken; 0 and the zero time without one. The time comes from the
+// snapshot's id, which raft's file snapshot store names TERM-INDEX-UNIXMILLI;
+// it is zero if the id has another form.
+func (s *Shard) SnapshotInfo() (size int64, taken time.Time) {
+	metas, err := s.snapshots.List()
+	if err != nil || len(metas) == 0 {
+		return 0, time.Time{}
+	}
+	m := metas[0]
+	if i := strings.LastIndexByte(m.ID, '-'); i >= 0 {
+		if ms, err := strconv.ParseInt(m.ID[i+1:], 10, 64); err == nil && ms > 0 {
+			taken = time.UnixMilli(ms)
+		}
+	}
+	return m.Size, taken
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/shard"
 )
 
@@ -107,6 +108,9 @@ func run(cfg *config) error {
 		return err
 	}
 
+	// Before the shards start, so that raft's and memberlist's metrics are
+	// bridged from their first report.
+	reg := metrics.New()
 	timing := shard.DefaultTiming
 	timing.Heartbeat = cfg.RaftHeartbeat
 	timing.LeaderLease = cfg.RaftHeartbeat / 2
@@ -147,6 +151,7 @@ func run(cfg *config) error {
 	}
 	apiCfg.PeerTLS = creds.peerTLS()
 	apiCfg.ScratchDir = cfg.DataDir
+	apiCfg.Metrics, apiCfg.MetricsHandler = reg, reg.Handler()
 	drainRequested := make(chan struct{}, 1)
 	apiCfg.OnDrain = func() {
 		select {
@@ -155,6 +160,7 @@ func run(cfg *config) error {
 		}
 	}
 	api := httpapi.New(node, apiCfg)
+	reg.RegisterSource(nodeSource{node: node, api: api})
 	srv := newHTTPServer(api, cfg.H2C, logger)
 	serveErr := make(chan error, 1)
 	tlsConf := creds.clientTLS()
