@@ -281,8 +281,10 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		}
 		var e *Error
 		if !errors.As(err, &e) || e.Code != CodeUnreachable {
-			if errors.As(err, &e) && (e.Code == CodeShuttingDown || e.Code == CodeNotReady) {
-				c.preferred.Store(uint32((idx + 1) % n)) // the next attempt asks another node
+			// A node that goes away, or whose connection broke, is not
+			// the one to ask on the next attempt.
+			if errors.As(err, &e) && (e.Code == CodeShuttingDown || e.Code == CodeNotReady || e.Err != nil) {
+				c.preferred.Store(uint32((idx + 1) % n))
 			}
 			return nil, err
 		}
