@@ -323,6 +323,28 @@ func (c *Client) send(ctx context.Context, base string, r *request) (*response, 
 func (c *Client) roundTrip(ctx context.Context, url, base string, r *request) (*response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout+r.wait)
 	defer cancel()
+	req, err := c.newHTTPRequest(ctx, url, base, r)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, base, r, err)
+	}
+	defer hr.Body.Close()
+	data, err := readBody(hr)
+	if err != nil {
+		return nil, c.transportError(ctx, base, r, err)
+	}
+	resp := &response{status: hr.StatusCode, header: hr.Header, body: data, endpoint: base}
+	if hr.StatusCode >= 300 && hr.StatusCode != http.StatusTemporaryRedirect && hr.StatusCode != http.StatusNotModified {
+		return nil, DecodeError(hr.StatusCode, hr.Header, data, base)
+	}
+	return resp, nil
+}
+
+// newHTTPRequest builds r's HTTP request for url, with its headers.
+func (c *Client) newHTTPRequest(ctx context.Context, url, base string, r *request) (*http.Request, error) {
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
@@ -333,12 +355,10 @@ func (c *Client) roundTrip(ctx context.Context, url, base string, r *request) (*
 	}
 	h := req.Header
 	if r.body != nil {
-		h["Content-Type"] = jsonContentType
+		h["Content-Type"] = jsonContentType // shared, never modified: no allocation
 	}
 	if r.accept != "" {
 		h.Set("Accept", r.accept)
-	} else {
-		h["Accept"] = jsonContentType
 	}
 	if c.auth != "" {
 		h.Set("Authorization", c.auth)
@@ -355,20 +375,7 @@ func (c *Client) roundTrip(ctx context.Context, url, base string, r *request) (*
 	if c.router != nil && r.session != "" {
 		h["X-Sessiond-Redirect"] = redirectOn
 	}
-	hr, err := c.hc.Do(req)
-	if err != nil {
-		return nil, c.transportError(ctx, base, r, err)
-	}
-	defer hr.Body.Close()
-	data, err := readBody(hr)
-	if err != nil {
-		return nil, c.transportError(ctx, base, r, err)
-	}
-	resp := &response{status: hr.StatusCode, header: hr.Header, body: data, endpoint: base}
-	if hr.StatusCode >= 300 && hr.StatusCode != http.StatusTemporaryRedirect && hr.StatusCode != http.StatusNotModified {
-		return nil, DecodeError(hr.StatusCode, hr.Header, data, base)
-	}
-	return resp, nil
+	return req, nil
 }
 
 var (

@@ -1,0 +1,65 @@
+package client
+
+import (
+	"context"
+	"io"
+	"net/http"
+)
+
+// Reply is one HTTP answer as Exchange reads it.
+type Reply struct {
+	Status int
+	Header http.Header
+	Proto  string // "HTTP/1.1", "HTTP/2.0"
+	Body   []byte // nil unless Exchange was asked to keep it
+}
+
+// Exchange sends one request to endpoint (a base URL as Endpoints returns
+// them) exactly once: no retry, no failover, no routing. It is for load
+// generators and checkers that account for every attempt themselves and
+// build their own bodies; everything else wants the typed methods.
+//
+// An answer of 300 or more comes back as the Reply and an *Error decoded
+// from it (its RetryAfter set from the header). A transport failure is an
+// *Error with CodeUnreachable (nothing can have been applied, or a read)
+// or CodeOutcomeUnknown (a write that was sent), whose Err is the
+// transport's error. The body of a successful answer is read to the end,
+// and kept only when keepBody is set, so that the connection is reused.
+func (c *Client) Exchange(ctx context.Context, endpoint, method, path string, body []byte, keepBody bool) (Reply, error) {
+	r := request{method: method, path: path, body: body, safety: unsafe}
+	if method == http.MethodGet || method == http.MethodHead {
+		r.safety = readOnly
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := c.newHTTPRequest(ctx, endpoint+path, endpoint, &r)
+	if err != nil {
+		return Reply{}, err
+	}
+	hr, err := c.hc.Do(req)
+	if err != nil {
+		return Reply{}, c.transportError(ctx, endpoint, &r, err)
+	}
+	defer hr.Body.Close()
+	rep := Reply{Status: hr.StatusCode, Header: hr.Header, Proto: hr.Proto}
+	if hr.StatusCode >= 300 && hr.StatusCode != http.StatusNotModified {
+		data, err := io.ReadAll(io.LimitReader(hr.Body, errorBodyLimit))
+		if err != nil {
+			return rep, c.transportError(ctx, endpoint, &r, err)
+		}
+		_, _ = io.Copy(io.Discard, hr.Body)
+		return rep, DecodeError(hr.StatusCode, hr.Header, data, endpoint)
+	}
+	if keepBody {
+		rep.Body, err = readBody(hr)
+	} else {
+		_, err = io.Copy(io.Discard, hr.Body)
+	}
+	if err != nil {
+		return rep, c.transportError(ctx, endpoint, &r, err)
+	}
+	return rep, nil
+}
+
+// errorBodyLimit bounds how much of an error answer is read for its code.
+const errorBodyLimit = 64 << 10
