@@ -22,6 +22,8 @@ import (
 type Config struct {
 	// Endpoints are the nodes to talk to: host:port or http(s):// base
 	// URLs. Any node serves any request; the list is for availability.
+	// Only a client used for Exchange alone, which names the node of
+	// each request, may have none.
 	Endpoints []string
 	// Token is sent as "Authorization: Bearer TOKEN" when not empty.
 	Token string
@@ -73,12 +75,9 @@ const (
 	maxResponseBytes   = 256 << 20
 )
 
-// New returns a client for cfg. It sends nothing; a wrong address shows on
-// the first request.
+// New returns a client for cfg. It sends nothing; an unreachable address
+// shows on the first request.
 func New(cfg Config) (*Client, error) {
-	if len(cfg.Endpoints) == 0 {
-		return nil, errors.New("client: no endpoint given")
-	}
 	c := &Client{timeout: cfg.Timeout, maxAttempts: cfg.MaxAttempts, backoff: cfg.Backoff}
 	for _, e := range cfg.Endpoints {
 		u, err := baseurl.Parse(e)
@@ -169,16 +168,17 @@ const (
 
 // request is one API call.
 type request struct {
-	method   string
-	path     string // path and query
-	body     []byte
-	ifMatch  string
-	idemKey  string
-	session  string // the session id of a session route, for leader routing
-	safety   safety
-	wait     time.Duration // a blocking read's wait, added to the timeout
-	accept   string
-	lastSeen string // Last-Event-ID
+	method      string
+	path        string // path and query
+	body        []byte
+	ifMatch     string
+	idemKey     string
+	session     string // the session id of a session route, for leader routing
+	safety      safety
+	wait        time.Duration // a blocking read's wait, added to the timeout
+	accept      string
+	lastSeen    string // Last-Event-ID
+	contentType string // "" for application/json
 }
 
 // response is a 2xx (or 304) answer and the endpoint that gave it.
@@ -269,6 +269,9 @@ func (c *Client) attempt(ctx context.Context, r *request) (*response, error) {
 		}
 	}
 	n := len(c.endpoints)
+	if n == 0 {
+		return nil, &Error{Code: CodeUnreachable, Message: "no endpoint configured"}
+	}
 	start := int(c.preferred.Load()) % n
 	var reasons []string
 	for i := 0; i < n; i++ {
@@ -354,7 +357,9 @@ func (c *Client) newHTTPRequest(ctx context.Context, url, base string, r *reques
 		return nil, &Error{Code: CodeUnexpectedResponse, Endpoint: base, Message: err.Error(), Err: err}
 	}
 	h := req.Header
-	if r.body != nil {
+	if r.contentType != "" {
+		h.Set("Content-Type", r.contentType)
+	} else if r.body != nil {
 		h["Content-Type"] = jsonContentType // shared, never modified: no allocation
 	}
 	if r.accept != "" {

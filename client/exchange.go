@@ -14,6 +14,19 @@ type Reply struct {
 	Body   []byte // nil unless Exchange was asked to keep it
 }
 
+// Call is one request for Exchange.
+type Call struct {
+	Method string
+	Path   string // from the endpoint's base URL, query included
+	Body   []byte // sent as application/json unless ContentType says otherwise
+	// ContentType overrides the body's media type, for example
+	// application/merge-patch+json.
+	ContentType    string
+	IfMatch        string // a version ETag such as "42" (with the quotes); "" sends none
+	IdempotencyKey string
+	KeepBody       bool // keep a successful answer's body in Reply.Body
+}
+
 // Exchange sends one request to endpoint (a base URL as Endpoints returns
 // them) exactly once: no retry, no failover, no routing. It is for load
 // generators and checkers that account for every attempt themselves and
@@ -24,15 +37,16 @@ type Reply struct {
 // *Error with CodeUnreachable (nothing can have been applied, or a read)
 // or CodeOutcomeUnknown (a write that was sent), whose Err is the
 // transport's error. The body of a successful answer is read to the end,
-// and kept only when keepBody is set, so that the connection is reused.
-func (c *Client) Exchange(ctx context.Context, endpoint, method, path string, body []byte, keepBody bool) (Reply, error) {
-	r := request{method: method, path: path, body: body, safety: unsafe}
-	if method == http.MethodGet || method == http.MethodHead {
+// and kept only with KeepBody, so that the connection is reused.
+func (c *Client) Exchange(ctx context.Context, endpoint string, call Call) (Reply, error) {
+	r := request{method: call.Method, path: call.Path, body: call.Body, safety: unsafe,
+		ifMatch: call.IfMatch, idemKey: call.IdempotencyKey, contentType: call.ContentType}
+	if call.Method == http.MethodGet || call.Method == http.MethodHead {
 		r.safety = readOnly
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := c.newHTTPRequest(ctx, endpoint+path, endpoint, &r)
+	req, err := c.newHTTPRequest(ctx, endpoint+call.Path, endpoint, &r)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -50,7 +64,7 @@ func (c *Client) Exchange(ctx context.Context, endpoint, method, path string, bo
 		_, _ = io.Copy(io.Discard, hr.Body)
 		return rep, DecodeError(hr.StatusCode, hr.Header, data, endpoint)
 	}
-	if keepBody {
+	if call.KeepBody {
 		rep.Body, err = readBody(hr)
 	} else {
 		_, err = io.Copy(io.Discard, hr.Body)

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // The internal HTTP API nodes use to manage each other's replicas. The shard
@@ -67,16 +69,6 @@ func newPeerClient(tlsConf *tls.Config, token func() string) *peerClient {
 	return p
 }
 
-type peerError struct {
-	Status int
-	Code   string
-	Msg    string
-}
-
-func (e *peerError) Error() string {
-	return fmt.Sprintf("peer answered %d %s: %s", e.Status, e.Code, e.Msg)
-}
-
 func (p *peerClient) call(ctx context.Context, method, httpAddr, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, p.scheme+"://"+httpAddr+path, nil)
 	if err != nil {
@@ -94,11 +86,7 @@ func (p *peerClient) call(ctx context.Context, method, httpAddr, path string, ou
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return &peerError{Status: resp.StatusCode, Code: e.Error.Code, Msg: e.Error.Message}
+		return client.DecodeError(resp.StatusCode, resp.Header, body, p.scheme+"://"+httpAddr)
 	}
 	if out != nil {
 		return json.Unmarshal(body, out)

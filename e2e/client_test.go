@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	sdclient "github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
@@ -177,42 +178,17 @@ func doWith(c *http.Client, method, url string, body []byte, header http.Header)
 		return result{status: resp.StatusCode, err: err}
 	}
 	r := result{status: resp.StatusCode, body: b, header: resp.Header}
-	if resp.StatusCode >= 400 {
-		var eb struct {
-			Error struct{ Code string } `json:"error"`
-		}
-		if json.Unmarshal(b, &eb) == nil {
-			r.code = eb.Error.Code
-		}
+	if e := sdclient.DecodeError(resp.StatusCode, nil, b, ""); resp.StatusCode >= 400 && !strings.HasPrefix(string(e.Code), "http_") {
+		r.code = string(e.Code)
 	}
 	return r
 }
 
-// clusterView is GET /v1/cluster.
-type clusterView struct {
-	Node       string `json:"node"`
-	ShardCount int    `json:"shardCount"`
-	Ready      bool   `json:"ready"`
-	Members    []struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
-	} `json:"members"`
-	Shards []shardView `json:"shards"`
-}
-
-type shardView struct {
-	ID           uint32 `json:"id"`
-	State        string `json:"state"`
-	Leader       string `json:"leader"`
-	Term         uint64 `json:"term"`
-	LastIndex    uint64 `json:"lastIndex"`
-	AppliedIndex uint64 `json:"appliedIndex"`
-	Replicas     []struct {
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-	} `json:"replicas"`
-	Local bool `json:"local"`
-}
+// clusterView is GET /v1/cluster, shardView one of its shards.
+type (
+	clusterView = sdclient.ClusterStatus
+	shardView   = sdclient.Shard
+)
 
 func getCluster(base string) (*clusterView, error) {
 	r := do("GET", base+"/v1/cluster", nil)
@@ -227,7 +203,7 @@ func getCluster(base string) (*clusterView, error) {
 }
 
 // aliveMembers lists the members a node sees as alive.
-func (v *clusterView) aliveMembers() []string {
+func aliveMembers(v *clusterView) []string {
 	var out []string
 	for _, m := range v.Members {
 		if m.State == "alive" {

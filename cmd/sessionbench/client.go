@@ -109,7 +109,7 @@ func (c *clients) checkH2C(cfg *config) error {
 }
 
 func probeH2C(cl *client.Client, base string) error {
-	rep, err := cl.Exchange(context.Background(), base, http.MethodGet, "/healthz", nil, false)
+	rep, err := cl.Exchange(context.Background(), base, client.Call{Method: http.MethodGet, Path: "/healthz"})
 	var e *client.Error
 	if err != nil && (!errors.As(err, &e) || e.Status == 0) {
 		return err // any answer, even an error, shows the protocol

@@ -129,40 +129,34 @@ func sessionID(prefix string, n int) string {
 	return "bench-" + prefix + "-" + strconv.Itoa(n)
 }
 
-// call is one request of the workload: what Exchange sends.
-type call struct {
-	method, path string // path from the node's base URL, query included
-	body         []byte
-}
-
 // buildCall builds one request. seq is the worker's request counter: with
 // the run prefix and worker number it makes append's message id unique, so a
 // retried append would be deduplicated by the server rather than stored twice.
-func buildCall(cfg *config, op opKind, session, worker int, seq uint64, content string) call {
-	c := call{method: http.MethodGet, path: "/api/chat/session/" + sessionID(cfg.prefix, session)}
+func buildCall(cfg *config, op opKind, session, worker int, seq uint64, content string) client.Call {
+	c := client.Call{Method: http.MethodGet, Path: "/api/chat/session/" + sessionID(cfg.prefix, session)}
 	switch op {
 	case opAppend:
-		c.method, c.path = http.MethodPost, c.path+"/messages"
+		c.Method, c.Path = http.MethodPost, c.Path+"/messages"
 		role := "user"
 		if seq%2 == 1 {
 			role = "assistant"
 		}
 		id := cfg.prefix + "-w" + strconv.Itoa(worker) + "-" + strconv.FormatUint(seq, 10)
-		c.body = fmt.Appendf(nil, `{"id":%q,"role":%q,"content":%q}`, id, role, content)
+		c.Body = fmt.Appendf(nil, `{"id":%q,"role":%q,"content":%q}`, id, role, content)
 	case opPut:
-		c.method = http.MethodPut
-		c.body = fmt.Appendf(nil, `{"lastSearchCriteria":{"from":"BER","to":"LIS","dates":"05-03/05-07","passengers":%d},"step":%d}`, seq%4+1, seq)
+		c.Method = http.MethodPut
+		c.Body = fmt.Appendf(nil, `{"lastSearchCriteria":{"from":"BER","to":"LIS","dates":"05-03/05-07","passengers":%d},"step":%d}`, seq%4+1, seq)
 	case opGet:
-		c.path += "/messages?limit=" + strconv.Itoa(pageLimit)
+		c.Path += "/messages?limit=" + strconv.Itoa(pageLimit)
 	case opState:
-		c.path += "/state"
+		c.Path += "/state"
 	}
 	if op.isRead() && cfg.consistency != "" {
 		sep := "?"
-		if strings.Contains(c.path, "?") {
+		if strings.Contains(c.Path, "?") {
 			sep = "&"
 		}
-		c.path += sep + "consistency=" + cfg.consistency
+		c.Path += sep + "consistency=" + cfg.consistency
 	}
 	return c
 }
@@ -178,13 +172,13 @@ type outcome struct {
 	retryAfter time.Duration
 }
 
-// execute sends one call to base and reads the whole answer: latency
+// execute sends one request to base and reads the whole answer: latency
 // includes the body, and a drained body lets the keep-alive connection be
 // reused. With wantHTTP2 (--h2c) an answer that did not come over HTTP/2 is
 // an error, protocol_mismatch, so a report can only claim HTTP/2 numbers
 // that were.
-func execute(c *client.Client, base string, req call, wantHTTP2 bool) outcome {
-	rep, err := c.Exchange(context.Background(), base, req.method, req.path, req.body, false)
+func execute(c *client.Client, base string, req client.Call, wantHTTP2 bool) outcome {
+	rep, err := c.Exchange(context.Background(), base, req)
 	var e *client.Error
 	if err != nil && (!errors.As(err, &e) || e.Status == 0) {
 		if e != nil && e.Err != nil {

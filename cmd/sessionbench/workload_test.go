@@ -110,13 +110,13 @@ func TestBuildRequest(t *testing.T) {
 	}
 	for _, c := range cases {
 		req := buildCall(cfg, c.op, 7, 3, 42, "hello world")
-		if req.method != c.method || req.path != c.url {
-			t.Errorf("%v: %s %s, want %s %s", c.op, req.method, req.path, c.method, c.url)
+		if req.Method != c.method || req.Path != c.url {
+			t.Errorf("%v: %s %s, want %s %s", c.op, req.Method, req.Path, c.method, c.url)
 		}
-		if req.body == nil {
+		if req.Body == nil {
 			continue
 		}
-		b := req.body
+		b := req.Body
 		var v map[string]any
 		if err := json.Unmarshal(b, &v); err != nil {
 			t.Fatalf("%v: body %s is not JSON: %v", c.op, b, err)
