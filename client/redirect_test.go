@@ -1,10 +1,11 @@
-package client
+package client_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/testnode"
 )
 
@@ -14,7 +15,7 @@ func TestAStaleRouteIsCorrectedByTheNodesRedirectToTheLeader(t *testing.T) {
 	nodes := testnode.Start(t, testnode.Options{Nodes: 2, Shards: 4, Replicas: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := New(Config{Endpoints: []string{nodes[0].URL, nodes[1].URL}, RouteToLeader: true})
+	c, err := client.New(client.Config{Endpoints: []string{nodes[0].URL, nodes[1].URL}, RouteToLeader: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,19 +29,13 @@ func TestAStaleRouteIsCorrectedByTheNodesRedirectToTheLeader(t *testing.T) {
 		leader, other = other, leader
 	}
 	// The cache believes the other node leads the shard.
-	c.router.mu.Lock()
-	c.router.shardOf["moved"] = o.Shard
-	c.router.leaderOf[o.Shard] = leaderEntry{base: other.URL, until: time.Now().Add(time.Hour)}
-	c.router.mu.Unlock()
+	client.SetRoute(c, "moved", o.Shard, other.URL)
 
 	res, err := c.Update(ctx, "moved", map[string]int{"step": 1})
 	if err != nil || string(res.Fields["step"]) != "1" {
 		t.Fatalf("Update through a stale route: %+v, %v", res, err)
 	}
-	c.router.mu.Lock()
-	got := c.router.leaderOf[o.Shard].base
-	c.router.mu.Unlock()
-	if got != leader.URL {
+	if got := client.Route(c, o.Shard); got != leader.URL {
 		t.Fatalf("after the 307 the cache says %s leads shard %d, want %s", got, o.Shard, leader.URL)
 	}
 }
