@@ -26,3 +26,16 @@ func TestAnswersWithoutTheErrorModelStillDecodeToReadableErrors(t *testing.T) {
 		t.Errorf("412 decoded as %+v", vm)
 	}
 }
+
+func TestTransportFailureTellsNoAnswerFromAnAnswer(t *testing.T) {
+	cause := errors.New("connection reset")
+	if got, failed := TransportFailure(&Error{Code: CodeOutcomeUnknown, Err: cause}); !failed || got != cause {
+		t.Errorf("a broken connection: %v %v, want its cause", got, failed)
+	}
+	if _, failed := TransportFailure(&Error{Status: 503, Code: CodeOutcomeUnknown}); failed {
+		t.Error("a 503 answer counted as no answer")
+	}
+	if _, failed := TransportFailure(nil); failed {
+		t.Error("success counted as no answer")
+	}
+}

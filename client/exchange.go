@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 )
@@ -24,7 +25,7 @@ type Call struct {
 	ContentType    string
 	IfMatch        string // a version ETag such as "42" (with the quotes); "" sends none
 	IdempotencyKey string
-	KeepBody       bool // keep a successful answer's body in Reply.Body
+	KeepBody       bool // keep the answer's body (up to 64 KiB of an error's) in Reply.Body
 }
 
 // Exchange sends one request to endpoint (a base URL as Endpoints returns
@@ -36,7 +37,7 @@ type Call struct {
 // from it (its RetryAfter set from the header). A transport failure is an
 // *Error with CodeUnreachable (nothing can have been applied, or a read)
 // or CodeOutcomeUnknown (a write that was sent), whose Err is the
-// transport's error. The body of a successful answer is read to the end,
+// transport's error; TransportFailure tells the two kinds of error apart. The body of a successful answer is read to the end,
 // and kept only with KeepBody, so that the connection is reused.
 func (c *Client) Exchange(ctx context.Context, endpoint string, call Call) (Reply, error) {
 	r := request{method: call.Method, path: call.Path, body: call.Body, safety: unsafe,
@@ -62,6 +63,9 @@ func (c *Client) Exchange(ctx context.Context, endpoint string, call Call) (Repl
 			return rep, c.transportError(ctx, endpoint, &r, err)
 		}
 		_, _ = io.Copy(io.Discard, hr.Body)
+		if call.KeepBody {
+			rep.Body = data
+		}
 		return rep, DecodeError(hr.StatusCode, hr.Header, data, endpoint)
 	}
 	if call.KeepBody {
@@ -77,3 +81,17 @@ func (c *Client) Exchange(ctx context.Context, endpoint string, call Call) (Repl
 
 // errorBodyLimit bounds how much of an error answer is read for its code.
 const errorBodyLimit = 64 << 10
+
+// TransportFailure reports whether err, from Exchange, means that no answer
+// came, and returns the transport's own error (a *net.OpError, a timeout,
+// …) for callers that classify it.
+func TransportFailure(err error) (error, bool) {
+	var e *Error
+	if err == nil || (errors.As(err, &e) && e.Status != 0) {
+		return nil, false
+	}
+	if e != nil && e.Err != nil {
+		return e.Err, true
+	}
+	return err, true
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -110,8 +109,7 @@ func (c *clients) checkH2C(cfg *config) error {
 
 func probeH2C(cl *client.Client, base string) error {
 	rep, err := cl.Exchange(context.Background(), base, client.Call{Method: http.MethodGet, Path: "/healthz"})
-	var e *client.Error
-	if err != nil && (!errors.As(err, &e) || e.Status == 0) {
+	if _, failed := client.TransportFailure(err); failed {
 		return err // any answer, even an error, shows the protocol
 	}
 	if !strings.HasPrefix(rep.Proto, "HTTP/2") {

@@ -179,13 +179,11 @@ type outcome struct {
 // that were.
 func execute(c *client.Client, base string, req client.Call, wantHTTP2 bool) outcome {
 	rep, err := c.Exchange(context.Background(), base, req)
-	var e *client.Error
-	if err != nil && (!errors.As(err, &e) || e.Status == 0) {
-		if e != nil && e.Err != nil {
-			err = e.Err
-		}
-		return outcome{transport: classifyTransport(err)}
+	if terr, failed := client.TransportFailure(err); failed {
+		return outcome{transport: classifyTransport(terr)}
 	}
+	var e *client.Error
+	errors.As(err, &e)
 	if wantHTTP2 && !strings.HasPrefix(rep.Proto, "HTTP/2") {
 		return outcome{transport: "protocol_mismatch", proto: rep.Proto}
 	}

@@ -128,22 +128,16 @@ func newHTTPClient(timeout time.Duration, creds Credentials) *api.Client {
 func do(ctx context.Context, c *api.Client, base string, call api.Call) reply {
 	call.KeepBody = true
 	rep, err := c.Exchange(ctx, base, call)
-	var e *api.Error
-	if err != nil && (!errors.As(err, &e) || e.Status == 0) {
-		if e != nil && e.Err != nil {
-			err = e.Err // the transport's own error, which neverSent reads
-		}
-		return reply{err: err}
+	if terr, failed := api.TransportFailure(err); failed {
+		return reply{err: terr} // the transport's own error, which neverSent reads
 	}
 	r := reply{status: rep.Status, body: rep.Body}
 	if etag := strings.Trim(rep.Header.Get("ETag"), `"`); etag != "" {
 		r.etag, _ = strconv.ParseUint(etag, 10, 64)
 	}
-	if e != nil {
-		r.body = []byte(e.Message)
-		if !strings.HasPrefix(string(e.Code), "http_") {
-			r.code = string(e.Code)
-		}
+	var e *api.Error
+	if errors.As(err, &e) && !strings.HasPrefix(string(e.Code), "http_") {
+		r.code = string(e.Code)
 	}
 	return r
 }
