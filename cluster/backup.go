@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
 )
@@ -95,7 +96,7 @@ func (n *Node) PushSnapshot(ctx context.Context, s uint32, index uint64, size in
 
 // stream makes a call whose bodies may be large: body (of length size, -1
 // for none) is sent as it is read, and the answer's body is left to the
-// caller, who must close it. A non-2xx answer is a *peerError.
+// caller, who must close it. A non-2xx answer is a *client.Error.
 func (p *peerClient) stream(ctx context.Context, method, httpAddr, path string, body io.Reader, size int64, h http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, p.scheme+"://"+httpAddr+path, body)
 	if err != nil {
@@ -116,7 +117,7 @@ func (p *peerClient) stream(ctx context.Context, method, httpAddr, path string, 
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		return nil, readPeerError(resp)
+		return nil, readPeerError(resp, p.scheme+"://"+httpAddr)
 	}
 	return resp, nil
 }
@@ -124,9 +125,9 @@ func (p *peerClient) stream(ctx context.Context, method, httpAddr, path string, 
 // PeerErrorOf unwraps the error envelope another node answered a call
 // with: its status, code and message.
 func PeerErrorOf(err error) (status int, code, msg string, ok bool) {
-	var pe *peerError
-	if !errors.As(err, &pe) {
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status == 0 {
 		return 0, "", "", false
 	}
-	return pe.Status, pe.Code, pe.Msg, true
+	return ce.Status, string(ce.Code), ce.Message, true
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/fsm"
 )
 
@@ -50,7 +51,7 @@ func (n *Node) ListShard(ctx context.Context, s uint32, prefix, after string, li
 			return page, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		var pe *peerError
+		var pe *client.Error
 		if ctx.Err() != nil || (errors.As(err, &pe) && pe.Status/100 == 4) {
 			break // another replica would refuse the same way
 		}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // The internal HTTP API nodes use to manage each other's replicas. The shard
@@ -67,16 +69,6 @@ func newPeerClient(tlsConf *tls.Config, token func() string) *peerClient {
 	return p
 }
 
-type peerError struct {
-	Status int
-	Code   string
-	Msg    string
-}
-
-func (e *peerError) Error() string {
-	return fmt.Sprintf("peer answered %d %s: %s", e.Status, e.Code, e.Msg)
-}
-
 func (p *peerClient) call(ctx context.Context, method, httpAddr, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, p.scheme+"://"+httpAddr+path, nil)
 	if err != nil {
@@ -89,7 +81,7 @@ func (p *peerClient) call(ctx context.Context, method, httpAddr, path string, ou
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return readPeerError(resp)
+		return readPeerError(resp, p.scheme+"://"+httpAddr)
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if out != nil {
@@ -107,14 +99,11 @@ func (p *peerClient) authorize(req *http.Request) {
 	}
 }
 
-// readPeerError reads a non-2xx answer's error envelope.
-func readPeerError(resp *http.Response) *peerError {
+// readPeerError reads a non-2xx answer's error envelope into a
+// *client.Error.
+func readPeerError(resp *http.Response, endpoint string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	_ = json.Unmarshal(body, &e)
-	return &peerError{Status: resp.StatusCode, Code: e.Error.Code, Msg: e.Error.Message}
+	return client.DecodeError(resp.StatusCode, resp.Header, body, endpoint)
 }
 
 func (p *peerClient) createReplica(ctx context.Context, addr string, s uint32) error {

@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -15,12 +16,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	sdclient "github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
@@ -34,7 +37,6 @@ var (
 	creds clientauth.Options
 	// routes sends each request through the transport for its host.
 	routes = &hostRoutes{byHost: map[string]http.RoundTripper{}}
-	client = &http.Client{Timeout: requestTimeout, Transport: routes}
 )
 
 // setupClient loads the credentials from the environment; every request
@@ -147,11 +149,37 @@ func (r result) String() string {
 	return fmt.Sprintf("%s: %s", r.class(), bytes.TrimSpace(r.body))
 }
 
-func do(method, url string, body []byte) result {
-	return doWith(client, method, url, body, nil)
+// api sends the suite's own requests through routes, each once: the
+// workload counts every outcome and retries by itself.
+var api = func() *sdclient.Client {
+	c, err := sdclient.New(sdclient.Config{Transport: routes, Timeout: requestTimeout, MaxAttempts: 1})
+	if err != nil {
+		panic(err) // no endpoint to parse: cannot fail
+	}
+	return c
+}()
+
+// do sends one request to the node and path of rawURL.
+func do(method, rawURL string, body []byte) result {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return result{err: err}
+	}
+	rep, err := api.Exchange(context.Background(), u.Scheme+"://"+u.Host,
+		sdclient.Call{Method: method, Path: u.RequestURI(), Body: body, KeepBody: true})
+	if terr, failed := sdclient.TransportFailure(err); failed {
+		return result{err: terr}
+	}
+	r := result{status: rep.Status, body: rep.Body, header: rep.Header}
+	var e *sdclient.Error
+	if errors.As(err, &e) && !strings.HasPrefix(string(e.Code), "http_") {
+		r.code = string(e.Code)
+	}
+	return r
 }
 
-// doWith sends one request with c, adding header.
+// doWith sends one request with c, adding header: for probes that must
+// send what a client never would (no credentials, plain HTTP to HTTPS).
 func doWith(c *http.Client, method, url string, body []byte, header http.Header) result {
 	var rd io.Reader
 	if body != nil {
@@ -177,42 +205,17 @@ func doWith(c *http.Client, method, url string, body []byte, header http.Header)
 		return result{status: resp.StatusCode, err: err}
 	}
 	r := result{status: resp.StatusCode, body: b, header: resp.Header}
-	if resp.StatusCode >= 400 {
-		var eb struct {
-			Error struct{ Code string } `json:"error"`
-		}
-		if json.Unmarshal(b, &eb) == nil {
-			r.code = eb.Error.Code
-		}
+	if e := sdclient.DecodeError(resp.StatusCode, nil, b, ""); resp.StatusCode >= 400 && !strings.HasPrefix(string(e.Code), "http_") {
+		r.code = string(e.Code)
 	}
 	return r
 }
 
-// clusterView is GET /v1/cluster.
-type clusterView struct {
-	Node       string `json:"node"`
-	ShardCount int    `json:"shardCount"`
-	Ready      bool   `json:"ready"`
-	Members    []struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
-	} `json:"members"`
-	Shards []shardView `json:"shards"`
-}
-
-type shardView struct {
-	ID           uint32 `json:"id"`
-	State        string `json:"state"`
-	Leader       string `json:"leader"`
-	Term         uint64 `json:"term"`
-	LastIndex    uint64 `json:"lastIndex"`
-	AppliedIndex uint64 `json:"appliedIndex"`
-	Replicas     []struct {
-		ID       string `json:"id"`
-		Suffrage string `json:"suffrage"`
-	} `json:"replicas"`
-	Local bool `json:"local"`
-}
+// clusterView is GET /v1/cluster, shardView one of its shards.
+type (
+	clusterView = sdclient.ClusterStatus
+	shardView   = sdclient.Shard
+)
 
 func getCluster(base string) (*clusterView, error) {
 	r := do("GET", base+"/v1/cluster", nil)
@@ -227,7 +230,7 @@ func getCluster(base string) (*clusterView, error) {
 }
 
 // aliveMembers lists the members a node sees as alive.
-func (v *clusterView) aliveMembers() []string {
+func aliveMembers(v *clusterView) []string {
 	var out []string
 	for _, m := range v.Members {
 		if m.State == "alive" {

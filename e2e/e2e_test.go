@@ -277,7 +277,7 @@ func (s *suite) scaleOut(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if alive := v.aliveMembers(); len(alive) != 4 {
+			if alive := aliveMembers(v); len(alive) != 4 {
 				return fmt.Errorf("%s sees alive members %v", n, alive)
 			}
 		}

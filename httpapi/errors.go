@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/shard"
@@ -119,12 +120,9 @@ func resultError(res *fsm.Result) *apiError {
 	return nil
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+// errorBody is the error model on the wire, declared once with the Go
+// client that reads it.
+type errorBody = client.ErrorBody
 
 // handleError is echo's error handler: every error leaves as the JSON error
 // model, never as echo's default body.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
@@ -238,12 +239,7 @@ func (r *response) String() string {
 func (r *response) ETag() string { return r.Header.Get("ETag") }
 
 // errorBody is the API's error model.
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
+type errorBody = client.ErrorBody
 
 // request builds a request. body may be nil (no body), a string or []byte
 // (sent as is), or anything else (sent as JSON). hdr holds header name/value

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/sessiond/sessiond/internal/clientauth"
-	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // clients are the HTTP clients of a run and the connections they dialed.
@@ -18,7 +19,7 @@ import (
 // requests to a node over one connection, so N connections per node take N
 // Transports, and the workers are spread evenly over them.
 type clients struct {
-	list  []*http.Client
+	list  []*client.Client
 	dials atomic.Int64 // TCP connections dialed, the --h2c check's included
 }
 
@@ -35,11 +36,11 @@ func newClients(cfg *config) *clients {
 }
 
 // forWorker is the client worker i sends with.
-func (c *clients) forWorker(i int) *http.Client { return c.list[i%len(c.list)] }
+func (c *clients) forWorker(i int) *client.Client { return c.list[i%len(c.list)] }
 
 func (c *clients) closeIdle() {
 	for _, cl := range c.list {
-		cl.CloseIdleConnections()
+		cl.Close()
 	}
 }
 
@@ -52,8 +53,9 @@ func (c *clients) closeIdle() {
 // and a second is dialed only if the first has as many requests in flight
 // as the server's SETTINGS_MAX_CONCURRENT_STREAMS allows. Redirects are not
 // followed (a 307 shows in the status counts) and environment proxies are
-// ignored.
-func (c *clients) newClient(cfg *config) *http.Client {
+// ignored. Workers send through Exchange: once, no retries, so every
+// attempt is counted.
+func (c *clients) newClient(cfg *config) *client.Client {
 	dialer := &net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -80,11 +82,12 @@ func (c *clients) newClient(cfg *config) *http.Client {
 	if cfg.tls != nil {
 		tr.TLSClientConfig = cfg.tls.Clone()
 	}
-	return &http.Client{
-		Transport:     clientauth.Bearer(tr, cfg.creds.Token),
-		Timeout:       cfg.timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	cl, err := client.New(client.Config{Endpoints: cfg.addrs, Transport: tr, Token: cfg.creds.Token,
+		Timeout: cfg.timeout, MaxAttempts: 1})
+	if err != nil {
+		panic(err) // the addresses were checked by parseFlags
 	}
+	return cl
 }
 
 // checkH2C sends GET /healthz to every node over every client before the
@@ -95,7 +98,7 @@ func (c *clients) newClient(cfg *config) *http.Client {
 func (c *clients) checkH2C(cfg *config) error {
 	for _, cl := range c.list {
 		for _, base := range cfg.addrs {
-			if err := probeH2C(cfg, cl, base); err != nil {
+			if err := probeH2C(cl, base); err != nil {
 				return fmt.Errorf("--h2c: %s does not speak HTTP/2 over cleartext with prior knowledge (%v); "+
 					"if it is sessiond, it runs with --h2c=false or behind an HTTP/1-only proxy; leave --h2c out to use HTTP/1.1", base, err)
 			}
@@ -104,21 +107,13 @@ func (c *clients) checkH2C(cfg *config) error {
 	return nil
 }
 
-func probeH2C(cfg *config, cl *http.Client, base string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
-	if err != nil {
-		return err
+func probeH2C(cl *client.Client, base string) error {
+	rep, err := cl.Exchange(context.Background(), base, client.Call{Method: http.MethodGet, Path: "/healthz"})
+	if _, failed := client.TransportFailure(err); failed {
+		return err // any answer, even an error, shows the protocol
 	}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 {
-		return fmt.Errorf("answered in %s", resp.Proto)
+	if !strings.HasPrefix(rep.Proto, "HTTP/2") {
+		return fmt.Errorf("answered in %s", rep.Proto)
 	}
 	return nil
 }

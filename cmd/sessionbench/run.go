@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // result is what a run measured, merged over all workers.
@@ -30,7 +31,7 @@ type result struct {
 // merges their stats once they have stopped.
 type worker struct {
 	id     int
-	client *http.Client
+	client *client.Client
 	rng    *rand.Rand
 	seq    uint64
 	stats  [numOps]*opStats
@@ -149,16 +150,11 @@ func (w *worker) one(cfg *config, base, content string, measured bool, due time.
 	session := w.rng.IntN(cfg.sessions)
 	w.seq++
 	off := int(w.seq % contentSlack)
-	req, err := buildRequest(context.Background(), cfg, op, base, session, w.id, w.seq, content[off:off+cfg.messageBytes])
-	var o outcome
+	req := buildCall(cfg, op, session, w.id, w.seq, content[off:off+cfg.messageBytes])
 	if due.IsZero() {
 		due = time.Now()
 	}
-	if err != nil {
-		o = outcome{transport: "request_build"}
-	} else {
-		o = execute(w.client, req, cfg.h2c)
-	}
+	o := execute(w.client, base, req, cfg.h2c)
 	lat := time.Since(due)
 	w.done.Add(1)
 	ok := o.ok(op)

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/internal/baseurl"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // opKind is one kind of request the workload sends.
@@ -129,51 +129,36 @@ func sessionID(prefix string, n int) string {
 	return "bench-" + prefix + "-" + strconv.Itoa(n)
 }
 
-// buildRequest builds one request. seq is the worker's request counter: with
+// buildCall builds one request. seq is the worker's request counter: with
 // the run prefix and worker number it makes append's message id unique, so a
 // retried append would be deduplicated by the server rather than stored twice.
-func buildRequest(ctx context.Context, cfg *config, op opKind, base string, session, worker int, seq uint64, content string) (*http.Request, error) {
-	path := base + "/api/chat/session/" + sessionID(cfg.prefix, session)
-	var method string
-	var body []byte
+func buildCall(cfg *config, op opKind, session, worker int, seq uint64, content string) client.Call {
+	c := client.Call{Method: http.MethodGet, Path: "/api/chat/session/" + sessionID(cfg.prefix, session)}
 	switch op {
 	case opAppend:
-		method, path = http.MethodPost, path+"/messages"
+		c.Method, c.Path = http.MethodPost, c.Path+"/messages"
 		role := "user"
 		if seq%2 == 1 {
 			role = "assistant"
 		}
 		id := cfg.prefix + "-w" + strconv.Itoa(worker) + "-" + strconv.FormatUint(seq, 10)
-		body = fmt.Appendf(nil, `{"id":%q,"role":%q,"content":%q}`, id, role, content)
+		c.Body = fmt.Appendf(nil, `{"id":%q,"role":%q,"content":%q}`, id, role, content)
 	case opPut:
-		method = http.MethodPut
-		body = fmt.Appendf(nil, `{"lastSearchCriteria":{"from":"BER","to":"LIS","dates":"05-03/05-07","passengers":%d},"step":%d}`, seq%4+1, seq)
+		c.Method = http.MethodPut
+		c.Body = fmt.Appendf(nil, `{"lastSearchCriteria":{"from":"BER","to":"LIS","dates":"05-03/05-07","passengers":%d},"step":%d}`, seq%4+1, seq)
 	case opGet:
-		method, path = http.MethodGet, path+"/messages?limit="+strconv.Itoa(pageLimit)
-	case opGetFull:
-		method = http.MethodGet
+		c.Path += "/messages?limit=" + strconv.Itoa(pageLimit)
 	case opState:
-		method, path = http.MethodGet, path+"/state"
+		c.Path += "/state"
 	}
 	if op.isRead() && cfg.consistency != "" {
 		sep := "?"
-		if strings.Contains(path, "?") {
+		if strings.Contains(c.Path, "?") {
 			sep = "&"
 		}
-		path += sep + "consistency=" + cfg.consistency
+		c.Path += sep + "consistency=" + cfg.consistency
 	}
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, path, r)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return req, nil
+	return c
 }
 
 // outcome is what one request came to.
@@ -187,55 +172,38 @@ type outcome struct {
 	retryAfter time.Duration
 }
 
-// maxErrorBody bounds how much of an error body is read to find its code.
-const maxErrorBody = 64 << 10
-
-// execute sends req and reads the whole response: latency includes the body,
-// and a drained body lets the keep-alive connection be reused. With
-// wantHTTP2 (--h2c) a response that did not come over HTTP/2 is an error,
-// protocol_mismatch, so a report can only claim HTTP/2 numbers that were.
-func execute(client *http.Client, req *http.Request, wantHTTP2 bool) outcome {
-	resp, err := client.Do(req)
-	if err != nil {
-		return outcome{transport: classifyTransport(err)}
+// execute sends one request to base and reads the whole answer: latency
+// includes the body, and a drained body lets the keep-alive connection be
+// reused. With wantHTTP2 (--h2c) an answer that did not come over HTTP/2 is
+// an error, protocol_mismatch, so a report can only claim HTTP/2 numbers
+// that were.
+func execute(c *client.Client, base string, req client.Call, wantHTTP2 bool) outcome {
+	rep, err := c.Exchange(context.Background(), base, req)
+	if terr, failed := client.TransportFailure(err); failed {
+		return outcome{transport: classifyTransport(terr)}
 	}
-	defer resp.Body.Close()
-	if wantHTTP2 && resp.ProtoMajor != 2 {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return outcome{transport: "protocol_mismatch", proto: resp.Proto}
+	var e *client.Error
+	errors.As(err, &e)
+	if wantHTTP2 && !strings.HasPrefix(rep.Proto, "HTTP/2") {
+		return outcome{transport: "protocol_mismatch", proto: rep.Proto}
 	}
-	o := outcome{status: resp.StatusCode, forwarded: resp.Header.Get("X-Sessiond-Forwarded-By") != "", proto: resp.Proto}
-	if resp.StatusCode < 400 {
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return outcome{transport: classifyTransport(err)}
+	o := outcome{status: rep.Status, forwarded: rep.Header.Get("X-Sessiond-Forwarded-By") != "", proto: rep.Proto}
+	if e != nil {
+		o.code = errorCode(e)
+		if e.RetryAfter > 0 && (rep.Status == http.StatusTooManyRequests || rep.Status == http.StatusServiceUnavailable) {
+			o.retryAfter = e.RetryAfter
 		}
-		return o
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil {
-		return outcome{transport: classifyTransport(err)}
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	o.code = errorCode(b)
-	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 &&
-		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		o.retryAfter = time.Duration(secs) * time.Second
 	}
 	return o
 }
 
-// errorCode extracts the code of sessiond's error model, or "(none)" when the
-// body is not that JSON (a proxy's error page, say).
-func errorCode(body []byte) string {
-	var e struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+// errorCode is the code of sessiond's error model, or "(none)" when the
+// body was not that JSON (a proxy's error page, say).
+func errorCode(e *client.Error) string {
+	if strings.HasPrefix(string(e.Code), "http_") {
 		return "(none)"
 	}
-	return e.Error.Code
+	return string(e.Code)
 }
 
 // classifyTransport names the kind of a transport error, so that a report

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 func TestParseMix(t *testing.T) {
@@ -95,30 +97,26 @@ func TestNormalizeAddrs(t *testing.T) {
 
 func TestBuildRequest(t *testing.T) {
 	cfg := &config{prefix: "abc", consistency: "stale"}
-	ctx := context.Background()
 	cases := []struct {
 		op     opKind
 		method string
 		url    string
 	}{
-		{opAppend, "POST", "http://h:1/api/chat/session/bench-abc-7/messages"},
-		{opGet, "GET", "http://h:1/api/chat/session/bench-abc-7/messages?limit=20&consistency=stale"},
-		{opPut, "PUT", "http://h:1/api/chat/session/bench-abc-7"},
-		{opGetFull, "GET", "http://h:1/api/chat/session/bench-abc-7?consistency=stale"},
-		{opState, "GET", "http://h:1/api/chat/session/bench-abc-7/state?consistency=stale"},
+		{opAppend, "POST", "/api/chat/session/bench-abc-7/messages"},
+		{opGet, "GET", "/api/chat/session/bench-abc-7/messages?limit=20&consistency=stale"},
+		{opPut, "PUT", "/api/chat/session/bench-abc-7"},
+		{opGetFull, "GET", "/api/chat/session/bench-abc-7?consistency=stale"},
+		{opState, "GET", "/api/chat/session/bench-abc-7/state?consistency=stale"},
 	}
 	for _, c := range cases {
-		req, err := buildRequest(ctx, cfg, c.op, "http://h:1", 7, 3, 42, "hello world")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if req.Method != c.method || req.URL.String() != c.url {
-			t.Errorf("%v: %s %s, want %s %s", c.op, req.Method, req.URL, c.method, c.url)
+		req := buildCall(cfg, c.op, 7, 3, 42, "hello world")
+		if req.Method != c.method || req.Path != c.url {
+			t.Errorf("%v: %s %s, want %s %s", c.op, req.Method, req.Path, c.method, c.url)
 		}
 		if req.Body == nil {
 			continue
 		}
-		b, _ := io.ReadAll(req.Body)
+		b := req.Body
 		var v map[string]any
 		if err := json.Unmarshal(b, &v); err != nil {
 			t.Fatalf("%v: body %s is not JSON: %v", c.op, b, err)
@@ -205,10 +203,10 @@ func TestClassifyTransport(t *testing.T) {
 }
 
 func TestErrorCodeAndOutcome(t *testing.T) {
-	if c := errorCode([]byte(`{"error":{"code":"overloaded","message":"x"}}`)); c != "overloaded" {
+	if c := errorCode(client.DecodeError(503, nil, []byte(`{"error":{"code":"overloaded","message":"x"}}`), "")); c != "overloaded" {
 		t.Errorf("code %q", c)
 	}
-	if c := errorCode([]byte(`<html>bad gateway</html>`)); c != "(none)" {
+	if c := errorCode(client.DecodeError(502, nil, []byte(`<html>bad gateway</html>`), "")); c != "(none)" {
 		t.Errorf("non-JSON code %q", c)
 	}
 	notFound := outcome{status: 404, code: "session_not_found"}

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"time"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/baseurl"
 	"github.com/sessiond/sessiond/internal/check"
-	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 // staticTarget is an existing cluster the checker only talks to.
@@ -21,25 +19,26 @@ func newStaticTarget(addrs string, creds check.Credentials) (*staticTarget, erro
 		return nil, err
 	}
 	t := &staticTarget{}
-	tr := &http.Transport{TLSClientConfig: creds.TLS}
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: clientauth.Bearer(tr, creds.Token)}
+	c, err := client.New(client.Config{Endpoints: urls, Token: creds.Token, TLS: creds.TLS,
+		Timeout: 3 * time.Second, MaxAttempts: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
 	for _, u := range urls {
-		t.nodes = append(t.nodes, check.Node{Name: nodeName(hc, u), URL: u})
+		t.nodes = append(t.nodes, check.Node{Name: nodeName(c, u), URL: u})
 	}
 	return t, nil
 }
 
 // nodeName asks a node for its id; the address stands in when it cannot say.
-func nodeName(hc *http.Client, url string) string {
-	resp, err := hc.Get(url + "/v1/cluster")
+func nodeName(c *client.Client, url string) string {
+	one, err := c.WithEndpoints(url)
 	if err != nil {
 		return url
 	}
-	defer resp.Body.Close()
-	var v struct {
-		Node string `json:"node"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&v) != nil || v.Node == "" {
+	v, err := one.Cluster(context.Background())
+	if err != nil || v.Node == "" {
 		return url
 	}
 	return v.Node

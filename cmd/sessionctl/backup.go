@@ -3,9 +3,11 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/backup"
+	"github.com/sessiond/sessiond/client"
 )
 
 // cmdBackup is "backup save FILE" and "backup restore FILE".
@@ -40,7 +43,7 @@ func cmdBackup(a *app, fs *flag.FlagSet, args []string) error {
 // backupSave streams GET /v1/backup into FILE. It writes FILE.partial and
 // renames it to FILE only once the archive verifies, so FILE is either a
 // complete backup or untouched.
-func (a *app) backupSave(c *client, file, consistency string) error {
+func (a *app) backupSave(c *client.Client, file, consistency string) error {
 	resp, addr, err := a.backupRequest(c, http.MethodGet, "/v1/backup?consistency="+url.QueryEscape(consistency), nil, 0)
 	if err != nil {
 		return err
@@ -110,27 +113,23 @@ func copyArchive(w io.Writer, r io.Reader, progress func(shards int, bytes int64
 // backupRestore checks FILE and the cluster, then POSTs FILE to
 // /v1/restore. The node checks both again and changes nothing when either
 // is wrong; checking here first says so before the upload.
-func (a *app) backupRestore(c *client, file string) error {
+func (a *app) backupRestore(c *client.Client, file string) error {
 	m, err := verifyFile(file)
 	if err != nil {
 		return fmt.Errorf("%s is not a backup this cluster can restore: %w", file, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
-	var view struct {
-		ShardCount int `json:"shardCount"`
-	}
-	if _, err := c.getJSON(ctx, "/v1/cluster", &view); err != nil {
+	view, err := c.Cluster(ctx)
+	if err != nil {
 		return err
 	}
 	if view.ShardCount != m.ShardCount {
 		return fmt.Errorf("the backup holds %d shards and the cluster has %d; restore into a cluster started with --shards %d",
 			m.ShardCount, view.ShardCount, m.ShardCount)
 	}
-	var page struct {
-		Sessions []struct{ ID string } `json:"sessions"`
-	}
-	if _, err := c.getJSON(ctx, "/v1/sessions?limit=1", &page); err != nil {
+	page, err := c.Sessions(ctx, client.ListQuery{Limit: 1})
+	if err != nil {
 		return err
 	}
 	if len(page.Sessions) > 0 {
@@ -159,10 +158,16 @@ func (a *app) backupRestore(c *client, file string) error {
 }
 
 // backupRequest sends a backup or restore request to the first address
-// that takes the connection. It sets no timeout: an archive can be large.
-func (a *app) backupRequest(c *client, method, path string, body io.Reader, size int64) (*http.Response, string, error) {
+// that takes the connection, with the same credentials as every command. It
+// sets no timeout: an archive can be large.
+func (a *app) backupRequest(c *client.Client, method, path string, body io.Reader, size int64) (*http.Response, string, error) {
+	rt, err := a.creds.Apply(&http.Transport{Proxy: http.ProxyFromEnvironment})
+	if err != nil {
+		return nil, "", usagef("", "%v", err)
+	}
+	hc := &http.Client{Transport: rt}
 	var reasons []string
-	for _, addr := range c.addrs {
+	for _, addr := range c.Endpoints() {
 		req, err := http.NewRequest(method, addr+path, body)
 		if err != nil {
 			return nil, "", err
@@ -171,22 +176,23 @@ func (a *app) backupRequest(c *client, method, path string, body io.Reader, size
 			req.ContentLength = size
 			req.Header.Set("Content-Type", "application/x-tar")
 		}
-		resp, err := c.hc.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
-			if !isDialError(err) {
+			var op *net.OpError
+			if !errors.As(err, &op) || op.Op != "dial" {
 				return nil, "", fmt.Errorf("%s %s at %s: %w", method, path, addr, err)
 			}
-			reasons = append(reasons, netReason(err, a.timeout))
-			continue
+			reasons = append(reasons, fmt.Sprintf("%s: %v", addr, op.Err))
+			continue // nothing was sent: the next address may take it
 		}
 		if resp.StatusCode/100 != 2 {
 			defer resp.Body.Close()
 			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			return nil, "", decodeError(resp.StatusCode, data, addr)
+			return nil, "", client.DecodeError(resp.StatusCode, resp.Header, data, addr)
 		}
 		return resp, addr, nil
 	}
-	return nil, "", &unreachableError{addrs: c.addrs, reason: strings.Join(reasons, "; ")}
+	return nil, "", fmt.Errorf("cannot reach sessiond: %s (set --addr or SESSIOND_ADDR)", strings.Join(reasons, "; "))
 }
 
 // verifyFile reads a whole archive and checks its manifest, sizes,

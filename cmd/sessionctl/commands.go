@@ -7,23 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/baseurl"
 )
-
-// sessionPath is the API path of session id; ids are validated by the
-// server, escaping only keeps a bad one from changing the route.
-func sessionPath(id string) string { return "/api/chat/session/" + url.PathEscape(id) }
 
 // setup is every command's preamble: parse the command line, check that
 // the named arguments are not empty, build the client (a malformed --addr
 // is a usage error).
-func (a *app) setup(fs *flag.FlagSet, args []string, minArgs, maxArgs int, names ...string) ([]string, *client, error) {
+func (a *app) setup(fs *flag.FlagSet, args []string, minArgs, maxArgs int, names ...string) ([]string, *client.Client, error) {
 	pos, err := a.parse(fs, args, minArgs, maxArgs)
 	if err != nil {
 		return nil, nil, err
@@ -33,9 +28,9 @@ func (a *app) setup(fs *flag.FlagSet, args []string, minArgs, maxArgs int, names
 			return nil, nil, usagef(fs.Name(), "%s must not be empty", n)
 		}
 	}
-	c, err := newClient(a.addr, a.timeout, &a.creds)
+	c, err := a.newClient()
 	if err != nil {
-		return nil, nil, usagef("", "%v", err)
+		return nil, nil, err
 	}
 	return pos, c, nil
 }
@@ -45,38 +40,45 @@ func cmdOwner(a *app, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	var o ownerResponse
-	resp, err := c.getJSON(context.Background(), "/v1/sessions/"+url.PathEscape(pos[0])+"/owner", &o)
+	o, err := c.Owner(context.Background(), pos[0])
 	if err != nil {
 		return err
 	}
 	if a.output == "json" {
-		return a.printBody(resp.body)
+		return writeJSON(a.stdout, o)
 	}
 	fmt.Fprintf(a.stdout, "session   %s\nshard     %d\nleader    %s\nreplicas  %s\n",
 		o.Session, o.Shard, dash(o.Leader), dash(strings.Join(o.Replicas, ",")))
 	return nil
 }
 
-func cmdGet(a *app, fs *flag.FlagSet, args []string) error {
-	consistency := fs.String("consistency", "", "linearizable (the server's default), leader or stale (any replica answers)")
+// readSetup is the preamble of commands that read session ID: setup, plus
+// --consistency (declared before, checked after the parse).
+func (a *app) readSetup(fs *flag.FlagSet, args []string) (string, *client.Client, []client.ReadOption, error) {
+	v := fs.String("consistency", "", "linearizable (the server's default), leader or stale (any replica answers)")
 	pos, c, err := a.setup(fs, args, 1, 1, "ID")
 	if err != nil {
-		return err
+		return "", nil, nil, err
 	}
-	path := sessionPath(pos[0])
-	switch *consistency {
+	switch *v {
 	case "":
+		return pos[0], c, nil, nil
 	case "linearizable", "leader", "stale":
-		path += "?consistency=" + *consistency
-	default:
-		return usagef("get", "--consistency must be linearizable, leader or stale, not %q", *consistency)
+		return pos[0], c, []client.ReadOption{client.WithConsistency(client.Consistency(*v))}, nil
 	}
-	resp, err := c.do(context.Background(), http.MethodGet, path, nil)
+	return "", nil, nil, usagef(fs.Name(), "--consistency must be linearizable, leader or stale, not %q", *v)
+}
+
+func cmdGet(a *app, fs *flag.FlagSet, args []string) error {
+	id, c, opts, err := a.readSetup(fs, args)
 	if err != nil {
 		return err
 	}
-	return a.printBody(resp.body)
+	s, err := c.Get(context.Background(), id, opts...)
+	if err != nil {
+		return err
+	}
+	return a.printBody(s.Raw)
 }
 
 func cmdAppend(a *app, fs *flag.FlagSet, args []string) error {
@@ -85,56 +87,124 @@ func cmdAppend(a *app, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	msg := map[string]string{"role": pos[1], "content": pos[2]}
-	if *id != "" {
-		msg["id"] = *id
-	}
-	body, _ := json.Marshal(msg)
-	resp, err := c.do(context.Background(), http.MethodPost, sessionPath(pos[0])+"/messages", body)
+	res, err := c.Append(context.Background(), pos[0], []client.Message{{ID: *id, Role: pos[1], Content: pos[2]}})
 	if err != nil {
 		return err
 	}
 	if a.output == "json" {
-		return a.printBody(resp.body)
+		return writeJSON(a.stdout, res)
 	}
-	var ar appendResponse
-	if err := json.Unmarshal(resp.body, &ar); err != nil || len(ar.Messages) == 0 {
-		return fmt.Errorf("unexpected answer from %s: %s", resp.addr, bytes.TrimSpace(resp.body))
+	if len(res.Messages) == 0 {
+		return fmt.Errorf("sessiond stored no message")
 	}
 	what := "stored"
-	if resp.status == http.StatusOK {
+	if !res.Created {
 		what = "already stored (same id), unchanged"
 	}
-	m := ar.Messages[0]
+	m := res.Messages[0]
 	fmt.Fprintf(a.stdout, "%s: message seq %d %s\n  id       %s\n  role     %s\n  content  %s\nversion %d\n",
-		pos[0], m.Seq, what, m.ID, m.Role, m.Content, ar.Version)
+		pos[0], m.Seq, what, m.ID, m.Role, m.Content, res.Version)
 	return nil
 }
 
+// conditionFlags declares --if-version and, for writes that create,
+// --if-absent; the returned function gives the write options.
+func conditionFlags(fs *flag.FlagSet, absent bool) func() ([]client.WriteOption, error) {
+	ver := fs.Uint64("if-version", 0, "apply only while the session's version (its ETag) is this; 412 version_mismatch otherwise")
+	var ifAbsent *bool
+	if absent {
+		ifAbsent = fs.Bool("if-absent", false, "apply only if the session does not exist yet")
+	}
+	return func() ([]client.WriteOption, error) {
+		switch {
+		case ifAbsent != nil && *ifAbsent && *ver != 0:
+			return nil, usagef(fs.Name(), "--if-version and --if-absent exclude each other")
+		case ifAbsent != nil && *ifAbsent:
+			return []client.WriteOption{client.IfAbsent()}, nil
+		case *ver != 0:
+			return []client.WriteOption{client.IfVersion(*ver)}, nil
+		}
+		return nil, nil
+	}
+}
+
+// fieldsDoc reads the JSON object argument of put and patch ("-" reads
+// stdin) and checks it here, so a typo costs a usage message, not a round
+// trip.
+func (a *app) fieldsDoc(cmd, arg string) (json.RawMessage, error) {
+	doc := []byte(arg)
+	if arg == "-" {
+		var err error
+		if doc, err = io.ReadAll(a.stdin); err != nil {
+			return nil, fmt.Errorf("reading stdin: %v", err)
+		}
+	}
+	var fields map[string]json.RawMessage
+	if !json.Valid(doc) {
+		return nil, usagef(cmd, "JSON is not valid JSON: %v", json.Unmarshal(doc, new(any)))
+	}
+	if json.Unmarshal(doc, &fields) != nil || fields == nil {
+		return nil, usagef(cmd, "JSON must be an object of fields, e.g. '{\"step\":\"confirm\"}', not %s", jsonKind(doc))
+	}
+	return doc, nil
+}
+
 func cmdPut(a *app, fs *flag.FlagSet, args []string) error {
+	return a.fieldsWrite(fs, args, true, (*client.Client).Update)
+}
+
+func cmdPatch(a *app, fs *flag.FlagSet, args []string) error {
+	return a.fieldsWrite(fs, args, false, (*client.Client).Patch)
+}
+
+type fieldsWriter func(*client.Client, context.Context, string, any, ...client.WriteOption) (*client.Session, error)
+
+func (a *app) fieldsWrite(fs *flag.FlagSet, args []string, absent bool, write fieldsWriter) error {
+	cond := conditionFlags(fs, absent)
 	pos, c, err := a.setup(fs, args, 2, 2, "ID")
 	if err != nil {
 		return err
 	}
-	doc := []byte(pos[1])
-	if pos[1] == "-" {
-		if doc, err = io.ReadAll(a.stdin); err != nil {
-			return fmt.Errorf("reading stdin: %v", err)
-		}
-	}
-	// Checked here so a typo costs a usage message, not a round trip.
-	var fields map[string]json.RawMessage
-	if !json.Valid(doc) {
-		return usagef("put", "JSON is not valid JSON: %v", json.Unmarshal(doc, new(any)))
-	}
-	if json.Unmarshal(doc, &fields) != nil || fields == nil {
-		return usagef("put", "JSON must be an object of fields, e.g. '{\"step\":\"confirm\"}', not %s", jsonKind(doc))
-	}
-	resp, err := c.do(context.Background(), http.MethodPut, sessionPath(pos[0]), doc)
+	opts, err := cond()
 	if err != nil {
 		return err
 	}
-	return a.printBody(resp.body)
+	doc, err := a.fieldsDoc(fs.Name(), pos[1])
+	if err != nil {
+		return err
+	}
+	s, err := write(c, context.Background(), pos[0], doc, opts...)
+	if err != nil {
+		return err
+	}
+	return a.printBody(s.Raw)
+}
+
+func cmdDelete(a *app, fs *flag.FlagSet, args []string) error {
+	cond := conditionFlags(fs, false)
+	field := fs.String("field", "", "delete only this field of the session")
+	pos, c, err := a.setup(fs, args, 1, 1, "ID")
+	if err != nil {
+		return err
+	}
+	opts, err := cond()
+	if err != nil {
+		return err
+	}
+	ctx, what := context.Background(), pos[0]
+	if *field != "" {
+		err, what = c.DeleteField(ctx, pos[0], *field, opts...), fmt.Sprintf("%s: field %s", pos[0], *field)
+	} else {
+		err = c.Delete(ctx, pos[0], opts...)
+	}
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		return writeJSON(a.stdout, map[string]any{"session": pos[0], "field": *field, "deleted": true})
+	}
+	fmt.Fprintf(a.stdout, "%s deleted\n", what)
+	return nil
 }
 
 // jsonKind names what a valid JSON document that is not an object is.
@@ -161,35 +231,30 @@ func cmdTransfer(a *app, fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return usagef("transfer", "SHARD must be a shard number, not %q", pos[0])
 	}
-	path := fmt.Sprintf("/v1/shards/%d/transfer-leadership", n)
+	to := ""
 	if len(pos) == 2 {
-		path += "?to=" + url.QueryEscape(pos[1])
+		to = pos[1]
 	}
-	resp, err := c.do(context.Background(), http.MethodPost, path, nil)
+	leader, err := c.TransferLeadership(context.Background(), uint32(n), to)
 	if err != nil {
 		return err
 	}
 	if a.output == "json" {
-		return a.printBody(resp.body)
+		return writeJSON(a.stdout, map[string]any{"shard": n, "leader": leader})
 	}
-	var tr struct {
-		Shard  uint32 `json:"shard"`
-		Leader string `json:"leader"`
-	}
-	_ = json.Unmarshal(resp.body, &tr)
 	// The old leader answers as soon as it has stepped down, often before
 	// it has heard from the new one, so an empty leader is normal.
-	to := "the most up-to-date replica"
-	if len(pos) == 2 {
-		to = pos[1]
+	want := "the most up-to-date replica"
+	if to != "" {
+		want = to
 	}
 	switch {
-	case tr.Leader == "":
-		fmt.Fprintf(a.stdout, "shard %d: leadership handed to %s (new leader not confirmed yet)\n", n, to)
-	case len(pos) == 2 && tr.Leader != pos[1]:
-		fmt.Fprintf(a.stdout, "shard %d: leader %s (asked for %s)\n", n, tr.Leader, pos[1])
+	case leader == "":
+		fmt.Fprintf(a.stdout, "shard %d: leadership handed to %s (new leader not confirmed yet)\n", n, want)
+	case to != "" && leader != to:
+		fmt.Fprintf(a.stdout, "shard %d: leader %s (asked for %s)\n", n, leader, to)
 	default:
-		fmt.Fprintf(a.stdout, "shard %d: leader %s\n", n, tr.Leader)
+		fmt.Fprintf(a.stdout, "shard %d: leader %s\n", n, leader)
 	}
 	return nil
 }
@@ -207,28 +272,31 @@ func cmdDrain(a *app, fs *flag.FlagSet, args []string) error {
 	node, ctx := pos[0], context.Background()
 	// The drained node exits when done, so learn the other members first:
 	// they are how the drain is watched.
-	var before clusterView
+	var before *clusterView
 	if *wait {
-		if _, err := c.getJSON(ctx, "/v1/cluster", &before); err != nil {
+		if before, err = c.Cluster(ctx); err != nil {
 			return err
 		}
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/drain", nil)
-	if err != nil {
+	if err := c.Drain(ctx, node); err != nil {
 		return err
 	}
 	if !*wait {
 		if a.output == "json" {
-			return a.printBody(resp.body)
+			return writeJSON(a.stdout, map[string]any{"node": node, "draining": true})
 		}
 		fmt.Fprintf(a.stdout, "%s: drain requested; it moves its replicas and leadership away, then exits\n", node)
 		return nil
 	}
-	watch := pollAddrs(c.addrs, before.Members, node)
+	watch := pollAddrs(c.Endpoints(), before.Members, node)
 	if len(watch) == 0 {
 		return fmt.Errorf("%s: drain requested, but no other member is known to watch it through", node)
 	}
-	return a.waitDrained(ctx, c.with(min(a.timeout, fanoutTimeout), watch...), node, *waitTimeout)
+	wc, err := c.WithEndpoints(watch...)
+	if err != nil {
+		return err
+	}
+	return a.waitDrained(ctx, wc.WithTimeout(min(a.timeout, fanoutTimeout)), node, *waitTimeout)
 }
 
 // pollAddrs lists where to watch a drain: the user's addresses, then every
@@ -259,17 +327,16 @@ func pollAddrs(given []string, members []memberStatus, node string) []string {
 
 // waitDrained polls until node has left or holds nothing, overwriting one
 // progress line on a terminal and printing plain lines otherwise.
-func (a *app) waitDrained(ctx context.Context, c *client, node string, timeout time.Duration) error {
+func (a *app) waitDrained(ctx context.Context, c *client.Client, node string, timeout time.Duration) error {
 	progress := a.stdout
 	if a.output == "json" {
 		progress = a.stderr // stdout carries only the JSON result
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		var v clusterView
 		var line string
 		var final *memberStatus
-		if _, err := c.getJSON(ctx, "/v1/cluster", &v); err != nil {
+		if v, err := c.Cluster(ctx); err != nil {
 			line = fmt.Sprintf("%s: no member answered: %s", node, errorReason(err))
 		} else {
 			final = &memberStatus{ID: node, State: "left"} // no longer listed

@@ -13,11 +13,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sessiond/sessiond/internal/clientauth"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
 const defaultAddr = "http://127.0.0.1:8080"
@@ -30,21 +31,30 @@ type command struct {
 	run                 func(a *app, fs *flag.FlagSet, args []string) error
 }
 
+// commands lists the subcommands in the order help shows them. A file that
+// adds a command may also register it from an init function.
 var commands = []command{
-	{"status", "", "members, shards, leaders per node and convergence, merged from every node", cmdStatus},
+	{"status", "", "members, shards, leaders per node and convergence, merged from every node (--watch refreshes)", cmdStatus},
 	{"members", "", "the cluster's members", cmdMembers},
 	{"shards", "", "every shard: leader, term, indexes, replicas and placement", cmdShards},
 	{"owner", "ID", "the shard, leader and replicas of session ID", cmdOwner},
 	{"get", "ID", "session ID as JSON", cmdGet},
+	{"messages", "ID", "the messages of session ID, a page or --all, or --wait for new ones", cmdMessages},
 	{"sessions", "", "list sessions in id order: messages, size, last update (--prefix, --limit, --all)", cmdSessions},
 	{"watch", "ID", "print the change stream of session ID, reconnecting across nodes (--after, --count)", cmdWatch},
 	{"alarms", "ID", "the pending alarms and recent fires of session ID", cmdAlarms},
 	{"append", "ID ROLE TEXT", "append one message to session ID (creating it)", cmdAppend},
 	{"put", "ID JSON", "merge the top-level fields of JSON (an object; - reads stdin) into session ID", cmdPut},
+	{"patch", "ID JSON", "apply JSON as an RFC 7396 merge patch (- reads stdin) to the fields of session ID", cmdPatch},
+	{"delete", "ID", "delete session ID, or one of its fields with --field", cmdDelete},
 	{"transfer", "SHARD [NODE]", "move leadership of SHARD (to NODE, or to the best replica)", cmdTransfer},
 	{"drain", "NODE", "drain NODE: move its replicas and leadership away, then it exits", cmdDrain},
 	{"backup", "save|restore FILE", "save every shard to FILE, or restore FILE into a new, empty cluster (--consistency stale)", cmdBackup},
+	{"version", "", "the version of sessionctl and of every node", cmdVersion},
 }
+
+// register adds a command defined in a file of its own.
+func register(c command) { commands = append(commands, c) }
 
 // app carries the global options and the process's I/O, so tests can run
 // commands in-process against fake servers.
@@ -130,7 +140,7 @@ func (a *app) fail(err error) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(a.stderr, "sessionctl: %v\n", err)
+	fmt.Fprintf(a.stderr, "sessionctl: %s\n", errorText(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		if ue.cmd != "" {
@@ -206,6 +216,10 @@ Global flags (also accepted after the command):
                    in order until one answers (default $SESSIOND_ADDR, else `+defaultAddr+`)
   --timeout D      timeout of each HTTP request (default 5s)
   -o, --output F   text or json (default text)
+  --token T        bearer token (default $SESSIOND_TOKEN, which keeps it out of the process list)
+  --ca FILE        CA of the nodes' certificates, for https:// addresses (default $SESSIOND_CA)
+  --cert FILE, --key FILE
+                   client certificate and key for https:// (default $SESSIOND_CERT, $SESSIOND_KEY)
 
 Exit status: 0 on success, 1 when sessiond is unreachable or answers an
 error, 2 on a usage error.
@@ -213,9 +227,36 @@ error, 2 on a usage error.
 }
 
 func (a *app) commandUsage(c command, fs *flag.FlagSet) {
-	fmt.Fprintf(a.stdout, "Usage: sessionctl %s\n\n%s\n\nFlags:\n", strings.TrimSpace(c.name+" "+c.args+" [flags]"), c.summary)
-	fs.SetOutput(a.stdout)
-	fs.PrintDefaults()
+	fmt.Fprintf(a.stdout, "Usage: sessionctl %s\n\n%s\n", strings.TrimSpace(c.name+" "+c.args+" [flags]"), c.summary)
+	global := flag.NewFlagSet("global", flag.ContinueOnError)
+	(&app{}).globalFlags(global)
+	var own []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if global.Lookup(f.Name) == nil {
+			own = append(own, f)
+		}
+	})
+	if len(own) > 0 {
+		fmt.Fprint(a.stdout, "\nFlags:\n")
+		for _, f := range own {
+			printFlag(a.stdout, f)
+		}
+	}
+	fmt.Fprint(a.stdout, "\nGlobal flags (--addr, --timeout, -o/--output, --token, --ca, --cert, --key): see 'sessionctl help'.\n")
+}
+
+// printFlag shows a flag in its --name form, as the global help does.
+func printFlag(w io.Writer, f *flag.Flag) {
+	kind, usage := flag.UnquoteUsage(f)
+	name := "--" + f.Name
+	if kind != "" {
+		name += " " + kind
+	}
+	fmt.Fprintf(w, "  %s\n      %s", name, usage)
+	if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+		fmt.Fprintf(w, " (default %s)", f.DefValue)
+	}
+	fmt.Fprintln(w)
 }
 
 // Output helpers shared by the commands.

@@ -257,7 +257,7 @@ func TestUnreachableAndFailover(t *testing.T) {
 func TestAPIErrorDecoding(t *testing.T) {
 	n := newFakeNode(t, "n1")
 	n.other = func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/html") {
+		if r.URL.Path == "/api/chat/session/html" {
 			w.WriteHeader(502)
 			fmt.Fprint(w, "<html>bad gateway</html>")
 			return
@@ -269,16 +269,14 @@ func TestAPIErrorDecoding(t *testing.T) {
 	if code != 1 || errOut != want {
 		t.Errorf("exit %d, stderr %q; want %q", code, errOut, want)
 	}
-	e := decodeError(502, []byte("<html>bad gateway</html>"), "http://x")
-	if e.Code != "http_502" || e.Message != "<html>bad gateway</html>" {
-		t.Errorf("non-JSON error decoded as %+v", e)
-	}
-	if e := decodeError(503, nil, "http://x"); e.Message != "Service Unavailable" {
-		t.Errorf("empty error decoded as %+v", e)
+	code, _, errOut = run(t, "", "--addr", n.srv.URL, "get", "html")
+	want = "sessionctl: http_502: <html>bad gateway</html> (HTTP 502 from " + n.srv.URL + ")\n"
+	if code != 1 || errOut != want {
+		t.Errorf("a non-JSON error: exit %d, stderr %q; want %q", code, errOut, want)
 	}
 }
 
-// A write whose connection fails after it was sent must not be retried on
+// A PUT whose connection fails after it was sent must not be retried on
 // the next address: it may have been applied.
 func TestWriteNotRetriedAfterSend(t *testing.T) {
 	var hits atomic.Int32
@@ -286,7 +284,7 @@ func TestWriteNotRetriedAfterSend(t *testing.T) {
 	slow.other = func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) }
 	other := newFakeNode(t, "n2")
 	other.other = func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }
-	code, _, errOut := run(t, "", "--addr", slow.srv.URL+","+other.srv.URL, "--timeout", "50ms", "append", "s", "user", "hi")
+	code, _, errOut := run(t, "", "--addr", slow.srv.URL+","+other.srv.URL, "--timeout", "50ms", "put", "s", `{"step":1}`)
 	if code != 1 || !strings.Contains(errOut, "may or may not have been applied") || hits.Load() != 0 {
 		t.Errorf("exit %d, second node hit %d times: %s", code, hits.Load(), errOut)
 	}
@@ -327,7 +325,7 @@ func TestSessionCommands(t *testing.T) {
 		t.Errorf("transfer: %d %q", code, out)
 	}
 	want := []string{
-		`POST /api/chat/session/s1/messages {"content":"hi there","id":"m1","role":"user"}`,
+		`POST /api/chat/session/s1/messages {"messages":[{"id":"m1","role":"user","content":"hi there"}]}`,
 		`GET /api/chat/session/s1?consistency=stale `,
 		`PUT /api/chat/session/s1 {"step":"x"}`,
 		`POST /v1/shards/0/transfer-leadership?to=n2 `,

@@ -5,27 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sessiond/sessiond/client"
 )
-
-// sessionInfo is one item of GET /v1/sessions.
-type sessionInfo struct {
-	ID           string `json:"id"`
-	CreatedAt    int64  `json:"createdAt"`
-	UpdatedAt    int64  `json:"updatedAt"`
-	MessageCount int    `json:"messageCount"`
-	SizeBytes    int64  `json:"sizeBytes"`
-	Version      uint64 `json:"version"`
-}
-
-// sessionList is GET /v1/sessions's answer; next is absent on the last page.
-type sessionList struct {
-	Sessions []sessionInfo `json:"sessions"`
-	Next     string        `json:"next,omitempty"`
-}
 
 // maxListLimit is the largest page the server hands out.
 const maxListLimit = 1000
@@ -42,18 +26,11 @@ func cmdSessions(a *app, fs *flag.FlagSet, args []string) error {
 	if *limit < 1 || *limit > maxListLimit {
 		return usagef("sessions", "--limit must be 1 to %d, not %d", maxListLimit, *limit)
 	}
-	out := sessionList{Sessions: []sessionInfo{}}
+	out := client.SessionPage{Sessions: []client.SessionInfo{}}
 	cursor := *after
 	for {
-		q := url.Values{"limit": {strconv.Itoa(*limit)}}
-		if *prefix != "" {
-			q.Set("prefix", *prefix)
-		}
-		if cursor != "" {
-			q.Set("after", cursor)
-		}
-		var page sessionList
-		if _, err := c.getJSON(context.Background(), "/v1/sessions?"+q.Encode(), &page); err != nil {
+		page, err := c.Sessions(context.Background(), client.ListQuery{Prefix: *prefix, After: cursor, Limit: *limit})
+		if err != nil {
 			return err
 		}
 		if page.Next != "" && page.Next <= cursor {
@@ -75,7 +52,7 @@ func cmdSessions(a *app, fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func sessionsTable(w io.Writer, sessions []sessionInfo) {
+func sessionsTable(w io.Writer, sessions []client.SessionInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tMESSAGES\tSIZE\tUPDATED")
 	for _, s := range sessions {

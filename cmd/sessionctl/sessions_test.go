@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // fakeSessions serves GET /v1/sessions over a fixed sorted list of ids,
@@ -29,7 +31,7 @@ func fakeSessions(t *testing.T, ids ...string) (*fakeNode, *[]string) {
 			apiErr(w, 400, "invalid_limit", "limit must be a number from 1 to 1000")
 			return
 		}
-		out := sessionList{Sessions: []sessionInfo{}}
+		out := client.SessionPage{Sessions: []client.SessionInfo{}}
 		for _, id := range ids {
 			if id <= q.Get("after") || !strings.HasPrefix(id, q.Get("prefix")) {
 				continue
@@ -38,7 +40,7 @@ func fakeSessions(t *testing.T, ids ...string) (*fakeNode, *[]string) {
 				out.Next = out.Sessions[limit-1].ID
 				break
 			}
-			out.Sessions = append(out.Sessions, sessionInfo{ID: id, MessageCount: len(id), SizeBytes: 300 + int64(len(id)),
+			out.Sessions = append(out.Sessions, client.SessionInfo{ID: id, MessageCount: len(id), SizeBytes: 300 + int64(len(id)),
 				UpdatedAt: 1_700_000_000_000, Version: 7})
 		}
 		_ = json.NewEncoder(w).Encode(out)
@@ -68,7 +70,7 @@ func TestSessionsAllFollowsNextToTheEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var got sessionList
+	var got client.SessionPage
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}

@@ -5,12 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/baseurl"
 )
 
@@ -21,14 +25,13 @@ const fanoutTimeout = 2 * time.Second
 // collect asks the given addresses for /v1/cluster, then every alive or
 // suspect member it lists. A node reports exact raft state only for shards it
 // holds a replica of, so no single node sees the whole cluster.
-func collect(ctx context.Context, c *client) ([]*clusterView, []nodeReport, error) {
-	first := &clusterView{}
-	resp, err := c.getJSON(ctx, "/v1/cluster", first)
+func collect(ctx context.Context, c *client.Client) ([]*clusterView, []nodeReport, error) {
+	first, err := c.Cluster(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	views := []*clusterView{first}
-	reports := []nodeReport{{Node: first.Node, Addr: resp.addr, Ready: first.Ready}}
+	reports := []nodeReport{{Node: first.Node, Addr: first.Endpoint, Ready: first.Ready, Version: first.Version}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, m := range first.Members {
@@ -43,8 +46,7 @@ func collect(ctx context.Context, c *client) ([]*clusterView, []nodeReport, erro
 		wg.Add(1)
 		go func(id, addr string) {
 			defer wg.Done()
-			v := &clusterView{}
-			_, err := c.with(min(c.timeout, fanoutTimeout), addr).getJSON(ctx, "/v1/cluster", v)
+			v, err := askMember(ctx, c, addr)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -52,7 +54,7 @@ func collect(ctx context.Context, c *client) ([]*clusterView, []nodeReport, erro
 				return
 			}
 			views = append(views, v)
-			reports = append(reports, nodeReport{Node: v.Node, Addr: addr, Ready: v.Ready})
+			reports = append(reports, nodeReport{Node: v.Node, Addr: addr, Ready: v.Ready, Version: v.Version})
 		}(m.ID, addr)
 	}
 	wg.Wait()
@@ -62,12 +64,16 @@ func collect(ctx context.Context, c *client) ([]*clusterView, []nodeReport, erro
 	return views, reports, nil
 }
 
-// errorReason drops the "set --addr" hint, which is wrong for a member.
-func errorReason(err error) string {
-	if ue, ok := err.(*unreachableError); ok {
-		return ue.reason
+// askMember asks one member for its view, once and briefly, so one hung
+// node delays status by at most fanoutTimeout.
+func askMember(ctx context.Context, c *client.Client, addr string) (*clusterView, error) {
+	mc, err := c.WithEndpoints(addr)
+	if err != nil {
+		return nil, err
 	}
-	return err.Error()
+	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	defer cancel()
+	return mc.WithTimeout(fanoutTimeout).Cluster(ctx)
 }
 
 // merge combines the views. A member's own entry is exact, the others'
@@ -168,10 +174,52 @@ func (a *app) mergedStatus(fs *flag.FlagSet, args []string) (*mergedView, error)
 }
 
 func cmdStatus(a *app, fs *flag.FlagSet, args []string) error {
-	mv, err := a.mergedStatus(fs, args)
+	watch := fs.Bool("watch", false, "refresh the status every --interval until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "with --watch: time between refreshes")
+	count := fs.Int("count", 0, "with --watch: stop after this many refreshes (0: until interrupted)")
+	_, c, err := a.setup(fs, args, 0, 0)
 	if err != nil {
 		return err
 	}
+	if !*watch {
+		return a.showStatus(context.Background(), c)
+	}
+	if *interval <= 0 {
+		return usagef("status", "--interval must be positive")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for n := 1; ; n++ {
+		if a.tty {
+			fmt.Fprint(a.stdout, "\033[H\033[2J") // redraw in place
+		} else if n > 1 {
+			fmt.Fprintln(a.stdout)
+		}
+		if a.output == "text" {
+			fmt.Fprintf(a.stdout, "%s (every %v, Ctrl-C to stop)\n", time.Now().Format(time.TimeOnly), *interval)
+		}
+		// A cluster that stops answering is shown, not the end of the watch.
+		if err := a.showStatus(ctx, c); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(a.stdout, "no answer: %s\n", errorText(err))
+		}
+		if n == *count {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
+		}
+	}
+}
+
+// showStatus prints the merged view once.
+func (a *app) showStatus(ctx context.Context, c *client.Client) error {
+	views, reports, err := collect(ctx, c)
+	if err != nil {
+		return err
+	}
+	mv := merge(views, reports)
 	if a.output == "json" {
 		return writeJSON(a.stdout, mv)
 	}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	sdclient "github.com/sessiond/sessiond/client"
 )
 
 // net/http answers a request it cannot parse (headers over MaxHeaderBytes,
@@ -61,12 +63,7 @@ func jsonErrorResponse(plain []byte) []byte {
 	case 501:
 		code = "unsupported_transfer_encoding"
 	}
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var e sdclient.ErrorBody
 	e.Error.Code, e.Error.Message = code, body
 	js, _ := json.Marshal(e)
 	js = append(js, '\n')

@@ -25,11 +25,13 @@ import (
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
+	buildversion "github.com/sessiond/sessiond/internal/version"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/shard"
 )
 
-// version is stamped at build time with -ldflags "-X main.version=…".
+// version is stamped at build time with -ldflags "-X main.version=…";
+// unstamped builds report their module version and VCS revision.
 var version = "dev"
 
 func main() {
@@ -37,7 +39,7 @@ func main() {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version":
-			fmt.Println("sessiond", version)
+			fmt.Println("sessiond", buildversion.String(version))
 			return
 		case "healthcheck":
 			os.Exit(healthcheck(args[1:]))
@@ -138,7 +140,7 @@ func run(cfg *config) error {
 
 	apiCfg := httpapi.DefaultConfig()
 	apiCfg.Logger = logger
-	apiCfg.Version = version
+	apiCfg.Version = buildversion.String(version)
 	apiCfg.Cluster = node
 	apiCfg.Replicas = node
 	apiCfg.MaxInFlightPerShard = cfg.MaxInFlightPerShard
@@ -171,7 +173,7 @@ func run(cfg *config) error {
 	} else {
 		go func() { serveErr <- srv.Serve(jsonErrorListener{clientLn}) }()
 	}
-	logger.Info("sessiond started", "version", version, "http", httpLn.Addr().String(),
+	logger.Info("sessiond started", "version", apiCfg.Version, "http", httpLn.Addr().String(),
 		"raft", raftLn.Addr().String(), "raft_advertise", raftAdv, "gossip", cfg.GossipAddr,
 		"data_dir", cfg.DataDir, "shards", cfg.Shards, "bootstrap_expect", cfg.BootstrapExpect,
 		"max_inflight_per_shard", cfg.MaxInFlightPerShard, "max_inflight", cfg.MaxInFlight, "h2c", cfg.H2C,

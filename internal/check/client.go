@@ -4,12 +4,10 @@ package check
 // whether a write took effect.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	api "github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/clientauth"
 )
 
@@ -102,10 +101,11 @@ func LoadCredentials(o clientauth.Options) (Credentials, error) {
 	return Credentials{TLS: conf, Token: o.Token}, nil
 }
 
-// newHTTPClient is the client every workload client shares. Short
-// timeouts: a request to a paused or cut-off node must give up quickly so
-// the operation can be resolved or retried elsewhere.
-func newHTTPClient(timeout time.Duration, creds Credentials) *http.Client {
+// newHTTPClient is the client every workload client shares; each request
+// names its node. Short timeouts: a request to a paused or cut-off node
+// must give up quickly so the operation can be resolved or retried
+// elsewhere.
+func newHTTPClient(timeout time.Duration, creds Credentials) *api.Client {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: timeout / 2}).DialContext,
 		TLSHandshakeTimeout: timeout / 2,
@@ -116,46 +116,28 @@ func newHTTPClient(timeout time.Duration, creds Credentials) *http.Client {
 	if creds.TLS != nil {
 		tr.TLSClientConfig = creds.TLS.Clone()
 	}
-	return &http.Client{Timeout: timeout, Transport: clientauth.Bearer(tr, creds.Token)}
+	c, err := api.New(api.Config{Transport: tr, Token: creds.Token, Timeout: timeout, MaxAttempts: 1})
+	if err != nil {
+		panic(err) // no endpoint to parse: cannot fail
+	}
+	return c
 }
 
-func do(ctx context.Context, c *http.Client, method, url string, body []byte, header map[string]string) reply {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+// do sends one request to the node at base, once: the checker decides
+// itself what an answer means and whether to try again.
+func do(ctx context.Context, c *api.Client, base string, call api.Call) reply {
+	call.KeepBody = true
+	rep, err := c.Exchange(ctx, base, call)
+	if terr, failed := api.TransportFailure(err); failed {
+		return reply{err: terr} // the transport's own error, which neverSent reads
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return reply{err: err}
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return reply{err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return reply{err: err}
-	}
-	r := reply{status: resp.StatusCode, body: b}
-	if etag := strings.Trim(resp.Header.Get("ETag"), `"`); etag != "" {
+	r := reply{status: rep.Status, body: rep.Body}
+	if etag := strings.Trim(rep.Header.Get("ETag"), `"`); etag != "" {
 		r.etag, _ = strconv.ParseUint(etag, 10, 64)
 	}
-	if resp.StatusCode >= 400 {
-		var e struct {
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil {
-			r.code = e.Error.Code
-		}
+	var e *api.Error
+	if errors.As(err, &e) && !strings.HasPrefix(string(e.Code), "http_") {
+		r.code = string(e.Code)
 	}
 	return r
 }

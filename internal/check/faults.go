@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	api "github.com/sessiond/sessiond/client"
 )
 
 // Target is a cluster the checker can inject faults into. A method that a
@@ -105,7 +107,7 @@ type scheduler struct {
 	target Target
 	cfg    FaultConfig
 	hist   *History
-	hc     *http.Client
+	hc     *api.Client
 	rnd    *rand.Rand
 	logf   func(format string, args ...any)
 
@@ -237,7 +239,7 @@ func RequestDrain(ctx context.Context, creds Credentials, nodes []Node, node str
 		if via.Name == node {
 			continue
 		}
-		r := do(ctx, hc, "POST", via.URL+"/v1/nodes/"+node+"/drain", nil, nil)
+		r := do(ctx, hc, via.URL, api.Call{Method: "POST", Path: "/v1/nodes/" + node + "/drain"})
 		if r.err == nil && r.status/100 == 2 {
 			return nil
 		}
@@ -254,8 +256,8 @@ type clusterSummary struct {
 	} `json:"summary"`
 }
 
-func getCluster(hc *http.Client, n Node) (*clusterSummary, error) {
-	r := do(context.Background(), hc, "GET", n.URL+"/v1/cluster", nil, nil)
+func getCluster(hc *api.Client, n Node) (*clusterSummary, error) {
+	r := do(context.Background(), hc, n.URL, api.Call{Method: "GET", Path: "/v1/cluster"})
 	if r.err != nil || r.status != http.StatusOK {
 		return nil, fmt.Errorf("%s /v1/cluster: %s", n.Name, r)
 	}
@@ -268,7 +270,7 @@ func getCluster(hc *http.Client, n Node) (*clusterSummary, error) {
 
 // busiestLeader is the node that leads the most shards, "" if no node
 // could say.
-func busiestLeader(hc *http.Client, nodes []Node) string {
+func busiestLeader(hc *api.Client, nodes []Node) string {
 	for _, n := range nodes {
 		c, err := getCluster(hc, n)
 		if err != nil {
@@ -287,7 +289,7 @@ func busiestLeader(hc *http.Client, nodes []Node) string {
 
 // waitHealthy waits until every node answers /readyz and one node sees a
 // leader for every shard; it returns how long that took.
-func waitHealthy(hc *http.Client, nodes []Node, timeout time.Duration) (time.Duration, error) {
+func waitHealthy(hc *api.Client, nodes []Node, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	var last error
 	for {
@@ -301,9 +303,9 @@ func waitHealthy(hc *http.Client, nodes []Node, timeout time.Duration) (time.Dur
 	}
 }
 
-func healthy(hc *http.Client, nodes []Node) error {
+func healthy(hc *api.Client, nodes []Node) error {
 	for _, n := range nodes {
-		if r := do(context.Background(), hc, "GET", n.URL+"/readyz", nil, nil); r.err != nil || r.status != http.StatusOK {
+		if r := do(context.Background(), hc, n.URL, api.Call{Method: "GET", Path: "/readyz"}); r.err != nil || r.status != http.StatusOK {
 			return fmt.Errorf("%s not ready: %s", n.Name, r)
 		}
 	}

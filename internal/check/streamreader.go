@@ -232,7 +232,7 @@ func (s *streamReaders) monitor(ctx context.Context, cancel func(), f *streamFol
 func (s *streamReaders) stream(ctx context.Context, f *streamFollow, n Node) (opened, over bool) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, sessionURL(n.URL, f.session)+"/events", nil)
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, n.URL+sessionPath(f.session)+"/events", nil)
 	if err != nil {
 		f.refuse(n.Name, err.Error())
 		return false, true

@@ -7,10 +7,11 @@ package check
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
+
+	api "github.com/sessiond/sessiond/client"
 )
 
 // maxExamples is how many examples of each kind of problem a report keeps.
@@ -75,14 +76,14 @@ func (d *DurabilityResult) AddDivergent(diff string) {
 // an operation of client clientID, with the message ids it returned; an
 // attempt that got no answer is recorded too, as failed, so the saved
 // history shows how long the final reads took to get through.
-func finalReads(hist *History, hc *http.Client, nodes []Node, sessions []string, clientID int, timeout time.Duration) map[string]*sessionDoc {
+func finalReads(hist *History, hc *api.Client, nodes []Node, sessions []string, clientID int, timeout time.Duration) map[string]*sessionDoc {
 	finals := map[string]*sessionDoc{}
 	deadline := time.Now().Add(timeout)
 	for _, s := range sessions {
 		for attempt := 0; ; attempt++ {
 			n := nodes[attempt%len(nodes)]
 			op := Op{Client: clientID, Input: Input{Session: s, Kind: KindRead}, Call: hist.Now(), Node: n.Name, Attempts: 1}
-			r := do(context.Background(), hc, "GET", sessionURL(n.URL, s)+"?consistency=linearizable", nil, nil)
+			r := do(context.Background(), hc, n.URL, api.Call{Method: "GET", Path: sessionPath(s) + "?consistency=linearizable"})
 			op.Return = hist.Now()
 			st := r.outcome()
 			if st == StatusOK {
@@ -358,7 +359,7 @@ func checkRetriedVersions(ops []Op) (int, Examples) {
 // checkReplicas reads every session from every node at consistency=stale
 // and compares with the final state, waiting up to timeout for replicas
 // that are still catching up. It returns the sessions that never matched.
-func checkReplicas(hc *http.Client, nodes []Node, finals map[string]*sessionDoc, timeout time.Duration) []string {
+func checkReplicas(hc *api.Client, nodes []Node, finals map[string]*sessionDoc, timeout time.Duration) []string {
 	deadline := time.Now().Add(timeout)
 	pending := map[string]bool{}
 	for s := range finals {
@@ -369,7 +370,7 @@ func checkReplicas(hc *http.Client, nodes []Node, finals map[string]*sessionDoc,
 		for s := range pending {
 			diff := ""
 			for _, n := range nodes {
-				r := do(context.Background(), hc, "GET", sessionURL(n.URL, s)+"?consistency=stale", nil, nil)
+				r := do(context.Background(), hc, n.URL, api.Call{Method: "GET", Path: sessionPath(s) + "?consistency=stale"})
 				if d := replicaDiff(r, finals[s]); d != "" {
 					diff = n.Name + ": " + d
 					break

@@ -212,7 +212,7 @@ func TestFinalReadsKeepFailedAttemptsInTheHistory(t *testing.T) {
 	}))
 	defer srv.Close()
 	hist := NewHistory()
-	finals := finalReads(hist, srv.Client(), []Node{{Name: "n1", URL: srv.URL}}, []string{"s"}, 16, 5*time.Second)
+	finals := finalReads(hist, newHTTPClient(5*time.Second, Credentials{}), []Node{{Name: "n1", URL: srv.URL}}, []string{"s"}, 16, 5*time.Second)
 	if finals["s"] == nil || finals["s"].Version != 7 {
 		t.Fatalf("finals: %+v", finals)
 	}

@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	api "github.com/sessiond/sessiond/client"
 )
 
 // WorkloadConfig sizes the workload.
@@ -125,7 +126,7 @@ func (p *pool) all() []string {
 type Workload struct {
 	cfg     WorkloadConfig
 	hist    *History
-	http    *http.Client
+	http    *api.Client
 	nodes   func() []Node
 	regular *pool
 	deletes *pool
@@ -425,18 +426,18 @@ func (c *client) record(in Input, keepIDs bool) Output {
 	return out
 }
 
-func sessionURL(base, session string) string {
-	return base + "/api/chat/session/" + url.PathEscape(session)
-}
+func sessionPath(session string) string { return api.SessionPath(session) }
 
 func (c *client) send(n Node, in Input) reply {
 	ctx := context.Background()
-	base := sessionURL(n.URL, in.Session)
-	hdr := map[string]string{}
+	path := sessionPath(in.Session)
+	var ifMatch string
 	if in.HasIfMatch {
-		hdr["If-Match"] = strconv.Quote(strconv.FormatUint(in.IfMatch, 10))
+		ifMatch = strconv.Quote(strconv.FormatUint(in.IfMatch, 10))
 	}
-	hc := c.w.http
+	call := func(method, path string, body []byte) reply {
+		return do(ctx, c.w.http, n.URL, api.Call{Method: method, Path: path, Body: body, IfMatch: ifMatch})
+	}
 	switch in.Kind {
 	case KindAppend:
 		msgs := make([]map[string]string, len(in.IDs))
@@ -444,16 +445,16 @@ func (c *client) send(n Node, in Input) reply {
 			msgs[i] = map[string]string{"id": id, "role": "user", "content": "message " + id}
 		}
 		body, _ := json.Marshal(map[string]any{"messages": msgs})
-		return do(ctx, hc, "POST", base+"/messages", body, hdr)
+		return call("POST", path+"/messages", body)
 	case KindRead:
-		return do(ctx, hc, "GET", base+"?consistency=linearizable", nil, hdr)
+		return call("GET", path+"?consistency=linearizable", nil)
 	case KindPage:
-		return do(ctx, hc, "GET", fmt.Sprintf("%s/messages?consistency=linearizable&after=%d&limit=%d", base, in.After, in.Limit), nil, hdr)
+		return call("GET", fmt.Sprintf("%s/messages?consistency=linearizable&after=%d&limit=%d", path, in.After, in.Limit), nil)
 	case KindPutField:
 		body, _ := json.Marshal(in.Value)
-		return do(ctx, hc, "PUT", base+"/state/"+in.Field, body, hdr)
+		return call("PUT", path+"/state/"+in.Field, body)
 	case KindDeleteField:
-		return do(ctx, hc, "DELETE", base+"/state/"+in.Field, nil, hdr)
+		return call("DELETE", path+"/state/"+in.Field, nil)
 	case KindPatch:
 		patch := map[string]any{}
 		for k, v := range in.Patch {
@@ -464,10 +465,10 @@ func (c *client) send(n Node, in Input) reply {
 			}
 		}
 		body, _ := json.Marshal(patch)
-		hdr["Content-Type"] = "application/merge-patch+json"
-		return do(ctx, hc, "PATCH", base, body, hdr)
+		return do(ctx, c.w.http, n.URL, api.Call{Method: "PATCH", Path: path, Body: body, IfMatch: ifMatch,
+			ContentType: "application/merge-patch+json"})
 	case KindDelete:
-		return do(ctx, hc, "DELETE", base, nil, hdr)
+		return call("DELETE", path, nil)
 	}
 	return reply{err: fmt.Errorf("unknown kind %d", in.Kind)}
 }
