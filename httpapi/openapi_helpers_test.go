@@ -208,14 +208,20 @@ func (f *faultStore) Ready() bool {
 	return !f.notReady && f.Store.Ready()
 }
 
-// faultCluster is the node's real cluster view plus a dead member and a
-// leadership transfer that fails.
+// faultCluster is the node's real cluster view plus three members, and a
+// leadership transfer that fails. The members are gone (dead), mirror
+// (alive, at the HTTP address of the test's node, which answers for it)
+// and silent (alive, at an address nothing listens on).
 type faultCluster struct {
 	httpapi.Cluster
+	mirror, silent string
 }
 
 func (f faultCluster) Members() []cluster.MemberStatus {
-	return append(f.Cluster.Members(), cluster.MemberStatus{ID: "gone", State: cluster.StateDead})
+	return append(f.Cluster.Members(),
+		cluster.MemberStatus{ID: "gone", State: cluster.StateDead},
+		cluster.MemberStatus{ID: "mirror", State: cluster.StateAlive, HTTPAddr: f.mirror},
+		cluster.MemberStatus{ID: "silent", State: cluster.StateAlive, HTTPAddr: f.silent})
 }
 
 func (f faultCluster) TransferLeadership(sh uint32, to string) error {
@@ -248,7 +254,7 @@ func strictServer(t *testing.T, n *node) (*target, *faultStore) {
 	cfg := httpapi.DefaultConfig()
 	cfg.Logger = testLogger(t)
 	cfg.Version = "test"
-	cfg.Cluster = faultCluster{Cluster: n.node}
+	cfg.Cluster = faultCluster{Cluster: n.node, mirror: n.srv.Listener.Addr().String(), silent: deadAddr(t)}
 	cfg.Auth = tokens(t)
 	cfg.SessionWriteRate, cfg.SessionWriteBurst = 0.001, 1
 	cfg.MaxStreams = 1
@@ -290,19 +296,28 @@ func (e elsewhereCluster) Leader(uint32) (string, string, bool) { return "n9", e
 // forwardingServer serves the test's node as one that holds no replica and
 // whose shard leaders are at an address nothing listens on.
 func forwardingServer(t *testing.T, n *node) *target {
+	cfg := httpapi.DefaultConfig()
+	cfg.Logger = testLogger(t)
+	cfg.Cluster = elsewhereCluster{Cluster: n.node, addr: deadAddr(t)}
+	srv := httptest.NewServer(httpapi.New(n.node, cfg))
+	t.Cleanup(srv.Close)
+	// Redirects to the leader are checked, not followed.
+	return &target{url: srv.URL, client: noRedirects(n.client)}
+}
+
+// deadAddr returns a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := ln.Addr().String()
-	ln.Close()
-	cfg := httpapi.DefaultConfig()
-	cfg.Logger = testLogger(t)
-	cfg.Cluster = elsewhereCluster{Cluster: n.node, addr: dead}
-	srv := httptest.NewServer(httpapi.New(n.node, cfg))
-	t.Cleanup(srv.Close)
-	// Redirects to the leader are checked, not followed.
-	client := &http.Client{Transport: n.client.Transport, Timeout: n.client.Timeout,
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// noRedirects is a client like client that returns redirects instead of
+// following them.
+func noRedirects(client *http.Client) *http.Client {
+	return &http.Client{Transport: client.Transport, Timeout: client.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &target{url: srv.URL, client: client}
 }

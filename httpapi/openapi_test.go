@@ -4,15 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/backup"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/internal/apispec"
@@ -33,6 +41,18 @@ var operationsWithoutSuccessOnOneNode = []string{
 	"DELETE /internal/v1/shards/{shard}/replica",
 }
 
+// Operations whose only answer without an error is a redirect.
+var operationsThatRedirect = []string{"GET /ui"}
+
+// documentedAs names the operations of the document that stand for a route
+// OpenAPI cannot write: echo's wildcard for the console's files is the page
+// and the two folders of files, and TestRealResponsesMatchTheOpenAPIDocument
+// fetches every file of ui/static through them.
+var documentedAs = map[string][]string{
+	"GET /ui/*":  {"GET /ui/", "GET /ui/{file}", "GET /ui/js/{module}"},
+	"HEAD /ui/*": {"HEAD /ui/", "HEAD /ui/{file}", "HEAD /ui/js/{module}"},
+}
+
 // Every route echo registers is in the OpenAPI document, and every
 // operation of the document is a registered route: the document cannot
 // miss a route or describe one that does not exist.
@@ -45,7 +65,12 @@ func TestOpenAPIDocumentNamesEveryRegisteredRouteAndNoOther(t *testing.T) {
 	param := regexp.MustCompile(`:([A-Za-z]+)`)
 	var registered []string
 	for _, r := range n.api.RoutesForTest() {
-		registered = append(registered, param.ReplaceAllString(r, "{$1}"))
+		r = param.ReplaceAllString(r, "{$1}")
+		if ops, ok := documentedAs[r]; ok {
+			registered = append(registered, ops...)
+		} else {
+			registered = append(registered, r)
+		}
 	}
 	documented := spec.Operations()
 	for _, r := range registered {
@@ -63,8 +88,9 @@ func TestOpenAPIDocumentNamesEveryRegisteredRouteAndNoOther(t *testing.T) {
 // Real answers of a running node, to every operation of the document and
 // with every error code of the README's table, match the OpenAPI document:
 // status, declared headers and body. Errors a healthy single node never
-// gives (lost leadership, a full disk, a dead member) are injected below
-// the HTTP layer, so they still take the real path through it.
+// gives (lost leadership, a full disk, a dead or unreachable member) are
+// injected below the HTTP layer, so they still take the real path through
+// it. A restore succeeds while the node is empty, so that comes first.
 func TestRealResponsesMatchTheOpenAPIDocument(t *testing.T) {
 	n := startNode(t)
 	c := newContract(t)
@@ -75,8 +101,12 @@ func TestRealResponsesMatchTheOpenAPIDocument(t *testing.T) {
 		t.Fatalf("/v1/openapi.json serves %d bytes, not the embedded document", len(served.Body))
 	}
 
+	sh := n.node.ShardFor("doc-1")
+	empty := exerciseRestoreWhileEmpty(c, tg, sh)
 	exerciseSessions(c, tg)
 	exerciseOperations(c, tg)
+	exerciseBackup(c, tg, sh, empty)
+	exerciseConsole(c, &target{url: n.url, client: noRedirects(n.client)})
 	exerciseBadInput(c, tg)
 	strict, faults := strictServer(t, n)
 	exerciseStrictServer(c, strict, faults)
@@ -88,7 +118,8 @@ func TestRealResponsesMatchTheOpenAPIDocument(t *testing.T) {
 			t.Errorf("no answer to %s was checked", op)
 			continue
 		}
-		if !slices.ContainsFunc(statuses, func(s int) bool { return s < 300 }) && !slices.Contains(operationsWithoutSuccessOnOneNode, op) {
+		success := func(s int) bool { return s < 300 || (s < 400 && slices.Contains(operationsThatRedirect, op)) }
+		if !slices.ContainsFunc(statuses, success) && !slices.Contains(operationsWithoutSuccessOnOneNode, op) {
 			t.Errorf("%s: no success was checked, only %v", op, statuses)
 		}
 	}
@@ -152,6 +183,10 @@ func exerciseOperations(c *contract, tg *target) {
 		apiCall{200, "", "GET", "/v1/sessions?prefix=doc-&after=doc-2", nil, nil},
 		apiCall{200, "", "GET", "/v1/sessions/doc-1/owner", nil, nil},
 		apiCall{200, "", "GET", "/v1/cluster", nil, nil},
+		apiCall{200, "", "GET", "/v1/nodes/n1/cluster", nil, nil},
+		apiCall{404, "node_not_found", "GET", "/v1/nodes/nobody/cluster", nil, nil},
+		apiCall{200, "", "GET", "/v1/token", nil, nil},
+		apiCall{200, "", "GET", "/metrics", nil, nil},
 		apiCall{200, "", "GET", "/healthz", nil, nil},
 		apiCall{200, "", "GET", "/readyz", nil, nil},
 		apiCall{409, "no_other_replica", "POST", "/v1/shards/0/transfer-leadership", nil, nil},
@@ -168,6 +203,99 @@ func exerciseOperations(c *contract, tg *target) {
 	c.run(tg,
 		apiCall{409, "still_member", "DELETE", "/internal/v1/shards/0/replica", nil, nil},
 		apiCall{400, "invalid_shard", "GET", "/internal/v1/shards/x/replica", nil, nil},
+	)
+}
+
+// emptyShard is a snapshot of a shard that holds no session.
+type emptyShard struct {
+	shard       uint32
+	index, term string
+	body        []byte
+}
+
+// exerciseRestoreWhileEmpty backs up the node before it holds any session
+// and restores that into it, whole and as one shard over the internal
+// route, which a node does only while it is empty.
+func exerciseRestoreWhileEmpty(c *contract, tg *target, sh uint32) emptyShard {
+	archive := c.expect(tg, 200, "", "GET", "/v1/backup", nil)
+	c.expect(tg, 200, "", "POST", "/v1/restore", archive.Body, "Content-Type", "application/x-tar")
+	snap := c.expect(tg, 200, "", "GET", fmt.Sprintf("/internal/v1/shards/%d/snapshot?consistency=stale", sh), nil)
+	e := emptyShard{shard: sh, index: snap.Header.Get(cluster.SnapshotIndexHeader),
+		term: snap.Header.Get(cluster.SnapshotTermHeader), body: snap.Body}
+	c.expect(tg, 204, "", "POST", fmt.Sprintf("/internal/v1/shards/%d/restore?index=%s", sh, e.index), e.body,
+		"Content-Type", "application/octet-stream", cluster.SnapshotSHA256Header, sha256Hex(e.body))
+	return e
+}
+
+// exerciseBackup backs up the node once it holds sessions, and has every
+// restore refused: the node is no longer empty, or the archive is not one
+// it can take.
+func exerciseBackup(c *contract, tg *target, sh uint32, empty emptyShard) {
+	tarType := []string{"Content-Type", "application/x-tar"}
+	full := c.expect(tg, 200, "", "GET", "/v1/backup?consistency=stale", nil)
+	c.run(tg,
+		apiCall{409, "cluster_not_empty", "POST", "/v1/restore", full.Body, tarType},
+		apiCall{409, "shard_count_mismatch", "POST", "/v1/restore", oneShardArchive(c.t, empty), tarType},
+		apiCall{400, "invalid_backup", "POST", "/v1/restore", "not an archive", tarType},
+		apiCall{400, "invalid_consistency", "GET", "/v1/backup?consistency=leader", nil, nil},
+		apiCall{400, "invalid_shard", "GET", "/internal/v1/shards/99/snapshot", nil, nil},
+	)
+	restore := fmt.Sprintf("/internal/v1/shards/%d/restore?index=%s", sh, empty.index)
+	octets := []string{"Content-Type", "application/octet-stream", cluster.SnapshotSHA256Header, sha256Hex(empty.body)}
+	c.run(tg,
+		apiCall{409, "cluster_not_empty", "POST", restore, empty.body, octets},
+		apiCall{400, "invalid_backup", "POST", restore, "not a snapshot", octets},
+	)
+}
+
+// oneShardArchive is a valid archive of a cluster of one shard.
+func oneShardArchive(t *testing.T, e emptyShard) []byte {
+	index, err1 := strconv.ParseUint(e.index, 10, 64)
+	term, err2 := strconv.ParseUint(e.term, 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatalf("snapshot index %q, term %q: %v", e.index, e.term, err)
+	}
+	var buf bytes.Buffer
+	w := backup.NewWriter(&buf)
+	if err := w.AddShard(0, index, term, int64(len(e.body)), bytes.NewReader(e.body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(backup.Manifest{Node: testNodeID, ShardCount: 1, Consistency: "stale"}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// exerciseConsole fetches the console's page and every one of its files,
+// so that a file the document's paths do not cover fails the test. tg
+// must not follow redirects.
+func exerciseConsole(c *contract, tg *target) {
+	c.expect(tg, 301, "", "GET", "/ui", nil)
+	c.expect(tg, 200, "", "GET", "/ui/", nil)
+	c.expect(tg, 200, "", "HEAD", "/ui/", nil)
+	err := fs.WalkDir(os.DirFS(filepath.Join("..", "ui", "static")), ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		status := 200
+		if name == "index.html" {
+			status = 301 // to ./, the page
+		}
+		c.expect(tg, status, "", "GET", "/ui/"+name, nil)
+		c.expect(tg, status, "", "HEAD", "/ui/"+name, nil)
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.run(tg,
+		apiCall{404, "not_found", "GET", "/ui/nothing.css", nil, nil},
+		apiCall{404, "not_found", "GET", "/ui/js/", nil, nil},
 	)
 }
 
@@ -217,9 +345,18 @@ func exerciseBadInput(c *contract, tg *target) {
 func exerciseStrictServer(c *contract, tg *target, faults *faultStore) {
 	noToken := []string{"Authorization", ""}
 	readToken := []string{"Authorization", "Bearer read-token-0123456789abcdef"}
+	dataToken := []string{"Authorization", "Bearer data-token-0123456789abcdef"}
 	c.expect(tg, 401, "unauthorized", "GET", sessionPath("doc-1"), nil, noToken...)
 	c.expect(tg, 403, "forbidden", "POST", sessionPath("doc-1", "/messages"), `{"role":"user","content":"x"}`, readToken...)
 	c.expect(tg, 200, "", "GET", "/healthz", nil, noToken...)
+	c.expect(tg, 200, "", "GET", "/ui/", nil, noToken...)
+	c.expect(tg, 200, "", "GET", "/v1/token", nil, readToken...)
+	c.expect(tg, 403, "forbidden", "GET", "/v1/backup", nil, readToken...)
+	c.expect(tg, 401, "unauthorized", "GET", "/metrics", nil, noToken...)
+	c.expect(tg, 403, "forbidden", "GET", "/metrics", nil, dataToken...)
+	c.expect(tg, 200, "", "GET", "/v1/nodes/mirror/cluster", nil, readToken...)
+	c.expect(tg, 409, "node_not_alive", "GET", "/v1/nodes/gone/cluster", nil)
+	c.expect(tg, 503, "node_unreachable", "GET", "/v1/nodes/silent/cluster", nil)
 	c.expect(tg, 201, "", "POST", sessionPath("rate", "/messages"), `{"role":"user","content":"x"}`)
 	c.expect(tg, 429, "rate_limited", "POST", sessionPath("rate", "/messages"), `{"role":"user","content":"y"}`)
 	c.expect(tg, 409, "node_not_alive", "POST", "/v1/nodes/gone/drain", nil)

@@ -91,7 +91,7 @@ type Checked struct {
 // must have been answered with an error the document allows for any
 // request (see CheckError). Only req's method and URL are used.
 func (s *Spec) CheckResponse(req *http.Request, status int, header http.Header, body []byte) (Checked, error) {
-	route, params, err := s.router.FindRoute(req)
+	route, params, err := s.findRoute(req)
 	if err != nil {
 		code, cerr := s.CheckError(status, header, body)
 		if cerr != nil {
@@ -117,7 +117,7 @@ func (s *Spec) CheckResponse(req *http.Request, status int, header http.Header, 
 // so that what the document asks of clients is what nodes take.
 // Credentials are not checked. req's body is read through GetBody.
 func (s *Spec) CheckRequest(req *http.Request) error {
-	route, params, err := s.router.FindRoute(req)
+	route, params, err := s.findRoute(req)
 	if err != nil {
 		return fmt.Errorf("%s %s matches no operation: %w", req.Method, req.URL.Path, err)
 	}
@@ -133,6 +133,22 @@ func (s *Spec) CheckRequest(req *http.Request) error {
 		return fmt.Errorf("%s %s: %w", req.Method, req.URL, err)
 	}
 	return nil
+}
+
+// findRoute finds the operation req matches. A path of the document that
+// is the request's path exactly is matched first, as OpenAPI matches
+// concrete paths before templated ones; the router alone would not tell
+// /ui from /ui/, since it ignores a trailing slash.
+func (s *Spec) findRoute(req *http.Request) (*routers.Route, map[string]string, error) {
+	item := s.doc.Paths.Value(req.URL.Path)
+	if item == nil {
+		return s.router.FindRoute(req)
+	}
+	op := item.GetOperation(req.Method)
+	if op == nil {
+		return nil, nil, &routers.RouteError{Reason: routers.ErrMethodNotAllowed.Error()}
+	}
+	return &routers.Route{Spec: s.doc, Path: req.URL.Path, PathItem: item, Method: req.Method, Operation: op}, map[string]string{}, nil
 }
 
 // CheckError validates an error answered before or outside routing against
