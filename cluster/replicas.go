@@ -87,8 +87,14 @@ func (n *Node) Membership(s uint32) (Membership, error) {
 	if err != nil {
 		return Membership{}, err
 	}
+	// The configuration's own index is not known (shard.Configuration), so
+	// only a barrier after it can tell that it is committed.
+	committed := false
+	if c, err := r.CommittedConfiguration(); err == nil && sameServers(c, cfg) {
+		committed = true
+	}
 	m := Membership{Shard: s, Leader: n.cfg.NodeID, ConfigIndex: idx,
-		Committed: r.CommitIndex() >= idx, Voters: []string{}, Nonvoters: []string{}}
+		Committed: committed, Voters: []string{}, Nonvoters: []string{}}
 	for _, srv := range cfg.Servers {
 		if srv.Suffrage == raft.Voter {
 			m.Voters = append(m.Voters, string(srv.ID))
@@ -97,6 +103,19 @@ func (n *Node) Membership(s uint32) (Membership, error) {
 		}
 	}
 	return m, nil
+}
+
+// sameServers reports whether a and b list the same servers, in order.
+func sameServers(a, b raft.Configuration) bool {
+	if len(a.Servers) != len(b.Servers) {
+		return false
+	}
+	for i := range a.Servers {
+		if a.Servers[i] != b.Servers[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // leaderMembership asks the current leader of shard s for its membership.

@@ -133,3 +133,61 @@ func TestMembershipChangeOnAFollowerNamesTheLeader(t *testing.T) {
 		t.Fatalf("a change refused by a follower added n9 as %s", got)
 	}
 }
+
+// TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt: a removal the
+// leader has appended but no follower has stored is in the leader's latest
+// configuration, yet CommittedConfiguration refuses to vouch for it, so no
+// replica's data is deleted on the strength of a change that can still be
+// lost; once the followers are back the removal commits and is reported.
+func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
+	wires := newLinks(t)
+	c := makeClusterWith(t, 3, 1, func(cfg *shard.HostConfig) { wires.route(cfg) }, 0)
+	lead := c.leader(0)
+	followers := c.followers(0, lead)
+	victim := c.hostOf(followers[0]).id
+	for _, f := range followers {
+		wires.pause(c.hostOf(f).id)
+	}
+	removed := make(chan error, 1)
+	go func() {
+		_, err := lead.RemoveReplica(victim, 0)
+		removed <- err
+	}()
+	eventually(t, 5*time.Second, func() error {
+		if suffrageOf(t, lead, victim) != "" {
+			return fmt.Errorf("%s still in the leader's latest configuration", victim)
+		}
+		return nil
+	})
+	if cfg, err := lead.CommittedConfiguration(); err == nil {
+		t.Fatalf("an uncommitted removal was reported committed: %+v", cfg.Servers)
+	}
+	for _, f := range followers {
+		wires.resume(c.hostOf(f).id)
+	}
+	<-removed // committed, or lost with the leadership the pause cost
+	others := []*shard.Shard{lead, followers[1]}
+	eventually(t, 20*time.Second, func() error {
+		for _, s := range others {
+			if !s.IsLeader() {
+				continue
+			}
+			if suffrageOf(t, s, victim) != "" {
+				if _, err := s.RemoveReplica(victim, 0); err != nil {
+					return err
+				}
+			}
+			cfg, err := s.CommittedConfiguration()
+			if err != nil {
+				return err
+			}
+			for _, srv := range cfg.Servers {
+				if string(srv.ID) == victim {
+					return fmt.Errorf("committed configuration still lists %s", victim)
+				}
+			}
+			return nil
+		}
+		return errors.New("no leader among the remaining replicas")
+	})
+}
