@@ -65,8 +65,8 @@ func (r *Registry) RegisterSource(src Source) {
 	r.reg.MustRegister(newSourceCollector(src))
 }
 
-// Handler serves the registry in the Prometheus text format (or
-// OpenMetrics when the scraper asks for it). A metric that cannot be
+// Handler serves the registry in the Prometheus text format, the one format
+// the OpenAPI document promises. A metric that cannot be
 // gathered is left out instead of failing the scrape with 500, so one bad
 // collector does not hide every other metric.
 func (r *Registry) Handler() http.Handler {
