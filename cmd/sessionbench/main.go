@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/sessiond/sessiond/internal/clientauth"
+	buildversion "github.com/sessiond/sessiond/internal/version"
 	"io"
 	"os"
 	"regexp"
@@ -201,6 +202,10 @@ func randomPrefix() string {
 
 // realMain runs the command and returns its exit status; main only exits.
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, "sessionbench", buildversion.String(""))
+		return 0
+	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -199,3 +199,15 @@ func TestWorkersWaitAsRetryAfterAsks(t *testing.T) {
 		t.Errorf("with --retry-after=false: only %d requests in 1.5 s", n)
 	}
 }
+
+// TestVersionNamesTheBuild: `sessionbench --version` prints the build's
+// version, as every sessiond binary does, and runs nothing.
+func TestVersionNamesTheBuild(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := realMain([]string{"--version"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if v := strings.TrimPrefix(strings.TrimSpace(out.String()), "sessionbench "); v == "" || v == out.String() {
+		t.Fatalf("--version printed %q", out.String())
+	}
+}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/sessiond/sessiond/internal/check"
 	"github.com/sessiond/sessiond/internal/clientauth"
+	buildversion "github.com/sessiond/sessiond/internal/version"
 )
 
 // stopTimeout bounds a graceful stop or a drain: a node still running after
@@ -125,6 +126,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "explain" {
 		return explain(args[1:], stdout, stderr)
+	}
+	if len(args) == 1 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, "sessioncheck", buildversion.String(""))
+		return 0
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {

@@ -102,3 +102,15 @@ func TestExitStatusTwoWhenTheCAFileIsMissing(t *testing.T) {
 		t.Fatalf("exit %d, want 2 naming --ca; stderr: %s", code, stderr.String())
 	}
 }
+
+// TestVersionNamesTheBuild: `sessioncheck version` prints the build's
+// version and starts nothing.
+func TestVersionNamesTheBuild(t *testing.T) {
+	var out strings.Builder
+	if code := run([]string{"version"}, &out, io.Discard); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if v := strings.TrimPrefix(strings.TrimSpace(out.String()), "sessioncheck "); v == "" || v == strings.TrimSpace(out.String()) {
+		t.Fatalf("version printed %q", out.String())
+	}
+}
