@@ -15,6 +15,11 @@
 // Watch follows a session's change stream. Every write can be made
 // conditional on the session's version with IfVersion or IfAbsent.
 //
+// Operators' calls are here too: Cluster, Owner, Drain,
+// TransferLeadership, and Backup and Restore, which stream a whole
+// cluster's archive (see the backup package) out of one cluster and into a
+// new, empty one.
+//
 // # Errors
 //
 // Every error sessiond answers is an *Error with its HTTP status and a

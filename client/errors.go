@@ -43,6 +43,10 @@ const (
 	CodeMethodNotAllowed    Code = "method_not_allowed"
 	CodeIDConflict          Code = "id_conflict"
 	CodeNodeNotAlive        Code = "node_not_alive"
+	CodeNodeUnreachable     Code = "node_unreachable"
+	CodeInvalidBackup       Code = "invalid_backup"
+	CodeShardCountMismatch  Code = "shard_count_mismatch"
+	CodeClusterNotEmpty     Code = "cluster_not_empty"
 	CodeNoOtherReplica      Code = "no_other_replica"
 	CodeTransferFailed      Code = "transfer_failed"
 	CodeVersionMismatch     Code = "version_mismatch"
@@ -152,6 +156,10 @@ var (
 	ErrMethodNotAllowed    = &Error{Code: CodeMethodNotAllowed}
 	ErrIDConflict          = &Error{Code: CodeIDConflict}
 	ErrNodeNotAlive        = &Error{Code: CodeNodeNotAlive}
+	ErrNodeUnreachable     = &Error{Code: CodeNodeUnreachable}
+	ErrInvalidBackup       = &Error{Code: CodeInvalidBackup}
+	ErrShardCountMismatch  = &Error{Code: CodeShardCountMismatch}
+	ErrClusterNotEmpty     = &Error{Code: CodeClusterNotEmpty}
 	ErrNoOtherReplica      = &Error{Code: CodeNoOtherReplica}
 	ErrTransferFailed      = &Error{Code: CodeTransferFailed}
 	ErrVersionMismatch     = &Error{Code: CodeVersionMismatch}

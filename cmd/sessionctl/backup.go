@@ -3,13 +3,9 @@ package main
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,11 +40,13 @@ func cmdBackup(a *app, fs *flag.FlagSet, args []string) error {
 // renames it to FILE only once the archive verifies, so FILE is either a
 // complete backup or untouched.
 func (a *app) backupSave(c *client.Client, file, consistency string) error {
-	resp, addr, err := a.backupRequest(c, http.MethodGet, "/v1/backup?consistency="+url.QueryEscape(consistency), nil, 0)
+	// No timeout but the process's: an archive can be large.
+	resp, err := c.Backup(context.Background(), consistency)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
+	addr := resp.Endpoint
 	shards, _ := strconv.Atoi(resp.Header.Get("X-Sessiond-Shard-Count"))
 	tmp := file + ".partial"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -57,7 +55,7 @@ func (a *app) backupSave(c *client.Client, file, consistency string) error {
 	}
 	defer os.Remove(tmp) // a no-op once renamed
 	bar := a.newProgress(fmt.Sprintf("backup from %s", addr))
-	err = copyArchive(f, resp.Body, func(done int, bytes int64) {
+	err = copyArchive(f, resp, func(done int, bytes int64) {
 		bar.update(fmt.Sprintf("%d/%d shards", done, shards), done, shards, bytes)
 	})
 	if cerr := f.Close(); err == nil {
@@ -146,53 +144,14 @@ func (a *app) backupRestore(c *client.Client, file string) error {
 	}
 	bar := a.newProgress("restore")
 	body := &progressReader{r: f, step: func(n int64) { bar.update("uploaded", int(n), int(st.Size()), n) }}
-	resp, addr, err := a.backupRequest(c, http.MethodPost, "/v1/restore", body, st.Size())
+	addr, err := c.Restore(context.Background(), body, st.Size())
 	bar.end()
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
 	fmt.Fprintf(a.stdout, "restored %s through %s: %d shards, %s, the backup of cluster %s begun %s\n",
 		filepath.Base(file), addr, m.ShardCount, byteSize(m.Bytes()), m.ClusterID, m.StartedAt.Format(time.RFC3339))
 	return nil
-}
-
-// backupRequest sends a backup or restore request to the first address
-// that takes the connection, with the same credentials as every command. It
-// sets no timeout: an archive can be large.
-func (a *app) backupRequest(c *client.Client, method, path string, body io.Reader, size int64) (*http.Response, string, error) {
-	rt, err := a.creds.Apply(&http.Transport{Proxy: http.ProxyFromEnvironment})
-	if err != nil {
-		return nil, "", usagef("", "%v", err)
-	}
-	hc := &http.Client{Transport: rt}
-	var reasons []string
-	for _, addr := range c.Endpoints() {
-		req, err := http.NewRequest(method, addr+path, body)
-		if err != nil {
-			return nil, "", err
-		}
-		if body != nil {
-			req.ContentLength = size
-			req.Header.Set("Content-Type", "application/x-tar")
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			var op *net.OpError
-			if !errors.As(err, &op) || op.Op != "dial" {
-				return nil, "", fmt.Errorf("%s %s at %s: %w", method, path, addr, err)
-			}
-			reasons = append(reasons, fmt.Sprintf("%s: %v", addr, op.Err))
-			continue // nothing was sent: the next address may take it
-		}
-		if resp.StatusCode/100 != 2 {
-			defer resp.Body.Close()
-			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			return nil, "", client.DecodeError(resp.StatusCode, resp.Header, data, addr)
-		}
-		return resp, addr, nil
-	}
-	return nil, "", fmt.Errorf("cannot reach sessiond: %s (set --addr or SESSIOND_ADDR)", strings.Join(reasons, "; "))
 }
 
 // verifyFile reads a whole archive and checks its manifest, sizes,

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/alarms"
+	apiclient "github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
@@ -286,20 +287,23 @@ func healthcheck(args []string) int {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	scheme := "http"
-	client := &http.Client{Timeout: *timeout}
+	scheme, conf := "http", apiclient.Config{Timeout: *timeout, MaxAttempts: 1}
 	if *useTLS {
-		scheme = "https"
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // see above
+		scheme, conf.TLS = "https", &tls.Config{InsecureSkipVerify: true} // see above
 	}
-	resp, err := client.Get(scheme + "://" + net.JoinHostPort(host, port) + "/readyz")
+	conf.Endpoints = []string{scheme + "://" + net.JoinHostPort(host, port)}
+	c, err := apiclient.New(conf)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
+		return 2
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "healthcheck: /readyz answered", resp.Status)
+	ready, err := c.Ready(context.Background())
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	case !ready:
+		fmt.Fprintln(os.Stderr, "healthcheck: /readyz answered 503: not every local shard has a leader yet")
 		return 1
 	}
 	return 0
