@@ -1,11 +1,14 @@
 package shard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/fsm"
 )
 
 // Membership changes, as the cluster's reconciler makes them on a shard's
@@ -38,31 +41,27 @@ func (s *Shard) Configuration() (raft.Configuration, uint64, error) {
 }
 
 // CommittedConfiguration returns, on the leader, the latest configuration
-// once it is known to be committed: it reads the configuration, then waits
-// for a barrier entry appended after it to commit, which commits every
-// entry before it. (Configuration cannot tell: the index that would say
-// whether the commit index has passed the configuration is always 0, see
-// above.) Deleting a removed replica's data must wait for this, since an
-// uncommitted removal can be lost with its leader and the replica would
-// still be a voter. It blocks for one commit round; it fails with
-// *NotLeaderError on a replica that does not lead.
+// once it is known to be committed: it reads the configuration, then
+// commits a no-op command after it, which commits every entry before it.
+// (Configuration cannot tell: the index that would say whether the commit
+// index has passed the configuration is always 0, see above. A raft
+// barrier would do too, but barriers never reach the FSM, whose applied
+// index linearizable reads wait on.) Deleting a removed replica's data
+// must wait for this, since an uncommitted removal can be lost with its
+// leader and the replica would still be a voter. It blocks for one commit
+// round; it fails with *NotLeaderError on a replica that does not lead.
 func (s *Shard) CommittedConfiguration() (raft.Configuration, error) {
 	cfg, _, err := s.Configuration()
 	if err != nil {
 		return raft.Configuration{}, err
 	}
-	_, err = s.changeMembership(barrierIndex{s.raft.Barrier(membershipTimeout)})
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), membershipTimeout)
+	defer cancel()
+	if _, err := s.Apply(ctx, &fsm.Command{Op: fsm.OpNoop}); err != nil {
 		return raft.Configuration{}, err
 	}
 	return cfg, nil
 }
-
-// barrierIndex lets a barrier's future go through changeMembership's error
-// mapping; its index is not used.
-type barrierIndex struct{ raft.Future }
-
-func (barrierIndex) Index() uint64 { return 0 }
 
 // InConfiguration reports whether this node is a member of the latest
 // configuration this replica knows.

@@ -1,6 +1,7 @@
 package shard_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -190,4 +191,22 @@ func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
 		}
 		return errors.New("no leader among the remaining replicas")
 	})
+}
+
+// TestLinearizableReadsAreServedRightAfterAConfigurationCheck: proving a
+// configuration committed leaves nothing in the log that the state machine
+// never sees, so a linearizable read straight after it is answered at once
+// rather than waiting for the next write.
+func TestLinearizableReadsAreServedRightAfterAConfigurationCheck(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	mustAppend(t, lead, "s", "m1")
+	if _, err := lead.CommittedConfiguration(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := lead.Read(ctx, shard.Linearizable); err != nil {
+		t.Fatalf("linearizable read after a configuration check: %v", err)
+	}
 }
