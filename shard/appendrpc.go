@@ -133,8 +133,12 @@ func (t *heartbeatTransport) relay() {
 	}
 }
 
-// Close stops relaying and closes the NetworkTransport.
+// Close stops relaying, waits for heartbeats being handed to raft, refuses
+// later ones, and closes the NetworkTransport.
 func (t *heartbeatTransport) Close() error {
+	t.delivering.Lock()
+	t.closed = true
+	t.delivering.Unlock()
 	t.stopOnce.Do(func() { close(t.stop) })
 	return t.NetworkTransport.Close()
 }

@@ -61,6 +61,13 @@ type heartbeatTransport struct {
 	rpcs     chan raft.RPC // what raft consumes (appendrpc.go)
 	stop     chan struct{}
 	stopOnce sync.Once
+
+	// delivering is held (shared) while a heartbeat is handed to raft, and
+	// taken by Close: raft's heartbeat handler runs outside its goroutines,
+	// so raft's shutdown does not wait for it, and one that persists a new
+	// term after the replica closed its log makes raft panic.
+	delivering sync.RWMutex
+	closed     bool
 }
 
 func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender) *heartbeatTransport {
@@ -123,6 +130,11 @@ func (t *heartbeatTransport) verifying() (done func()) {
 
 // deliver hands a heartbeat that arrived in a batch to raft.
 func (t *heartbeatTransport) deliver(req *raft.AppendEntriesRequest) (*raft.AppendEntriesResponse, error) {
+	t.delivering.RLock()
+	defer t.delivering.RUnlock()
+	if t.closed {
+		return nil, ErrShutdown
+	}
 	cb := t.onReceive.Load()
 	if cb == nil {
 		return nil, errors.New("replica is not running")
