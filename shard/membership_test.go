@@ -142,7 +142,12 @@ func TestMembershipChangeOnAFollowerNamesTheLeader(t *testing.T) {
 // lost; once the followers are back the removal commits and is reported.
 func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
 	wires := newLinks(t)
-	c := makeClusterWith(t, 3, 1, func(cfg *shard.HostConfig) { wires.route(cfg) }, 0)
+	c := makeClusterWith(t, 3, 1, func(cfg *shard.HostConfig) {
+		wires.route(cfg)
+		// A lease long enough that the cut-off leader still leads, and
+		// appends the removal, however slow this machine is.
+		cfg.Timing.Heartbeat, cfg.Timing.LeaderLease = 3*time.Second, 2*time.Second
+	}, 0)
 	lead := c.leader(0)
 	followers := c.followers(0, lead)
 	victim := c.hostOf(followers[0]).id
@@ -155,6 +160,14 @@ func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
 		removed <- err
 	}()
 	eventually(t, 5*time.Second, func() error {
+		select {
+		case err := <-removed:
+			removed <- err
+			if err != nil {
+				return fmt.Errorf("remove failed: %v", err)
+			}
+		default:
+		}
 		if suffrageOf(t, lead, victim) != "" {
 			return fmt.Errorf("%s still in the leader's latest configuration", victim)
 		}
