@@ -126,3 +126,27 @@ func (r *router) setShard(id string, sh uint32) {
 	}
 	r.shardOf[id] = sh
 }
+
+// LeaderEndpoint is the base URL that RouteToLeader sends requests for
+// session id to: the leader of its shard as last learned, asked from the
+// cluster when not known. It is "" when the client does not route to leaders
+// or no leader is known, and then any endpoint serves the session. It is
+// for callers of Exchange, which never routes; it blocks for at most one
+// lookup and is safe for concurrent use.
+func (c *Client) LeaderEndpoint(ctx context.Context, id string) string {
+	if c.router == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.router.leaderFor(ctx, c, id)
+}
+
+// ForgetLeader drops what the client knows of the leader of session id's
+// shard, after a request that LeaderEndpoint routed failed; the next
+// LeaderEndpoint asks again.
+func (c *Client) ForgetLeader(id string) {
+	if c.router != nil {
+		c.router.forget(id)
+	}
+}

@@ -3,7 +3,9 @@
 # machine, one after the other, and print them side by side:
 #
 #   durable writes    64 clients, 256-byte values: etcd `benchmark put` vs
-#                     sessionbench --mix append=100
+#                     sessionbench --mix append=100, sent round-robin to
+#                     every node and again straight to the shard leaders
+#                     (--route leader, as the Go client's RouteToLeader)
 #   serial writes     one client, one request at a time, same sizes
 #   linearizable      64 clients, then one, reading one small record: etcd
 #   reads             `benchmark range` of one key (--consistency=l) vs
@@ -237,6 +239,7 @@ run_sessiond() {
   start_sessiond
   local len=(--duration "${secs}s" --warmup "$warmup")
   sessionbench put64 "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes"
+  sessionbench put64leader "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes" --route leader
   sessionbench put1 "${len[@]}" --mix append=100 --concurrency 1 --sessions "$sessions" --message-bytes "$value_bytes"
   # The read workload needs its one session to exist: one put writes its fields.
   step 30 "$logs/sessionbench-create.log" "$logs/sessionbench-create.log" "$bin/sessionbench" --addrs "$s_addrs" \
@@ -322,10 +325,12 @@ table() {
   python3 - "$res" <<'PY'
 import json, os, re, sys
 res = sys.argv[1]
-rows = [("put64", "durable writes, 64 clients, 256 B"),
-        ("put1", "serial writes, 1 client, 256 B"),
-        ("read64", "linearizable reads of 1 record, 64 clients"),
-        ("read1", "linearizable reads of 1 record, 1 client")]
+# (sessiond workload, etcd workload it is compared with, label)
+rows = [("put64", "put64", "durable writes, 64 clients, 256 B"),
+        ("put64leader", "put64", "  the same, sent to shard leaders"),
+        ("put1", "put1", "serial writes, 1 client, 256 B"),
+        ("read64", "read64", "linearizable reads of 1 record, 64 clients"),
+        ("read1", "read1", "linearizable reads of 1 record, 1 client")]
 
 def sessiond(name):
     try:
@@ -362,14 +367,14 @@ head = ("workload", "etcd ops/s", "p50 ms", "p99 ms", "sessiond ops/s", "p50 ms"
 fmt = "%-44s %11s %8s %8s %15s %8s %8s %14s"
 print(fmt % head)
 notes = []
-for name, label in rows:
-    e, s = etcd(name), sessiond(name)
+for name, ename, label in rows:
+    e, s = etcd(ename), sessiond(name)
     cells = []
     for m in (e, s):
         cells += ["%.0f" % m[0], "%.2f" % m[1], "%.2f" % m[2]] if m else ["FAILED", "-", "-"]
     ratio = "%.2f" % (s[0] / e[0]) if e and s and e[0] > 0 else "-"
     print(fmt % tuple([label] + cells + [ratio]))
-    for m in (e, s):
+    for m in ((e if ename == name else None), s):
         if m and m[3]:
             notes.append("%s: %s" % (label, "; ".join(m[3])))
 for n in notes:

@@ -83,7 +83,7 @@ func (c *clients) newClient(cfg *config) *client.Client {
 		tr.TLSClientConfig = cfg.tls.Clone()
 	}
 	cl, err := client.New(client.Config{Endpoints: cfg.addrs, Transport: tr, Token: cfg.creds.Token,
-		Timeout: cfg.timeout, MaxAttempts: 1})
+		Timeout: cfg.timeout, MaxAttempts: 1, RouteToLeader: cfg.routeLeader})
 	if err != nil {
 		panic(err) // the addresses were checked by parseFlags
 	}

@@ -42,6 +42,7 @@ type config struct {
 	h2c          bool // HTTP/2 over cleartext with prior knowledge
 	h2cConns     int  // with h2c: connections per node, shared by all workers
 	retryAfter   bool // closed loop: wait as Retry-After asks after a 429 or 503
+	routeLeader  bool // --route leader: each request to its shard's leader
 	creds        clientauth.Options
 	tls          *tls.Config // from creds; nil for the system's roots
 }
@@ -80,6 +81,15 @@ flight; while every worker is busy, due requests wait in a backlog of
 dropped, one still waiting when the run ends is unsent; both are reported,
 with the requests that were late (waited 1 ms or more for a free worker).
 --requests then caps the requests scheduled, not those sent.
+
+Routing: by default requests go round-robin over --addrs, and a node that
+does not lead a session's shard passes the request to the leader (writes as
+encoded commands over the raft port; reads are served by any replica).
+--route leader sends each request straight to its shard's leader instead,
+learned once per session from GET /v1/sessions/{id}/owner and the member list
+(what the Go client does with RouteToLeader); the lookups happen during the
+warmup when there is one, and are not measured. A failed routed request makes
+the worker ask again.
 
 Protocol: by default every worker keeps an HTTP/1.1 keep-alive connection to
 each node. --h2c speaks HTTP/2 over cleartext TCP with prior knowledge
@@ -125,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.h2c, "h2c", false, "speak HTTP/2 over cleartext with prior knowledge (h2c), all workers sharing --h2c-conns connections per node, instead of HTTP/1.1 with a connection per worker")
 	fs.IntVar(&cfg.h2cConns, "h2c-conns", 1, "with --h2c: HTTP/2 connections per node; workers are spread evenly over them")
 	fs.BoolVar(&cfg.retryAfter, "retry-after", true, "closed loop: after a 429 or 503 with Retry-After, a worker waits half to all of it before its next request, as a well-behaved client does; --retry-after=false sends at once")
+	route := fs.String("route", "any", "where requests go: any (round-robin over --addrs; a node that does not lead the session's shard passes the request on) or leader (straight to the leader of the session's shard, learned from the cluster as the Go client's RouteToLeader does)")
 	cfg.creds = clientauth.FromEnv(os.Getenv)
 	cfg.creds.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -180,6 +191,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 				return nil, fmt.Errorf("--h2c is HTTP/2 over cleartext TCP; %s is https (HTTP/2 over TLS is negotiated without --h2c)", a)
 			}
 		}
+	}
+	switch *route {
+	case "any":
+	case "leader":
+		cfg.routeLeader = true
+	default:
+		return nil, fmt.Errorf("--route %q: want any or leader", *route)
 	}
 	switch cfg.consistency {
 	case "", "linearizable", "leader", "stale":

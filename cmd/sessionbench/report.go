@@ -125,6 +125,8 @@ type ReportConfig struct {
 	// with h2c.
 	Protocol string `json:"protocol"`
 	H2CConns int    `json:"h2cConns,omitempty"`
+	// Route is "any" or "leader" (--route).
+	Route string `json:"route"`
 }
 
 // OpReport is one op's numbers (or all ops' in Total). OpsPerSec counts
@@ -193,7 +195,7 @@ func buildReport(cfg *config, res result) *Report {
 		Config: ReportConfig{Addrs: cfg.addrs, Sessions: cfg.sessions, Prefix: cfg.prefix, Concurrency: cfg.concurrency,
 			Duration: cfg.duration.String(), Warmup: cfg.warmup.String(), Requests: cfg.requests, Mix: cfg.mix.String(),
 			MessageBytes: cfg.messageBytes, Consistency: cfg.consistency, Timeout: cfg.timeout.String(), Rate: cfg.rate,
-			Protocol: "http/1.1"},
+			Protocol: "http/1.1", Route: "any"},
 		ElapsedSeconds: secs,
 		Interrupted:    res.interrupted,
 		Operations:     map[string]OpReport{},
@@ -217,6 +219,9 @@ func buildReport(cfg *config, res result) *Report {
 	rep.Statuses, rep.ErrorCodes, rep.TransportErrors = statusKeys(all.statuses), all.codes, all.transport
 	if cfg.h2c {
 		rep.Config.Protocol, rep.Config.H2CConns = "h2c", cfg.h2cConns
+	}
+	if cfg.routeLeader {
+		rep.Config.Route = "leader"
 	}
 	rep.Protocols, rep.Connections = res.protos, res.dials
 	if rep.Protocols == nil {
@@ -263,8 +268,8 @@ func writeText(w io.Writer, rep *Report) error {
 	for _, p := range slices.Sorted(maps.Keys(rep.Protocols)) {
 		protos = append(protos, fmt.Sprintf("%s %d", p, rep.Protocols[p]))
 	}
-	fmt.Fprintf(&b, "  protocol %s; %d connections dialed; responses by protocol: %s\n",
-		describeProtocol(c.Protocol == "h2c", c.H2CConns), rep.Connections, orDefault(strings.Join(protos, ", "), "none"))
+	fmt.Fprintf(&b, "  protocol %s; %d connections dialed; responses by protocol: %s; route %s\n",
+		describeProtocol(c.Protocol == "h2c", c.H2CConns), rep.Connections, orDefault(strings.Join(protos, ", "), "none"), orDefault(c.Route, "any"))
 	if rep.Interrupted {
 		b.WriteString("  interrupted: the report covers the run up to the signal\n")
 	}

@@ -151,10 +151,22 @@ func (w *worker) one(cfg *config, base, content string, measured bool, due time.
 	w.seq++
 	off := int(w.seq % contentSlack)
 	req := buildCall(cfg, op, session, w.id, w.seq, content[off:off+cfg.messageBytes])
+	routed := ""
+	if cfg.routeLeader {
+		// The first lookup of a session counts in its request's latency
+		// only in the open loop, where the request was already due.
+		routed = w.client.LeaderEndpoint(context.Background(), sessionID(cfg.prefix, session))
+		if routed != "" {
+			base = routed
+		}
+	}
 	if due.IsZero() {
 		due = time.Now()
 	}
 	o := execute(w.client, base, req, cfg.h2c)
+	if routed != "" && !o.ok(op) {
+		w.client.ForgetLeader(sessionID(cfg.prefix, session))
+	}
 	lat := time.Since(due)
 	w.done.Add(1)
 	ok := o.ok(op)
