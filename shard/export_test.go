@@ -47,3 +47,6 @@ type (
 // RaftStats is hashicorp/raft's Stats of replica s, for tests that look
 // at raft's own view of the log.
 func RaftStats(s *Shard) map[string]string { return s.raft.Stats() }
+
+// ReadIndexAsks counts the read-index requests s sent to its leader.
+func ReadIndexAsks(s *Shard) uint64 { return s.readIndexAsks.Load() }

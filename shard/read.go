@@ -104,11 +104,13 @@ func (s *Shard) waitReady(ctx context.Context) error {
 
 // readLoop coalesces linearizable reads, as etcd's linearizableReadLoop
 // does: every read waiting when a round starts shares that round's single
-// leadership confirmation. A read never joins a round that started before it
+// leadership confirmation (on the leader) or read-index request to the
+// leader (on a follower). A read never joins a round that started before it
 // arrived, so a heartbeat answered before the read cannot confirm it.
 type readLoop struct {
-	s    *Shard
-	kick chan struct{}
+	s     *Shard
+	fetch func() (uint64, error) // one round: a read index proven current after it started
+	kick  chan struct{}
 
 	mu      sync.Mutex
 	pending *readRound
@@ -120,8 +122,8 @@ type readRound struct {
 	err   error
 }
 
-func newReadLoop(s *Shard) *readLoop {
-	return &readLoop{s: s, kick: make(chan struct{}, 1), pending: &readRound{done: make(chan struct{})}}
+func newReadLoop(s *Shard, fetch func() (uint64, error)) *readLoop {
+	return &readLoop{s: s, fetch: fetch, kick: make(chan struct{}, 1), pending: &readRound{done: make(chan struct{})}}
 }
 
 // wait joins the next round and returns its read index.
@@ -158,7 +160,7 @@ func (l *readLoop) run() {
 		r := l.pending
 		l.pending = &readRound{done: make(chan struct{})}
 		l.mu.Unlock()
-		r.index, r.err = l.s.readIndex()
+		r.index, r.err = l.fetch()
 		close(r.done)
 	}
 }

@@ -204,3 +204,40 @@ func TestWriteProposedOnAFollowerHostIsAppliedByTheLeader(t *testing.T) {
 		t.Fatalf("forwarded field write returned session %+v", res.Session)
 	}
 }
+
+// TestReadsWaitingOnAFollowerShareOneReadIndexRequest: a burst of
+// linearizable reads on a follower costs the leader far fewer read-index
+// requests than reads, and every read still sees the write acknowledged
+// before the burst.
+func TestReadsWaitingOnAFollowerShareOneReadIndexRequest(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	mustAppend(t, lead, "s1", "m1")
+	f := c.followers(0, lead)[0]
+	eventually(t, 5*time.Second, func() error { return f.Read(context.Background(), shard.Linearizable) })
+
+	const readers, perReader = 32, 20
+	before := shard.ReadIndexAsks(f)
+	var served atomic.Int64
+	runConcurrently(readers, func(int) {
+		for range perReader {
+			if err := f.Read(context.Background(), shard.Linearizable); err != nil {
+				t.Errorf("follower read: %v", err)
+				return
+			}
+			if s, ok := f.FSM().Get("s1"); !ok || s.MessageCount() != 1 {
+				t.Errorf("follower read shows %v", s)
+				return
+			}
+			served.Add(1)
+		}
+	})
+	asks := shard.ReadIndexAsks(f) - before
+	t.Logf("%d reads on the follower took %d read-index requests", served.Load(), asks)
+	if served.Load() != readers*perReader {
+		t.Fatalf("%d of %d reads served", served.Load(), readers*perReader)
+	}
+	if asks == 0 || asks > uint64(served.Load())/2 {
+		t.Errorf("%d read-index requests for %d reads; want one per round of waiting reads, at most half as many", asks, served.Load())
+	}
+}

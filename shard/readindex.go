@@ -78,15 +78,11 @@ func (c *nodeClients) readIndex(ctx context.Context, addr string, shard uint32) 
 
 // followerRead serves a linearizable read on a follower. Any failure is a
 // *NotLeaderError naming the leader this replica knows, so the caller can
-// take the read to the leader instead.
+// take the read to the leader instead. The reads waiting on this follower
+// share one read-index request (followerReads), so a burst of reads costs
+// the leader one request per round, not one per read.
 func (s *Shard) followerRead(ctx context.Context) error {
-	addr, id := s.raft.LeaderWithID()
-	if addr == "" {
-		return s.notLeader()
-	}
-	rctx, cancel := context.WithTimeout(ctx, s.timing.Read)
-	index, err := s.readIndexFrom(rctx, string(s.transport.resolve(id, addr)), s.id)
-	cancel()
+	index, err := s.followerReads.wait(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -95,7 +91,7 @@ func (s *Shard) followerRead(ctx context.Context) error {
 		if errors.As(err, &nle) {
 			return nle
 		}
-		return &NotLeaderError{Shard: s.id, LeaderID: string(id), LeaderAddr: string(addr)}
+		return s.notLeader()
 	}
 	wctx, cancel := context.WithTimeout(ctx, followerApplyWait)
 	err = s.fsm.WaitApplied(wctx, index)
@@ -104,7 +100,38 @@ func (s *Shard) followerRead(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &NotLeaderError{Shard: s.id, LeaderID: string(id), LeaderAddr: string(addr)}
+		return s.notLeader()
 	}
 	return nil
+}
+
+// leaderReadIndex is one follower round: the read index of the leader this
+// replica knows, asked after every read of the round arrived. A failure is
+// a *NotLeaderError naming that leader, or the one it named.
+func (s *Shard) leaderReadIndex() (uint64, error) {
+	addr, id := s.raft.LeaderWithID()
+	if addr == "" {
+		return 0, s.notLeader()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timing.Read)
+	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // a closing replica does not wait out the request
+		select {
+		case <-s.closed:
+			cancel()
+		case <-stop:
+		}
+	}()
+	s.readIndexAsks.Add(1)
+	index, err := s.readIndexFrom(ctx, string(s.transport.resolve(id, addr)), s.id)
+	if err != nil {
+		var nle *NotLeaderError
+		if errors.As(err, &nle) {
+			return 0, nle
+		}
+		return 0, &NotLeaderError{Shard: s.id, LeaderID: string(id), LeaderAddr: string(addr)}
+	}
+	return index, nil
 }

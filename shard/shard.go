@@ -105,7 +105,9 @@ type Shard struct {
 	// first command. Until then its FSM may miss entries of earlier terms and
 	// it must not serve reads.
 	readyTerm     atomic.Uint64
-	reads         *readLoop
+	reads         *readLoop     // rounds of leadership confirmation, while leading
+	followerReads *readLoop     // rounds of read-index requests to the leader, while following
+	readIndexAsks atomic.Uint64 // read-index requests this replica sent its leader
 	readIndexFrom func(ctx context.Context, leaderAddr string, shard uint32) (uint64, error)
 
 	closeOnce sync.Once
@@ -162,10 +164,12 @@ func Open(cfg Config) (*Shard, error) {
 		return nil, fmt.Errorf("shard %d: start raft: %w", cfg.ShardID, err)
 	}
 	s.raft = r
-	s.reads = newReadLoop(s)
-	s.wg.Add(2)
+	s.reads = newReadLoop(s, s.readIndex)
+	s.followerReads = newReadLoop(s, s.leaderReadIndex)
+	s.wg.Add(3)
 	go s.watchLeadership(leaderCh)
 	go s.reads.run()
+	go s.followerReads.run()
 	return s, nil
 }
 
