@@ -1,6 +1,10 @@
 package shard
 
-import "context"
+import (
+	"context"
+	"io"
+	"net/rpc"
+)
 
 // SetMaxRPCsInFlight makes replicas opened from now on use n as their raft
 // transport's MaxRPCsInFlight, until restore is called. Tests use 2, raft's
@@ -50,3 +54,7 @@ func RaftStats(s *Shard) map[string]string { return s.raft.Stats() }
 
 // ReadIndexAsks counts the read-index requests s sent to its leader.
 func ReadIndexAsks(s *Shard) uint64 { return s.readIndexAsks.Load() }
+
+// NodeRPCCodec is the server end of the node RPC codec over conn, for
+// tests that serve node RPCs with a net/rpc server of their own.
+func NodeRPCCodec(conn io.ReadWriteCloser) rpc.ServerCodec { return newWireCodec(conn) }

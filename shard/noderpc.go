@@ -14,14 +14,17 @@ import (
 )
 
 // Node RPC: hosts call each other over the raft port, on a connection
-// whose preamble names nodeServiceID instead of a shard, with net/rpc. It
+// whose preamble names nodeServiceID instead of a shard, with net/rpc and
+// the binary codec of rpccodec.go. It
 // carries read indexes (readindex.go), writes forwarded from followers
 // (forward.go) and batched heartbeats (heartbeat.go). Mutual TLS, when the
 // mux has it, covers these connections like raft's.
 
 // nodeServiceID is the preamble "shard" of node-to-node RPC connections;
-// real shard ids are far smaller.
-const nodeServiceID = math.MaxUint32
+// real shard ids are far smaller. (MaxUint32 named the same service with
+// gob's encoding: a node of that version refuses this one's calls, and
+// the other way round, instead of misreading them.)
+const nodeServiceID = math.MaxUint32 - 1
 
 // nodeService answers other hosts' RPCs. Exported methods are the RPCs.
 type nodeService struct {
@@ -41,7 +44,7 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
 			}
 			return
 		}
-		go srv.ServeConn(newNodeConn(conn))
+		go srv.ServeCodec(newWireCodec(newNodeConn(conn)))
 	}
 }
 
@@ -83,7 +86,7 @@ func (c *nodeClients) get(addr string) (*nodeClient, error) {
 		return nil, err
 	}
 	conn := newNodeConn(raw)
-	cl = &nodeClient{Client: rpc.NewClient(conn), conn: conn}
+	cl = &nodeClient{Client: rpc.NewClientWithCodec(newWireCodec(conn)), conn: conn}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -57,7 +57,7 @@ func TestForwardedCommandIsNeverSentTwice(t *testing.T) {
 					c.Close()
 					return
 				}
-				srv.ServeConn(c)
+				srv.ServeCodec(shard.NodeRPCCodec(c))
 			}()
 		}
 	}()

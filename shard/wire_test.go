@@ -2,7 +2,8 @@ package shard
 
 import (
 	"bytes"
-	"encoding/gob"
+	"encoding"
+	"net/rpc"
 	"reflect"
 	"testing"
 	"time"
@@ -55,31 +56,40 @@ func fill(t testing.TB, v reflect.Value, seed *uint64) {
 	}
 }
 
-// gobRoundTrip sends in through gob, as net/rpc does, into out.
-func gobRoundTrip(t *testing.T, in, out any) {
+// wireRoundTrip sends in through the node RPC codec, as a call does, into out.
+func wireRoundTrip(t *testing.T, in, out any) {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(in); err != nil {
+	var buf closingBuffer
+	c := newWireCodec(&buf)
+	if err := c.WriteRequest(&rpc.Request{ServiceMethod: "Node.Test", Seq: 7}, in); err != nil {
 		t.Fatalf("encode %T: %v", in, err)
 	}
-	if err := gob.NewDecoder(&buf).Decode(out); err != nil {
+	var req rpc.Request
+	if err := c.ReadRequestHeader(&req); err != nil || req.ServiceMethod != "Node.Test" || req.Seq != 7 {
+		t.Fatalf("header %+v, %v", req, err)
+	}
+	if err := c.ReadRequestBody(out); err != nil {
 		t.Fatalf("decode %T: %v", out, err)
 	}
 }
+
+type closingBuffer struct{ bytes.Buffer }
+
+func (*closingBuffer) Close() error { return nil }
 
 // sameTimes compares times after a trip (the wire carries the
 // instant, not the location or the monotonic reading).
 func sameTimes(a, b time.Time) bool { return a.Equal(b) }
 
-// TestWireCarriesEveryFieldOfRaftAppends: appends, their answers,
-// heartbeats and heartbeat answers come out of the node RPC encoding equal
-// to what went in, every raft field included.
+// TestWireCarriesEveryFieldOfRaftAppends: appends, heartbeats, forwarded
+// commands, read indexes and their answers come out of the node RPC
+// encoding equal to what went in, every field included.
 func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 	var seed uint64
 	var args AppendArgs
 	fill(t, reflect.ValueOf(&args), &seed)
 	var gotArgs AppendArgs
-	gobRoundTrip(t, args, &gotArgs)
+	wireRoundTrip(t, args, &gotArgs)
 	for i := range args.Req.Entries {
 		if !sameTimes(args.Req.Entries[i].AppendedAt, gotArgs.Req.Entries[i].AppendedAt) {
 			t.Fatalf("entry %d AppendedAt %v came back %v", i, args.Req.Entries[i].AppendedAt, gotArgs.Req.Entries[i].AppendedAt)
@@ -93,7 +103,7 @@ func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 	var reply AppendReply
 	fill(t, reflect.ValueOf(&reply), &seed)
 	var gotReply AppendReply
-	gobRoundTrip(t, reply, &gotReply)
+	wireRoundTrip(t, reply, &gotReply)
 	if !reflect.DeepEqual(reply, gotReply) {
 		t.Fatalf("append answer changed on the wire:\n sent %+v\n got  %+v", reply, gotReply)
 	}
@@ -101,7 +111,7 @@ func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 	var beats HeartbeatArgs
 	fill(t, reflect.ValueOf(&beats), &seed)
 	var gotBeats HeartbeatArgs
-	gobRoundTrip(t, beats, &gotBeats)
+	wireRoundTrip(t, beats, &gotBeats)
 	for i := range beats.Beats {
 		for j := range beats.Beats[i].Req.Entries {
 			gotBeats.Beats[i].Req.Entries[j].AppendedAt = beats.Beats[i].Req.Entries[j].AppendedAt
@@ -114,9 +124,20 @@ func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 	var answers HeartbeatReply
 	fill(t, reflect.ValueOf(&answers), &seed)
 	var gotAnswers HeartbeatReply
-	gobRoundTrip(t, answers, &gotAnswers)
+	wireRoundTrip(t, answers, &gotAnswers)
 	if !reflect.DeepEqual(answers, gotAnswers) {
 		t.Fatalf("heartbeat answers changed on the wire:\n sent %+v\n got  %+v", answers, gotAnswers)
+	}
+
+	for _, pair := range [][2]any{
+		{&ApplyArgs{}, &ApplyArgs{}}, {&ApplyReply{}, &ApplyReply{}},
+		{&ReadIndexArgs{}, &ReadIndexArgs{}}, {&ReadIndexReply{}, &ReadIndexReply{}},
+	} {
+		fill(t, reflect.ValueOf(pair[0]), &seed)
+		wireRoundTrip(t, reflect.ValueOf(pair[0]).Elem().Interface(), pair[1])
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			t.Fatalf("%T changed on the wire:\n sent %+v\n got  %+v", pair[0], pair[0], pair[1])
+		}
 	}
 }
 
@@ -125,7 +146,7 @@ func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 func TestWireKeepsAnEmptyAppendEmpty(t *testing.T) {
 	in := AppendArgs{Shard: 3, Req: raft.AppendEntriesRequest{Term: 9, Entries: []*raft.Log{{Index: 1}}}}
 	var out AppendArgs
-	gobRoundTrip(t, in, &out)
+	wireRoundTrip(t, in, &out)
 	if len(out.Req.Entries) != 1 || !out.Req.Entries[0].AppendedAt.IsZero() || out.Req.Term != 9 || out.Shard != 3 {
 		t.Fatalf("got %+v", out)
 	}
@@ -150,11 +171,15 @@ func FuzzWireDecode(f *testing.F) {
 				t.Fatal("a decoded append encodes to nothing")
 			}
 		}
-		var h HeartbeatArgs
-		_ = h.UnmarshalBinary(data)
-		var r AppendReply
-		_ = r.UnmarshalBinary(data)
-		var hr HeartbeatReply
-		_ = hr.UnmarshalBinary(data)
+		var ar ApplyReply
+		for _, m := range []encoding.BinaryUnmarshaler{&HeartbeatArgs{}, &AppendReply{}, &HeartbeatReply{},
+			&ApplyArgs{}, &ar, &ReadIndexArgs{}, &ReadIndexReply{}} {
+			_ = m.UnmarshalBinary(data)
+		}
+		c := newWireCodec(&closingBuffer{*bytes.NewBuffer(data)})
+		var resp rpc.Response
+		if c.ReadResponseHeader(&resp) == nil {
+			_ = c.ReadResponseBody(&ar)
+		}
 	})
 }

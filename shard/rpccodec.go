@@ -1,0 +1,149 @@
+package shard
+
+import (
+	"bufio"
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/rpc"
+)
+
+// The node RPC codec: net/rpc's calls without gob. gob describes types on
+// every connection and reflects over every message, and an idle node
+// spent a third of its CPU in it for heartbeats and commit-index appends.
+// Every node RPC message encodes itself (wire.go), so a frame is just:
+//
+//	uvarint  length of the rest of the frame
+//	bytes    service method ("Node.AppendEntries")
+//	uvarint  sequence number
+//	bytes    error (responses only; "" when none)
+//	...      the body, as its MarshalBinary wrote it
+//
+// (bytes: a uvarint length, then the bytes.) net/rpc serializes the writes
+// of a client and of a server connection, and each frame leaves in one
+// Write, which nodeConn coalesces with the others waiting.
+
+// maxFrameBytes bounds a frame before it is read: the largest message is a
+// forwarded command, far below it.
+const maxFrameBytes = maxUnsentBytes
+
+var errFrameTooLarge = errors.New("node rpc: frame too large")
+
+// wireCodec is both ends of net/rpc's codec over one connection.
+type wireCodec struct {
+	conn io.ReadWriteCloser
+	r    *bufio.Reader
+	buf  []byte // the frame being read, reused
+	body []byte // the part of buf after the header
+}
+
+func newWireCodec(conn io.ReadWriteCloser) *wireCodec {
+	return &wireCodec{conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}
+}
+
+// readFrame reads one frame and returns a reader over it.
+func (c *wireCodec) readFrame() (*wireReader, error) {
+	n, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxFrameBytes {
+		return nil, errFrameTooLarge
+	}
+	if uint64(cap(c.buf)) < n {
+		c.buf = make([]byte, n)
+	}
+	c.buf = c.buf[:n]
+	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return &wireReader{b: c.buf}, nil
+}
+
+// writeFrame writes header and body as one frame, in one Write.
+func (c *wireCodec) writeFrame(method string, seq uint64, errMsg *string, body any) error {
+	var data []byte
+	if body != nil && (errMsg == nil || *errMsg == "") {
+		m, ok := body.(encoding.BinaryMarshaler)
+		if !ok {
+			return fmt.Errorf("node rpc: %T has no binary encoding", body)
+		}
+		var err error
+		if data, err = m.MarshalBinary(); err != nil {
+			return err
+		}
+	}
+	var h wireWriter
+	h.b = make([]byte, 0, 32+len(method)+len(data))
+	h.bytes([]byte(method))
+	h.uint(seq)
+	if errMsg != nil {
+		h.bytes([]byte(*errMsg))
+	}
+	frame := binary.AppendUvarint(make([]byte, 0, len(h.b)+len(data)+binary.MaxVarintLen64), uint64(len(h.b)+len(data)))
+	frame = append(append(frame, h.b...), data...)
+	_, err := c.conn.Write(frame)
+	return err
+}
+
+// readBody decodes the body of the frame last read into body; nil skips it.
+func (c *wireCodec) readBody(body any) error {
+	data := c.body
+	c.body = nil
+	if body == nil {
+		return nil
+	}
+	u, ok := body.(encoding.BinaryUnmarshaler)
+	if !ok {
+		return fmt.Errorf("node rpc: %T has no binary decoding", body)
+	}
+	return u.UnmarshalBinary(data)
+}
+
+func (c *wireCodec) ReadRequestHeader(req *rpc.Request) error {
+	r, err := c.readFrame()
+	if err != nil {
+		return err
+	}
+	req.ServiceMethod = string(r.bytes())
+	req.Seq = r.uint()
+	if r.err != nil {
+		return r.err
+	}
+	c.body = r.b
+	return nil
+}
+
+func (c *wireCodec) ReadRequestBody(body any) error { return c.readBody(body) }
+
+func (c *wireCodec) WriteResponse(resp *rpc.Response, body any) error {
+	return c.writeFrame(resp.ServiceMethod, resp.Seq, &resp.Error, body)
+}
+
+func (c *wireCodec) WriteRequest(req *rpc.Request, body any) error {
+	return c.writeFrame(req.ServiceMethod, req.Seq, nil, body)
+}
+
+func (c *wireCodec) ReadResponseHeader(resp *rpc.Response) error {
+	r, err := c.readFrame()
+	if err != nil {
+		return err
+	}
+	resp.ServiceMethod = string(r.bytes())
+	resp.Seq = r.uint()
+	resp.Error = string(r.bytes())
+	if r.err != nil {
+		return r.err
+	}
+	c.body = r.b
+	return nil
+}
+
+func (c *wireCodec) ReadResponseBody(body any) error { return c.readBody(body) }
+
+func (c *wireCodec) Close() error { return c.conn.Close() }

@@ -1,0 +1,69 @@
+package shard
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/rpc"
+	"strings"
+	"testing"
+)
+
+type echoService struct{}
+
+func (echoService) Apply(args ApplyArgs, reply *ApplyReply) error {
+	if string(args.Command) == "fail" {
+		return errors.New("refused: fail")
+	}
+	reply.Result = append([]byte("ok:"), args.Command...)
+	reply.LeaderID = "n1"
+	return nil
+}
+
+// TestNodeRPCCodecCarriesCallsAnswersAndErrors: calls over the codec get
+// their answers, a method's error comes back as the call's error and
+// leaves the connection usable, and an unknown method is refused.
+func TestNodeRPCCodecCarriesCallsAnswersAndErrors(t *testing.T) {
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Node", echoService{}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	go srv.ServeCodec(newWireCodec(a))
+	cl := rpc.NewClientWithCodec(newWireCodec(b))
+	defer cl.Close()
+
+	calls := make([]*rpc.Call, 50)
+	for i := range calls {
+		calls[i] = cl.Go("Node.Apply", ApplyArgs{Shard: 1, Command: []byte{byte('a' + i%26)}}, new(ApplyReply), nil)
+	}
+	for i, c := range calls {
+		<-c.Done
+		r := c.Reply.(*ApplyReply)
+		if c.Error != nil || string(r.Result) != "ok:"+string(rune('a'+i%26)) || r.LeaderID != "n1" {
+			t.Fatalf("call %d: %+v, %v", i, r, c.Error)
+		}
+	}
+	var reply ApplyReply
+	if err := cl.Call("Node.Apply", ApplyArgs{Command: []byte("fail")}, &reply); err == nil || err.Error() != "refused: fail" {
+		t.Fatalf("failing call: %v", err)
+	}
+	if err := cl.Call("Node.Nothing", ApplyArgs{}, &reply); err == nil || !strings.Contains(err.Error(), "can't find method") {
+		t.Fatalf("unknown method: %v", err)
+	}
+	if err := cl.Call("Node.Apply", ApplyArgs{Command: []byte("x")}, &reply); err != nil || string(reply.Result) != "ok:x" {
+		t.Fatalf("call after errors: %+v, %v", reply, err)
+	}
+}
+
+// TestNodeRPCCodecRefusesAnOversizedFrameBeforeReadingIt: a length prefix
+// over the bound fails the read without allocating the frame.
+func TestNodeRPCCodecRefusesAnOversizedFrameBeforeReadingIt(t *testing.T) {
+	data := binary.AppendUvarint(nil, maxFrameBytes+1)
+	c := newWireCodec(&closingBuffer{*bytes.NewBuffer(data)})
+	var req rpc.Request
+	if err := c.ReadRequestHeader(&req); !errors.Is(err, errFrameTooLarge) {
+		t.Fatalf("oversized frame: %v", err)
+	}
+}
