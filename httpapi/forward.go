@@ -184,9 +184,6 @@ func (s *Server) routeToLeader(c echo.Context, sh uint32, servesLocally bool, ne
 	return nil
 }
 
-// rawBodyKey holds the request body once a handler has read it.
-const rawBodyKey = "sessiond.rawBody"
-
 // errForwarded tells the error handler that the response has been written
 // by the leader through the proxy.
 var errForwarded = errors.New("forwarded to the shard leader")
@@ -206,7 +203,7 @@ func (s *Server) forwardIfMoved(c echo.Context, sh uint32, err error) error {
 		return err
 	}
 	req := c.Request()
-	if b, ok := c.Get(rawBodyKey).([]byte); ok {
+	if b, ok := keptBody(c); ok {
 		req = req.Clone(req.Context())
 		req.Body = io.NopCloser(bytes.NewReader(b))
 		req.ContentLength = int64(len(b))
