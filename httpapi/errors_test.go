@@ -45,6 +45,7 @@ func TestEveryStoreErrorHasItsStatusAndCode(t *testing.T) {
 		{&shard.NotLeaderError{Shard: 1, LeaderID: "n2"}, unavailable, httpapi.CodeNoLeader, "1"},
 		{&shard.NotLeaderError{Shard: 1}, unavailable, httpapi.CodeNoLeader, "1"},
 		{fmt.Errorf("proposing: %w", &shard.NotLeaderError{Shard: 1, LeaderID: "n2"}), unavailable, httpapi.CodeNoLeader, "1"},
+		{shard.ErrNoLeader, unavailable, httpapi.CodeNoLeader, "1"},
 		{shard.ErrNotEnqueued, unavailable, httpapi.CodeOverloaded, "1"},
 		{fmt.Errorf("%w: the leader answered nonsense", shard.ErrNotEnqueued), unavailable, httpapi.CodeOverloaded, "1"},
 		{shard.ErrNotReady, unavailable, httpapi.CodeNotReady, "1"},
@@ -104,6 +105,7 @@ func TestEveryReplicaMoveErrorHasItsStatusAndCode(t *testing.T) {
 		{cluster.ErrBusy, http.StatusTooManyRequests, httpapi.CodeBusy, "1"},
 		{cluster.ErrStillMember, http.StatusConflict, httpapi.CodeStillMember, ""},
 		{cluster.ErrNotFormed, http.StatusServiceUnavailable, httpapi.CodeNotFormed, "1"},
+		{shard.ErrNoLeader, http.StatusServiceUnavailable, httpapi.CodeNoLeader, "1"},
 		{shard.ErrShutdown, http.StatusServiceUnavailable, httpapi.CodeShuttingDown, "1"},
 		{errors.New("disk on fire"), http.StatusInternalServerError, httpapi.CodeInternal, ""},
 	} {
