@@ -85,6 +85,10 @@ func storeError(err error) *apiError {
 		return unavailable(CodeOutcomeUnknown, "the write may or may not have been applied; retry it with the same message ids or check the session")
 	case errors.As(err, &nle):
 		return unavailable(CodeNoLeader, nle.Error())
+	case errors.Is(err, shard.ErrNoLeader):
+		// A follower's forward to a leader that has since lost its term
+		// (shard.Host.applyAt), or a replica move's membership check.
+		return unavailable(CodeNoLeader, err.Error())
 	case errors.Is(err, shard.ErrNotEnqueued):
 		return unavailable(CodeOverloaded, err.Error())
 	case errors.Is(err, shard.ErrNotReady):

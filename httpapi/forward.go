@@ -170,22 +170,34 @@ func (s *Server) routeToLeader(c echo.Context, sh uint32, servesLocally bool, ne
 	if hops(c.Request()) >= maxHops {
 		return unavailable(CodeNoLeader, fmt.Sprintf("shard %d: leader not found within %d forwards", sh, maxHops))
 	}
-	target := &url.URL{Scheme: s.forward.scheme, Host: addr}
 	if c.Request().Header.Get(redirectHeader) == "1" || c.QueryParam("redirect") == "1" {
 		loc := *c.Request().URL
-		loc.Scheme, loc.Host = target.Scheme, target.Host
+		loc.Scheme, loc.Host = s.forward.scheme, addr
 		return c.Redirect(http.StatusTemporaryRedirect, loc.String())
 	}
-	h := c.Response().Header()
-	h.Del("X-Sessiond-Node") // the leader names itself
-	h.Del("X-Sessiond-Shard")
-	req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
-	s.forward.proxy.ServeHTTP(c.Response(), req)
+	s.proxyTo(c, addr)
 	return nil
 }
 
-// rawBodyKey holds the request body once a handler has read it.
-const rawBodyKey = "sessiond.rawBody"
+// proxyTo hands the request to the node at addr, which comes from cluster
+// state, never from the request, and streams that node's answer back. A
+// body a handler has read already is sent again byte for byte. The headers
+// this node set about itself and the session (X-Sessiond-Node,
+// X-Sessiond-Shard, ETag) are dropped: the other node sets its own.
+func (s *Server) proxyTo(c echo.Context, addr string) {
+	req := c.Request()
+	if b, ok := keptBody(c); ok {
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.ContentLength = int64(len(b))
+	}
+	h := c.Response().Header()
+	h.Del("X-Sessiond-Node")
+	h.Del("X-Sessiond-Shard")
+	h.Del("ETag")
+	target := &url.URL{Scheme: s.forward.scheme, Host: addr}
+	s.forward.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), forwardTarget{}, target)))
+}
 
 // errForwarded tells the error handler that the response has been written
 // by the leader through the proxy.
@@ -205,17 +217,6 @@ func (s *Server) forwardIfMoved(c echo.Context, sh uint32, err error) error {
 	if local || leader == "" || addr == "" {
 		return err
 	}
-	req := c.Request()
-	if b, ok := c.Get(rawBodyKey).([]byte); ok {
-		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-		req.ContentLength = int64(len(b))
-	}
-	h := c.Response().Header()
-	h.Del("X-Sessiond-Node")
-	h.Del("X-Sessiond-Shard")
-	h.Del("ETag")
-	target := &url.URL{Scheme: s.forward.scheme, Host: addr}
-	s.forward.proxy.ServeHTTP(c.Response(), req.WithContext(context.WithValue(req.Context(), forwardTarget{}, target)))
+	s.proxyTo(c, addr)
 	return errForwarded
 }

@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 
@@ -206,10 +204,7 @@ func (s *Server) drainNode(c echo.Context) error {
 	if hops(c.Request()) >= maxHops {
 		return unavailable(CodeNoLeader, "drain request forwarded too often")
 	}
-	target := &url.URL{Scheme: s.forward.scheme, Host: m.HTTPAddr}
-	req := c.Request().WithContext(context.WithValue(c.Request().Context(), forwardTarget{}, target))
-	c.Response().Header().Del("X-Sessiond-Node")
-	s.forward.proxy.ServeHTTP(c.Response(), req)
+	s.proxyTo(c, m.HTTPAddr)
 	return nil
 }
 

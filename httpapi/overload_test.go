@@ -128,13 +128,20 @@ func (st *fakeStore) sessionsOn(s uint32, prefix string, n int) []string {
 	return ids
 }
 
-// fakeCluster says every shard is led by another node, at leaderAddr.
-type fakeCluster struct{ leader, leaderAddr string }
+// fakeCluster is the same view of every shard, fixed by the test: by
+// default led by another node, at leaderAddr, with no replica here. local
+// makes this node the leader, replica gives it a replica.
+type fakeCluster struct {
+	leader, leaderAddr string
+	local, replica     bool
+	members            []cluster.MemberStatus
+	transferErr        error // what TransferLeadership answers
+}
 
-func (c *fakeCluster) Leader(uint32) (string, string, bool)    { return c.leader, c.leaderAddr, false }
-func (c *fakeCluster) HasReplica(uint32) bool                  { return false }
-func (c *fakeCluster) Members() []cluster.MemberStatus         { return nil }
-func (c *fakeCluster) TransferLeadership(uint32, string) error { return nil }
+func (c *fakeCluster) Leader(uint32) (string, string, bool)    { return c.leader, c.leaderAddr, c.local }
+func (c *fakeCluster) HasReplica(uint32) bool                  { return c.replica }
+func (c *fakeCluster) Members() []cluster.MemberStatus         { return c.members }
+func (c *fakeCluster) TransferLeadership(uint32, string) error { return c.transferErr }
 func (c *fakeCluster) Desired(uint32) []string                 { return nil }
 func (c *fakeCluster) MoveInFlight(uint32) *cluster.Move       { return nil }
 func (c *fakeCluster) Alarms() []cluster.Alarm                 { return nil }
@@ -156,6 +163,11 @@ var fakeClient = &http.Client{Timeout: 20 * time.Second}
 
 // call sends one request with an optional JSON body and reads the answer.
 func call(t *testing.T, method, url, body string) *response {
+	return callWith(t, fakeClient, method, url, body)
+}
+
+// callWith is call through client, with header name/value pairs.
+func callWith(t *testing.T, client *http.Client, method, url, body string, hdr ...string) *response {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Error(err)
@@ -164,7 +176,10 @@ func call(t *testing.T, method, url, body string) *response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := fakeClient.Do(req)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, url, err)
 		return &response{Method: method, Path: url}

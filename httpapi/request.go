@@ -17,8 +17,6 @@ import (
 	"github.com/sessiond/sessiond/shard"
 )
 
-type scopeKey struct{}
-
 // pathParam is path parameter name as the client meant it. Echo matches
 // routes on the escaped path whenever net/http keeps one (a request with
 // %2F or %40 in it, say) and then hands parameters over still escaped, so
@@ -51,8 +49,7 @@ func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		sh := s.store.ShardFor(id)
 		c.Response().Header().Set("X-Sessiond-Shard", strconv.FormatUint(uint64(sh), 10))
-		c.Set("sessionID", id)
-		c.Set("shard", sh)
+		setScope(c, id, sh)
 		owner := c.Path() == "/v1/sessions/:id/owner"
 		local := next
 		if !owner {
@@ -74,8 +71,41 @@ func (s *Server) sessionScope(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// Echo keeps per-request values under string keys. These are read and
+// written only through the typed functions below, so that a misspelt key or
+// a wrong type cannot compile.
+const (
+	scopeKey   = "sessiond.scope"
+	rawBodyKey = "sessiond.rawBody"
+)
+
+// requestScope is the session a request under /api/chat/session/:id (or
+// /v1/sessions/:id) is about, and its shard.
+type requestScope struct {
+	id string
+	sh uint32
+}
+
+// setScope records the request's session and shard for its handler.
+func setScope(c echo.Context, id string, sh uint32) {
+	c.Set(scopeKey, requestScope{id: id, sh: sh})
+}
+
+// scope is the session and shard sessionScope resolved for the request.
 func scope(c echo.Context) (id string, sh uint32) {
-	return c.Get("sessionID").(string), c.Get("shard").(uint32)
+	sc := c.Get(scopeKey).(requestScope)
+	return sc.id, sc.sh
+}
+
+// keepBody keeps a request body that was read, so that the request can
+// still be forwarded after all.
+func keepBody(c echo.Context, b []byte) { c.Set(rawBodyKey, b) }
+
+// keptBody is the request body keepBody kept; ok is false when no handler
+// has read it.
+func keptBody(c echo.Context) (b []byte, ok bool) {
+	b, ok = c.Get(rawBodyKey).([]byte)
+	return b, ok
 }
 
 // readBody reads the whole request body up to the configured limit.
@@ -90,7 +120,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		}
 		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "could not read the request body: %v", err)
 	}
-	c.Set(rawBodyKey, b) // kept in case the request must be forwarded after all
+	keepBody(c, b)
 	return b, nil
 }
 

@@ -1,13 +1,20 @@
 // Package httpapi serves sessiond's HTTP API with echo: the chat-session
 // routes under /api/chat/session/{id}, the operations routes under /v1, the
 // internal node-to-node routes under /internal/v1, and health checks. It
-// validates input, turns it into fsm commands and renders results. It
-// reaches the node through the interfaces it declares: Store (local shard
-// operations), Cluster (leaders, members, placement; forwarding), Replicas
-// (replica moves) and ShardLister. Their signatures use shard's types
-// (Consistency, Status and the shard errors it maps to API errors) and
-// cluster's (MemberStatus, Move, Alarm, Membership, SessionPage), so it
-// imports both packages for those types; *cluster.Node implements them.
+// validates input, turns it into fsm commands and renders results.
+//
+// It reaches the node only through the small interfaces it declares, never
+// through a concrete node type: Store (the local shards), Cluster (leaders,
+// members, placement; what forwarding needs), Replicas (replica moves) and
+// Metrics, plus the optional ones a Store or Cluster may also implement:
+// LocalBackups, PeerBackups, ShardLister and the raft log's statistics.
+// *cluster.Node implements the node's, *metrics.Registry Metrics, and
+// tests serve the API over in-memory fakes of them. The signatures carry
+// other packages' data types, so httpapi imports shard, cluster and raftlog
+// for types and errors only: shard's Consistency, Status, snapshots and the
+// shard errors it maps to API errors; cluster's MemberStatus, Move, Alarm,
+// Membership, SessionPage and its replica-move and quota errors;
+// raftlog.Stats. Package backup reads and writes the backup archives.
 package httpapi
 
 import (
