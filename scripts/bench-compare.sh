@@ -6,7 +6,7 @@
 #                     sessionbench --mix append=100, sent round-robin to
 #                     every node and again straight to the shard leaders
 #                     (--route leader, as the Go client's RouteToLeader)
-#   serial writes     one client, one request at a time, same sizes
+#   serial writes     one client, one request at a time, same sizes, both ways
 #   linearizable      64 clients, then one, reading one small record: etcd
 #   reads             `benchmark range` of one key (--consistency=l) vs
 #                     sessionbench --mix state=100 on one session holding a
@@ -241,6 +241,7 @@ run_sessiond() {
   sessionbench put64 "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes"
   sessionbench put64leader "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes" --route leader
   sessionbench put1 "${len[@]}" --mix append=100 --concurrency 1 --sessions "$sessions" --message-bytes "$value_bytes"
+  sessionbench put1leader "${len[@]}" --mix append=100 --concurrency 1 --sessions "$sessions" --message-bytes "$value_bytes" --route leader
   # The read workload needs its one session to exist: one put writes its fields.
   step 30 "$logs/sessionbench-create.log" "$logs/sessionbench-create.log" "$bin/sessionbench" --addrs "$s_addrs" \
     --progress 0 --prefix cmp --sessions 1 --mix put=100 --concurrency 1 --duration 0 --requests 1 || true
@@ -329,6 +330,7 @@ res = sys.argv[1]
 rows = [("put64", "put64", "durable writes, 64 clients, 256 B"),
         ("put64leader", "put64", "  the same, sent to shard leaders"),
         ("put1", "put1", "serial writes, 1 client, 256 B"),
+        ("put1leader", "put1", "  the same, sent to shard leaders"),
         ("read64", "read64", "linearizable reads of 1 record, 64 clients"),
         ("read1", "read1", "linearizable reads of 1 record, 1 client")]
 
