@@ -33,14 +33,12 @@ func startSingle(t *testing.T, dir, nodeID string, shards int) (*shard.Host, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	timing := shard.DefaultTiming
-	timing.Apply, timing.Read = 10*time.Second, 10*time.Second
 	n, err := Start(Config{
 		NodeID: nodeID, DataDir: dir, RaftListener: ln, RaftAdvertise: ln.Addr().String(),
 		HTTPAdvertise: "127.0.0.1:1", GossipBind: "127.0.0.1:0",
 		BootstrapExpect: 1, ShardCount: shards, Replicas: 1,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: shard.DefaultSnapshots},
-		Logger: singleTestLogger(),
+		Logger:   singleTestLogger(),
+		tuneHost: func(hc *shard.HostConfig) { hc.Timing.Apply, hc.Timing.Read = 10*time.Second, 10*time.Second },
 	})
 	if err != nil {
 		ln.Close()

@@ -24,7 +24,6 @@ import (
 	"github.com/sessiond/sessiond/alarms"
 	apiclient "github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
 	buildversion "github.com/sessiond/sessiond/internal/version"
 	"github.com/sessiond/sessiond/metrics"
@@ -114,22 +113,15 @@ func run(cfg *config) error {
 	// Before the shards start, so that raft's and memberlist's metrics are
 	// bridged from their first report.
 	reg := metrics.New()
-	timing := shard.DefaultTiming
-	timing.Heartbeat = cfg.RaftHeartbeat
-	timing.LeaderLease = cfg.RaftHeartbeat / 2
-	snaps := shard.DefaultSnapshots
-	snaps.Threshold = cfg.SnapshotThreshold
-	snaps.Interval = cfg.SnapshotInterval
-	snaps.TrailingLogs = max(snaps.Threshold+snaps.Threshold/4, 64)
 	node, err := cluster.Start(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir,
 		RaftListener: raftLn, RaftAdvertise: raftAdv, HTTPAdvertise: httpAdv,
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
 		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
-		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore,
-			TLS: creds.raftTLS()},
-		PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
+		ShardTuning: cluster.ShardTuning{Heartbeat: cfg.RaftHeartbeat, SnapshotThreshold: cfg.SnapshotThreshold,
+			SnapshotInterval: cfg.SnapshotInterval, LogStore: cfg.LogStore},
+		RaftTLS: creds.raftTLS(), PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
 		GossipKeys: cfg.GossipKeys, MaxDataBytes: cfg.MaxDataBytes,
 		Logger: logger,
 	})
