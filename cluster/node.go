@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ type Config struct {
 	// DeadNodeGrace is how long a dead node keeps its replicas before they
 	// are placed elsewhere (default 60s).
 	DeadNodeGrace time.Duration
+	// SessionTTL removes sessions not written for this long; 0 keeps them
+	// until an expiry of their own. Either way the node looks for sessions
+	// due on the shards it leads every second (see expiryLoop).
+	SessionTTL time.Duration
 	// ReconcileInterval is how often shard leaders compare their groups
 	// with the placement (default 1s); BackstopInterval how often a node
 	// looks for replicas it should drop (default 10s).
@@ -208,10 +213,11 @@ func Start(cfg Config) (*Node, error) {
 	go n.metaLoop()
 	go n.membershipLoop()
 	go n.reconnectLoop()
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.balanceLoop()
 	go n.replicaBackstopLoop()
 	go n.reconcileLoop()
+	go n.expiryLoop()
 	if cfg.MaxDataBytes > 0 {
 		n.wg.Add(1)
 		go n.quotaLoop()
@@ -247,6 +253,8 @@ func (c *Config) validate() error {
 		return errors.New("replicas must be at least 1")
 	case c.BootstrapExpect < 1:
 		return errors.New("bootstrap-expect must be at least 1")
+	case c.SessionTTL < 0:
+		return errors.New("session ttl must not be negative")
 	case c.Logger == nil:
 		return errors.New("cluster: Logger is required")
 	}
@@ -461,6 +469,20 @@ func (n *Node) everyRound(interval func() time.Duration, round func()) {
 		}
 		round()
 	}
+}
+
+// untilStop is a context that ends when the node stops, for the calls of
+// a loop's round; cancel releases it once the round is done.
+func (n *Node) untilStop() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // addressBook resolves a peer's current raft address from gossip.

@@ -27,7 +27,6 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 	buildversion "github.com/sessiond/sessiond/internal/version"
 	"github.com/sessiond/sessiond/metrics"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…";
@@ -118,7 +117,7 @@ func run(cfg *config) error {
 		RaftListener: raftLn, RaftAdvertise: raftAdv, HTTPAdvertise: httpAdv,
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
-		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
+		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace, SessionTTL: cfg.SessionTTL,
 		ShardTuning: cluster.ShardTuning{Heartbeat: cfg.RaftHeartbeat, SnapshotThreshold: cfg.SnapshotThreshold,
 			SnapshotInterval: cfg.SnapshotInterval, LogStore: cfg.LogStore},
 		RaftTLS: creds.raftTLS(), PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
@@ -181,8 +180,6 @@ func run(cfg *config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnSIGHUP(ctx, creds, logger)
-	// Sessions may carry an expiry of their own, so the sweep always runs.
-	go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
 	go alarms.New(alarms.Config{
 		Replicas: func() []alarms.Replica {
 			var out []alarms.Replica
@@ -230,29 +227,6 @@ func run(cfg *config) error {
 		return nil
 	}
 	return err
-}
-
-// expireLoop removes the sessions due on the shards this node leads: those
-// whose own expiry has come, and with --session-ttl those idle that long.
-// Every second, so that an expiry is kept to within about a second.
-func expireLoop(ctx context.Context, host *shard.Host, ttl time.Duration, logger *slog.Logger) {
-	const every = time.Second
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := host.ExpireIdle(ctx, ttl)
-			if err != nil && ctx.Err() == nil {
-				logger.Warn("session expiry", "err", err)
-			}
-			if n > 0 {
-				logger.Info("expired sessions", "count", n, "session_ttl", ttl)
-			}
-		}
-	}
 }
 
 // healthcheck is the container health probe: exit 0 when /readyz is 200.
