@@ -183,7 +183,7 @@ func run(cfg *config) error {
 	go alarms.New(alarms.Config{
 		Replicas: func() []alarms.Replica {
 			var out []alarms.Replica
-			for _, r := range node.Host().Shards() {
+			for _, r := range node.LocalReplicas() {
 				out = append(out, r)
 			}
 			return out
