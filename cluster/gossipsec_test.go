@@ -16,8 +16,6 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
-	"github.com/sessiond/sessiond/shard"
 )
 
 func newGossipKey(t *testing.T) []byte {
@@ -169,7 +167,7 @@ func TestStartRefusesInvalidGossipKeysAndLabels(t *testing.T) {
 		{"label", func(c *cluster.Config) { c.GossipLabel = strings.Repeat("l", 256) }, "gossip label is 256 bytes"},
 	} {
 		cfg := cluster.Config{NodeID: "n1", DataDir: t.TempDir(), ShardCount: 1, Replicas: 1, BootstrapExpect: 1,
-			Logger: testLogger(), Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming}}
+			Logger: testLogger()}
 		c.tune(&cfg)
 		if _, err := cluster.Start(cfg); err == nil || !strings.Contains(err.Error(), c.wants) {
 			t.Errorf("%s: Start = %v, want %q", c.name, err, c.wants)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -30,8 +31,16 @@ type Config struct {
 	BootstrapExpect int
 	ShardCount      int
 	Replicas        int
-	Host            shard.HostConfig // Limits, Timing and Snapshots are used
-	Logger          *slog.Logger
+	// ShardTuning is what the operator chooses about this node's replicas:
+	// raft heartbeat, snapshot policy, log store, session limits. The rest
+	// of their configuration derives from it (see shard.Tuning); a zero
+	// field takes its default.
+	ShardTuning ShardTuning
+	// RaftTLS, when set, secures every connection of the raft port: raft
+	// traffic and node-to-node RPCs alike. Every node of a cluster must set
+	// it, or none.
+	RaftTLS *RaftTLS
+	Logger  *slog.Logger
 	// PeerTLS, when set, is how this node calls other nodes' HTTP ports:
 	// over HTTPS, presenting the node's certificate, which is what
 	// authorizes the call there.
@@ -47,6 +56,10 @@ type Config struct {
 	// DeadNodeGrace is how long a dead node keeps its replicas before they
 	// are placed elsewhere (default 60s).
 	DeadNodeGrace time.Duration
+	// SessionTTL removes sessions not written for this long; 0 keeps them
+	// until an expiry of their own. Either way the node looks for sessions
+	// due on the shards it leads every second (see expiryLoop).
+	SessionTTL time.Duration
 	// ReconcileInterval is how often shard leaders compare their groups
 	// with the placement (default 1s); BackstopInterval how often a node
 	// looks for replicas it should drop (default 10s).
@@ -67,7 +80,28 @@ type Config struct {
 	// GossipLabel is carried by every gossip packet and stream; traffic
 	// with another label is dropped. Default DefaultGossipLabel.
 	GossipLabel string
+
+	// tuneHost adjusts the host configuration derived from the above
+	// (tests use longer apply and read bounds).
+	tuneHost func(*shard.HostConfig)
 }
+
+// ShardTuning is shard.Tuning, named here so that a Config can be filled
+// in without package shard.
+type ShardTuning = shard.Tuning
+
+// RaftTLS is shard.MuxTLS, the TLS configurations of the raft port, named
+// here for the same reason.
+type RaftTLS = shard.MuxTLS
+
+// The kinds of raft log store, for ShardTuning.LogStore.
+const (
+	// LogStoreShared keeps the raft logs of all the node's replicas in one
+	// write-ahead log. The default for a new data directory.
+	LogStoreShared = shard.LogStoreShared
+	// LogStorePerShard gives each replica a raft-boltdb file of its own.
+	LogStorePerShard = shard.LogStorePerShard
+)
 
 func (c *Config) maxMoves() int                { return orDefault(c.MaxMoves, 2) }
 func (c *Config) deadNodeGrace() time.Duration { return orDefault(c.DeadNodeGrace, time.Minute) }
@@ -159,12 +193,7 @@ func Start(cfg Config) (*Node, error) {
 		n.incarnation = NewClusterID() // any random non-zero number
 	}
 
-	hc := cfg.Host
-	hc.NodeID, hc.DataDir, hc.Listener, hc.Advertise = cfg.NodeID, cfg.DataDir, cfg.RaftListener, cfg.RaftAdvertise
-	hc.ClusterID, hc.ShardCount, hc.Logger = n.identity.ClusterID, cfg.ShardCount, cfg.Logger
-	hc.AddressOf = addressBook{n.members}
-	hc.OnLeadership = func(uint32, bool) { n.kickMeta() }
-	host, err := shard.NewHost(hc)
+	host, err := shard.NewHost(n.hostConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -184,15 +213,34 @@ func Start(cfg Config) (*Node, error) {
 	go n.metaLoop()
 	go n.membershipLoop()
 	go n.reconnectLoop()
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.balanceLoop()
 	go n.replicaBackstopLoop()
 	go n.reconcileLoop()
+	go n.expiryLoop()
 	if cfg.MaxDataBytes > 0 {
 		n.wg.Add(1)
 		go n.quotaLoop()
 	}
 	return n, nil
+}
+
+// hostConfig is the configuration of the node's shard host: its identity
+// and raft port from the node's, its replicas' settings derived from the
+// operator's tuning.
+func (n *Node) hostConfig() shard.HostConfig {
+	t := n.cfg.ShardTuning.WithDefaults()
+	hc := shard.HostConfig{
+		NodeID: n.cfg.NodeID, DataDir: n.cfg.DataDir, Listener: n.cfg.RaftListener, Advertise: n.cfg.RaftAdvertise,
+		ClusterID: n.identity.ClusterID, ShardCount: n.cfg.ShardCount, Logger: n.cfg.Logger,
+		Limits: t.Limits, Timing: t.Timing(), Snapshots: t.Snapshots(), LogStore: t.LogStore, TLS: n.cfg.RaftTLS,
+		AddressOf:    addressBook{n.members},
+		OnLeadership: func(uint32, bool) { n.kickMeta() },
+	}
+	if n.cfg.tuneHost != nil {
+		n.cfg.tuneHost(&hc)
+	}
+	return hc
 }
 
 func (c *Config) validate() error {
@@ -205,6 +253,8 @@ func (c *Config) validate() error {
 		return errors.New("replicas must be at least 1")
 	case c.BootstrapExpect < 1:
 		return errors.New("bootstrap-expect must be at least 1")
+	case c.SessionTTL < 0:
+		return errors.New("session ttl must not be negative")
 	case c.Logger == nil:
 		return errors.New("cluster: Logger is required")
 	}
@@ -419,6 +469,20 @@ func (n *Node) everyRound(interval func() time.Duration, round func()) {
 		}
 		round()
 	}
+}
+
+// untilStop is a context that ends when the node stops, for the calls of
+// a loop's round; cancel releases it once the round is done.
+func (n *Node) untilStop() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // addressBook resolves a peer's current raft address from gossip.

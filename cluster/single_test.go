@@ -26,22 +26,24 @@ func singleTestLogger() *slog.Logger {
 // startSingle starts a one-node cluster (--bootstrap-expect 1, the
 // binary's default) on fresh loopback listeners and waits until it has
 // formed. On error the listener is closed (Start leaves it to the caller
-// when it refuses to start).
-func startSingle(t *testing.T, dir, nodeID string, shards int) (*shard.Host, error) {
+// when it refuses to start). tune adjusts the configuration first.
+func startSingle(t *testing.T, dir, nodeID string, shards int, tune ...func(*Config)) (*shard.Host, error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	timing := shard.DefaultTiming
-	timing.Apply, timing.Read = 10*time.Second, 10*time.Second
-	n, err := Start(Config{
+	cfg := Config{
 		NodeID: nodeID, DataDir: dir, RaftListener: ln, RaftAdvertise: ln.Addr().String(),
 		HTTPAdvertise: "127.0.0.1:1", GossipBind: "127.0.0.1:0",
 		BootstrapExpect: 1, ShardCount: shards, Replicas: 1,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: shard.DefaultSnapshots},
-		Logger: singleTestLogger(),
-	})
+		Logger:   singleTestLogger(),
+		tuneHost: func(hc *shard.HostConfig) { hc.Timing.Apply, hc.Timing.Read = 10*time.Second, 10*time.Second },
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	n, err := Start(cfg)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -237,5 +239,33 @@ func TestSingleNodeRecoversFromACrashBeforeTheIdentityWasSaved(t *testing.T) {
 	}
 	if _, err := LoadIdentity(dir); err != nil {
 		t.Fatalf("identity not written on the second start: %v", err)
+	}
+}
+
+// The node removes, on the shards it leads, the sessions not written for
+// its SessionTTL, and within a second or two of it.
+func TestSingleNodeExpiresIdleSessions(t *testing.T) {
+	h, err := startSingle(t, t.TempDir(), "solo", 2, func(c *Config) { c.SessionTTL = time.Second })
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAllLead(t, h)
+	appendOne(t, h, "idle", "m1")
+	written := time.Now()
+	for {
+		f, err := h.Read(context.Background(), h.ShardFor("idle"), shard.Linearizable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := f.Get("idle"); !ok {
+			break
+		}
+		if time.Since(written) > 15*time.Second {
+			t.Fatal("a session idle for 15s is still there with a SessionTTL of 1s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if idle := time.Since(written); idle < time.Second {
+		t.Fatalf("the session was removed after %v, before its SessionTTL of 1s", idle)
 	}
 }

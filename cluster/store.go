@@ -51,6 +51,31 @@ func (n *Node) RaftLogStats() (raftlog.Stats, bool) {
 	return raftlog.Stats{}, false
 }
 
+// RaftPortStats counts the raft port's work since the node started. It is
+// a plain value, a copy of counters that go on moving.
+type RaftPortStats struct {
+	// Rejected counts connections closed before they reached raft: a
+	// failed TLS handshake, a missing client certificate, or a wrong
+	// preamble, cluster or shard.
+	Rejected uint64
+	// HeartbeatBatches counts the node RPCs that carried this node's
+	// replicas' heartbeats to other nodes, and Heartbeats the heartbeats.
+	HeartbeatBatches, Heartbeats uint64
+}
+
+// RaftPortStats reports the raft port's counters. It does not block.
+func (n *Node) RaftPortStats() RaftPortStats {
+	st := RaftPortStats{Rejected: n.host.Mux().Rejected()}
+	st.HeartbeatBatches, st.Heartbeats = n.host.HeartbeatStats()
+	return st
+}
+
+// LocalReplicas returns the replicas this node holds, ordered by shard id,
+// for reporting on them and for the alarm scheduler. A replica in the list
+// may be closed at any time (the node drops it, or the node stops): Apply
+// then fails with shard.ErrShutdown. It does not block.
+func (n *Node) LocalReplicas() []*shard.Shard { return n.host.Shards() }
+
 // HasReplica reports whether this node holds a replica of shard s.
 func (n *Node) HasReplica(s uint32) bool { return n.host.Shard(s) != nil }
 

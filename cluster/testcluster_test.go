@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/internal/poll"
 	"github.com/sessiond/sessiond/shard"
@@ -117,7 +116,6 @@ func (n *testNode) start() {
 		RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 		GossipBind: fmt.Sprintf("127.0.0.1:%d", n.gossipPort), Join: n.join,
 		BootstrapExpect: n.expect, ShardCount: n.shards, Replicas: n.replicas,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
 		Logger: logger, TuneGossip: fastGossip,
 		ReconcileInterval: 200 * time.Millisecond, BackstopInterval: time.Second,
 	}

@@ -120,7 +120,7 @@ func openNode(tb testing.TB, dir string) *node {
 		BootstrapExpect: 1,
 		ShardCount:      testShardCount,
 		Replicas:        1,
-		Host:            shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
+		ShardTuning:     shard.DefaultTuning,
 		Logger:          logger,
 	})
 	if err != nil {

@@ -35,7 +35,7 @@ func startNodeWithShards(tb testing.TB, shards int) *node {
 		NodeID: testNodeID, DataDir: tb.TempDir(), RaftListener: ln, RaftAdvertise: ln.Addr().String(),
 		HTTPAdvertise: httpLn.Addr().String(), GossipBind: "127.0.0.1:0", BootstrapExpect: 1,
 		ShardCount: shards, Replicas: 1, Logger: logger,
-		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
+		ShardTuning: shard.DefaultTuning,
 	})
 	if err != nil {
 		ln.Close()

@@ -4,7 +4,87 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sessiond/sessiond/fsm"
 )
+
+// Tuning is what an operator chooses about the replicas of a node. The
+// rest of their configuration derives from it: Timing and Snapshots turn
+// it into raft's timers and snapshot policy, so that a choice made once
+// (one heartbeat, say) cannot disagree with the settings that follow from
+// it (the leader lease). A zero field takes its value from DefaultTuning.
+//
+// A Tuning is a plain value: its methods neither block nor change it, and
+// are safe for concurrent use.
+type Tuning struct {
+	// Heartbeat is raft's heartbeat and election timeout (Timing.Heartbeat).
+	Heartbeat time.Duration
+	// SnapshotThreshold is how many log entries since a shard's last
+	// snapshot trigger the next one, and SnapshotInterval how often that is
+	// checked (raft adds up to as much again in jitter).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// LogStore is LogStoreShared or LogStorePerShard; empty keeps what the
+	// data directory already uses (shared for a new one). It is passed on
+	// as it is: "" is not replaced by a default.
+	LogStore string
+	// Limits bound what one session may hold; every node of a cluster must
+	// run with the same.
+	Limits fsm.Limits
+}
+
+// DefaultTuning is what a node runs with when the operator chooses
+// nothing; its Timing and Snapshots are DefaultTiming and DefaultSnapshots.
+var DefaultTuning = Tuning{
+	Heartbeat:         DefaultTiming.Heartbeat,
+	SnapshotThreshold: DefaultSnapshots.Threshold,
+	SnapshotInterval:  DefaultSnapshots.Interval,
+	Limits:            fsm.DefaultLimits,
+}
+
+// WithDefaults returns t with every zero field but LogStore set from
+// DefaultTuning.
+func (t Tuning) WithDefaults() Tuning {
+	if t.Heartbeat <= 0 {
+		t.Heartbeat = DefaultTuning.Heartbeat
+	}
+	if t.SnapshotThreshold == 0 {
+		t.SnapshotThreshold = DefaultTuning.SnapshotThreshold
+	}
+	if t.SnapshotInterval <= 0 {
+		t.SnapshotInterval = DefaultTuning.SnapshotInterval
+	}
+	if t.Limits == (fsm.Limits{}) {
+		t.Limits = DefaultTuning.Limits
+	}
+	return t
+}
+
+// Timing derives the raft timers from t (with its defaults): the heartbeat
+// as chosen and a leader lease of half of it, the ratio of DefaultTiming
+// (raft refuses a lease longer than the heartbeat timeout); the commit,
+// apply and read bounds are DefaultTiming's.
+func (t Tuning) Timing() Timing {
+	t = t.WithDefaults()
+	timing := DefaultTiming
+	timing.Heartbeat = t.Heartbeat
+	timing.LeaderLease = t.Heartbeat / 2
+	return timing
+}
+
+// Snapshots derives the snapshot policy from t (with its defaults): the
+// threshold and interval as chosen, and a quarter more trailing entries
+// than the threshold, 64 at least, so that a snapshot leaves enough of the
+// log behind to catch up a follower without sending it one; the snapshot
+// files retained are DefaultSnapshots'.
+func (t Tuning) Snapshots() Snapshots {
+	t = t.WithDefaults()
+	s := DefaultSnapshots
+	s.Threshold = t.SnapshotThreshold
+	s.Interval = t.SnapshotInterval
+	s.TrailingLogs = max(s.Threshold+s.Threshold/4, 64)
+	return s
+}
 
 // Timing holds the raft timers of every shard. The defaults aim at
 // shard failover well under a second on a LAN, and an idle cost that stays

@@ -19,10 +19,8 @@ import (
 
 	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/internal/poll"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // Tokens of the console's test cluster, one per scope.
@@ -103,9 +101,9 @@ func startMembers(t *testing.T, n, shards int) []*member {
 			NodeID: id, DataDir: t.TempDir(), RaftListener: raftLn,
 			RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 			GossipBind: "127.0.0.1:0", Join: join, BootstrapExpect: n, ShardCount: shards, Replicas: 3,
-			Host:      shard.HostConfig{Limits: fsm.DefaultLimits, Timing: patientTiming(), Snapshots: shard.DefaultSnapshots},
-			PeerToken: func() string { return adminToken },
-			Logger:    logger, TuneGossip: fastGossip, ReconcileInterval: 200 * time.Millisecond,
+			ShardTuning: patientTuning(),
+			PeerToken:   func() string { return adminToken },
+			Logger:      logger, TuneGossip: fastGossip, ReconcileInterval: 200 * time.Millisecond,
 		})
 		if err != nil {
 			httpLn.Close()
@@ -143,13 +141,12 @@ func startMembers(t *testing.T, n, shards int) []*member {
 	return members
 }
 
-// patientTiming is raft's timing for a host whose cores other builds and a
-// browser share: a slower heartbeat than a LAN's, so that leaders are not
-// deposed by a scheduling hiccup while the page is looked at.
-func patientTiming() shard.Timing {
-	t := shard.DefaultTiming
-	t.Heartbeat, t.LeaderLease = time.Second, 500*time.Millisecond
-	return t
+// patientTuning is raft's tuning for a host whose cores other builds and a
+// browser share: a slower heartbeat than a LAN's (and so a 500ms lease), so
+// that leaders are not deposed by a scheduling hiccup while the page is
+// looked at.
+func patientTuning() cluster.ShardTuning {
+	return cluster.ShardTuning{Heartbeat: time.Second}
 }
 
 func listen(t *testing.T) net.Listener {

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // realNode starts a one-node sessiond (real raft, real HTTP) with 4 shards
@@ -32,7 +30,6 @@ func realNode(t *testing.T) string {
 		NodeID: "n1", DataDir: t.TempDir(), RaftListener: raftLn, RaftAdvertise: raftLn.Addr().String(),
 		HTTPAdvertise: srv.Listener.Addr().String(), GossipBind: "127.0.0.1:0", BootstrapExpect: 1,
 		ShardCount: 4, Replicas: 1, Logger: logger,
-		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/httpapi"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // config is the server's configuration. Every flag --some-name can also be
@@ -228,8 +227,8 @@ func (c *config) validate() error {
 	if c.SnapshotThreshold < 16 {
 		bad("--snapshot-threshold must be at least 16")
 	}
-	if c.LogStore != "" && c.LogStore != shard.LogStoreShared && c.LogStore != shard.LogStorePerShard {
-		bad("--log-store must be %q or %q", shard.LogStoreShared, shard.LogStorePerShard)
+	if c.LogStore != "" && c.LogStore != cluster.LogStoreShared && c.LogStore != cluster.LogStorePerShard {
+		bad("--log-store must be %q or %q", cluster.LogStoreShared, cluster.LogStorePerShard)
 	}
 	if c.SnapshotInterval < 100*time.Millisecond {
 		bad("--snapshot-interval must be at least 100ms")

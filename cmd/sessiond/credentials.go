@@ -12,7 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond/auth"
 	"github.com/sessiond/sessiond/certs"
-	"github.com/sessiond/sessiond/shard"
+	"github.com/sessiond/sessiond/cluster"
 )
 
 // credentials are the node's secrets loaded from files: what clients must
@@ -104,11 +104,11 @@ func (c *credentials) peerTLS() *tls.Config {
 }
 
 // raftTLS secures the raft port; nil without TLS.
-func (c *credentials) raftTLS() *shard.MuxTLS {
+func (c *credentials) raftTLS() *cluster.RaftTLS {
 	if c.node == nil {
 		return nil
 	}
-	return &shard.MuxTLS{Server: c.node.PeerServer(), Client: c.node.PeerClient()}
+	return &cluster.RaftTLS{Server: c.node.PeerServer(), Client: c.node.PeerClient()}
 }
 
 // clientTLS is the client port's configuration; nil without TLS. Client

@@ -24,11 +24,9 @@ import (
 	"github.com/sessiond/sessiond/alarms"
 	apiclient "github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
 	buildversion "github.com/sessiond/sessiond/internal/version"
 	"github.com/sessiond/sessiond/metrics"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…";
@@ -114,22 +112,15 @@ func run(cfg *config) error {
 	// Before the shards start, so that raft's and memberlist's metrics are
 	// bridged from their first report.
 	reg := metrics.New()
-	timing := shard.DefaultTiming
-	timing.Heartbeat = cfg.RaftHeartbeat
-	timing.LeaderLease = cfg.RaftHeartbeat / 2
-	snaps := shard.DefaultSnapshots
-	snaps.Threshold = cfg.SnapshotThreshold
-	snaps.Interval = cfg.SnapshotInterval
-	snaps.TrailingLogs = max(snaps.Threshold+snaps.Threshold/4, 64)
 	node, err := cluster.Start(cluster.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir,
 		RaftListener: raftLn, RaftAdvertise: raftAdv, HTTPAdvertise: httpAdv,
 		GossipBind: cfg.GossipAddr, GossipAdvertise: gossipAdv, Join: cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect, ShardCount: cfg.Shards, Replicas: cfg.Replicas,
-		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace,
-		Host: shard.HostConfig{Limits: fsm.DefaultLimits, Timing: timing, Snapshots: snaps, LogStore: cfg.LogStore,
-			TLS: creds.raftTLS()},
-		PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
+		MaxMoves: cfg.MaxMoves, DeadNodeGrace: cfg.DeadNodeGrace, SessionTTL: cfg.SessionTTL,
+		ShardTuning: cluster.ShardTuning{Heartbeat: cfg.RaftHeartbeat, SnapshotThreshold: cfg.SnapshotThreshold,
+			SnapshotInterval: cfg.SnapshotInterval, LogStore: cfg.LogStore},
+		RaftTLS: creds.raftTLS(), PeerTLS: creds.peerTLS(), PeerToken: creds.peerToken(),
 		GossipKeys: cfg.GossipKeys, MaxDataBytes: cfg.MaxDataBytes,
 		Logger: logger,
 	})
@@ -189,12 +180,10 @@ func run(cfg *config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnSIGHUP(ctx, creds, logger)
-	// Sessions may carry an expiry of their own, so the sweep always runs.
-	go expireLoop(ctx, node.Host(), cfg.SessionTTL, logger)
 	go alarms.New(alarms.Config{
 		Replicas: func() []alarms.Replica {
 			var out []alarms.Replica
-			for _, r := range node.Host().Shards() {
+			for _, r := range node.LocalReplicas() {
 				out = append(out, r)
 			}
 			return out
@@ -238,29 +227,6 @@ func run(cfg *config) error {
 		return nil
 	}
 	return err
-}
-
-// expireLoop removes the sessions due on the shards this node leads: those
-// whose own expiry has come, and with --session-ttl those idle that long.
-// Every second, so that an expiry is kept to within about a second.
-func expireLoop(ctx context.Context, host *shard.Host, ttl time.Duration, logger *slog.Logger) {
-	const every = time.Second
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := host.ExpireIdle(ctx, ttl)
-			if err != nil && ctx.Err() == nil {
-				logger.Warn("session expiry", "err", err)
-			}
-			if n > 0 {
-				logger.Info("expired sessions", "count", n, "session_ttl", ttl)
-			}
-		}
-	}
 }
 
 // healthcheck is the container health probe: exit 0 when /readyz is 200.

@@ -16,7 +16,7 @@ type nodeSource struct {
 
 // Shards reports every replica this node holds.
 func (s nodeSource) Shards() []metrics.ShardState {
-	shards := s.node.Host().Shards()
+	shards := s.node.LocalReplicas()
 	out := make([]metrics.ShardState, 0, len(shards))
 	for _, sh := range shards {
 		st := sh.Status()
@@ -28,7 +28,7 @@ func (s nodeSource) Shards() []metrics.ShardState {
 			MoveInFlight: s.node.MoveInFlight(st.ID) != nil,
 		}
 		for _, r := range st.Replicas {
-			if r.ID == s.node.Host().NodeID() {
+			if r.ID == s.node.NodeID() {
 				state.Voter = r.Suffrage == "voter"
 			}
 		}
@@ -39,9 +39,9 @@ func (s nodeSource) Shards() []metrics.ShardState {
 
 // Node reports the node-wide counters.
 func (s nodeSource) Node() metrics.NodeState {
-	host := s.node.Host()
-	n := metrics.NodeState{MuxRejected: host.Mux().Rejected(), Streams: s.api.OpenStreams(), Members: map[string]int{}}
-	n.HeartbeatBatches, n.Heartbeats = host.HeartbeatStats()
+	port := s.node.RaftPortStats()
+	n := metrics.NodeState{MuxRejected: port.Rejected, Streams: s.api.OpenStreams(), Members: map[string]int{},
+		HeartbeatBatches: port.HeartbeatBatches, Heartbeats: port.Heartbeats}
 	if st, ok := s.node.RaftLogStats(); ok {
 		n.HasRaftLog = true
 		n.RaftLog = metrics.RaftLogState{Commits: st.Batches, Writes: st.Requests, Bytes: st.Bytes, WriteTime: st.WriteTime}

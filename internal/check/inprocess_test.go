@@ -22,9 +22,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
-	"github.com/sessiond/sessiond/shard"
 )
 
 type memNode struct {
@@ -128,15 +126,14 @@ func (n *memNode) start(expect int) error {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", n.name)
-	snaps := shard.DefaultSnapshots
-	snaps.Threshold, snaps.TrailingLogs = 256, 320 // a restarted node catches up from a snapshot
 	node, err := cluster.Start(cluster.Config{
 		NodeID: n.name, DataDir: n.dir, RaftListener: raftLn,
 		RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 		GossipBind: fmt.Sprintf("127.0.0.1:%d", n.gossipPort), Join: n.join,
 		BootstrapExpect: expect, ShardCount: 4, Replicas: 3,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: snaps},
-		Logger: logger,
+		// A restarted node catches up from a snapshot (320 trailing entries).
+		ShardTuning: cluster.ShardTuning{SnapshotThreshold: 256},
+		Logger:      logger,
 		TuneGossip: func(c *memberlist.Config) {
 			c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
 			c.GossipInterval, c.SuspicionMult = 50*time.Millisecond, 2

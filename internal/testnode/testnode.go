@@ -19,9 +19,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/sessiond/sessiond/cluster"
-	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // Node is one running node.
@@ -163,7 +161,6 @@ func start(id, dir, gossipAddr string, join []string, o Options) (*Node, error) 
 		RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 		GossipBind: gossipAddr, Join: join,
 		BootstrapExpect: o.Nodes, ShardCount: o.Shards, Replicas: o.Replicas,
-		Host:   shard.HostConfig{Limits: fsm.DefaultLimits, Timing: shard.DefaultTiming, Snapshots: shard.DefaultSnapshots},
 		Logger: logger,
 		TuneGossip: func(c *memberlist.Config) {
 			c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
