@@ -35,7 +35,7 @@ var errFrameTooLarge = errors.New("node rpc: frame too large")
 type wireCodec struct {
 	conn io.ReadWriteCloser
 	r    *bufio.Reader
-	buf  []byte // the frame being read, reused
+	buf  []byte // the last frame read, reused for the next up to maxKeptFrameBytes
 	body []byte // the part of buf after the header
 }
 
@@ -52,18 +52,27 @@ func (c *wireCodec) readFrame() (*wireReader, error) {
 	if n > maxFrameBytes {
 		return nil, errFrameTooLarge
 	}
-	if uint64(cap(c.buf)) < n {
-		c.buf = make([]byte, n)
+	buf := c.buf
+	switch {
+	case n > maxKeptFrameBytes:
+		buf = make([]byte, n) // not kept: a rare large frame does not pin its memory
+	case uint64(cap(buf)) < n:
+		c.buf = make([]byte, n, max(n, 4<<10))
+		buf = c.buf
 	}
-	c.buf = c.buf[:n]
-	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+	buf = buf[:n]
+	if _, err := io.ReadFull(c.r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	return &wireReader{b: c.buf}, nil
+	return &wireReader{b: buf}, nil
 }
+
+// maxKeptFrameBytes is the largest frame buffer a connection keeps for the
+// next frame; appends sent over node RPC are at most 64 KiB.
+const maxKeptFrameBytes = 256 << 10
 
 // writeFrame writes header and body as one frame, in one Write.
 func (c *wireCodec) writeFrame(method string, seq uint64, errMsg *string, body any) error {

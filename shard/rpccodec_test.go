@@ -67,3 +67,32 @@ func TestNodeRPCCodecRefusesAnOversizedFrameBeforeReadingIt(t *testing.T) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 }
+
+// TestNodeRPCCodecKeepsNoLargeFrameBuffer: a connection reuses its frame
+// buffer for ordinary frames but does not keep one a rare large frame
+// needed.
+func TestNodeRPCCodecKeepsNoLargeFrameBuffer(t *testing.T) {
+	var buf closingBuffer
+	w := newWireCodec(&buf)
+	small := ApplyArgs{Shard: 1, Command: bytes.Repeat([]byte("s"), 1000)}
+	large := ApplyArgs{Shard: 1, Command: bytes.Repeat([]byte("l"), 2*maxKeptFrameBytes)}
+	for i, a := range []ApplyArgs{small, large, small} {
+		if err := w.WriteRequest(&rpc.Request{ServiceMethod: "Node.Apply", Seq: uint64(i)}, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newWireCodec(&buf)
+	for i, want := range []ApplyArgs{small, large, small} {
+		var req rpc.Request
+		var got ApplyArgs
+		if err := r.ReadRequestHeader(&req); err != nil || req.Seq != uint64(i) {
+			t.Fatalf("frame %d: %+v, %v", i, req, err)
+		}
+		if err := r.ReadRequestBody(&got); err != nil || !bytes.Equal(got.Command, want.Command) {
+			t.Fatalf("frame %d body: %d bytes, %v", i, len(got.Command), err)
+		}
+		if cap(r.buf) > maxKeptFrameBytes {
+			t.Fatalf("after frame %d the connection keeps a %d-byte buffer", i, cap(r.buf))
+		}
+	}
+}
