@@ -127,10 +127,20 @@ func (r *wireReader) bool() bool {
 	return v
 }
 
-// count reads an element count no larger than the bytes left could hold.
-func (r *wireReader) count() int {
+// Smallest encodings of the elements of a list, so that a count is checked
+// against what the bytes left can hold before anything is allocated: a
+// forged count cannot make a small frame allocate many times its size.
+const (
+	minLogBytes       = 6  // index, term, type, data, extensions, no time
+	minHeartbeatBytes = 10 // shard and an empty append request
+	minBeatReplyBytes = 8  // an empty append response and no error
+)
+
+// count reads an element count no larger than the bytes left could hold
+// with elements of at least minSize bytes.
+func (r *wireReader) count(minSize int) int {
 	n := r.uint()
-	if r.err != nil || n > maxWireCount || n > uint64(len(r.b)) {
+	if r.err != nil || n > maxWireCount || n > uint64(len(r.b)/minSize) {
 		r.fail()
 		return 0
 	}
@@ -148,7 +158,7 @@ func (r *wireReader) appendRequest(req *raft.AppendEntriesRequest) {
 	req.PrevLogEntry = r.uint()
 	req.PrevLogTerm = r.uint()
 	req.LeaderCommitIndex = r.uint()
-	n := r.count()
+	n := r.count(minLogBytes)
 	if n == 0 {
 		req.Entries = nil
 		return
@@ -238,7 +248,7 @@ func (h HeartbeatArgs) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (h *HeartbeatArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
-		h.Beats = make([]Heartbeat, r.count())
+		h.Beats = make([]Heartbeat, r.count(minHeartbeatBytes))
 		for i := range h.Beats {
 			h.Beats[i].Shard = uint32(r.uint())
 			r.appendRequest(&h.Beats[i].Req)
@@ -260,7 +270,7 @@ func (h HeartbeatReply) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (h *HeartbeatReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
-		h.Results = make([]HeartbeatResult, r.count())
+		h.Results = make([]HeartbeatResult, r.count(minBeatReplyBytes))
 		for i := range h.Results {
 			r.appendResponse(&h.Results[i].Resp)
 			h.Results[i].Err = string(r.bytes())

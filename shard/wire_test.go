@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"encoding"
+	"encoding/binary"
 	"net/rpc"
 	"reflect"
 	"testing"
@@ -182,4 +183,32 @@ func FuzzWireDecode(f *testing.F) {
 			_ = c.ReadResponseBody(&ar)
 		}
 	})
+}
+
+// TestWireMinimumSizesAreTheSmallestEncodings: the minimum element sizes
+// that bound decoded counts are what the smallest elements encode to, so
+// no valid message is refused and no forged count gets past them.
+func TestWireMinimumSizesAreTheSmallestEncodings(t *testing.T) {
+	var w wireWriter
+	w.appendRequest(&raft.AppendEntriesRequest{Entries: []*raft.Log{{}}})
+	var empty wireWriter
+	empty.appendRequest(&raft.AppendEntriesRequest{})
+	if got := len(w.b) - len(empty.b); got != minLogBytes {
+		t.Errorf("an empty log entry encodes to %d bytes, minLogBytes is %d", got, minLogBytes)
+	}
+	beats, _ := HeartbeatArgs{Beats: []Heartbeat{{}}}.MarshalBinary()
+	if got := len(beats) - 1; got != minHeartbeatBytes {
+		t.Errorf("an empty heartbeat encodes to %d bytes, minHeartbeatBytes is %d", got, minHeartbeatBytes)
+	}
+	answers, _ := HeartbeatReply{Results: []HeartbeatResult{{}}}.MarshalBinary()
+	if got := len(answers) - 1; got != minBeatReplyBytes {
+		t.Errorf("an empty heartbeat answer encodes to %d bytes, minBeatReplyBytes is %d", got, minBeatReplyBytes)
+	}
+	// A count the bytes left cannot hold is refused before allocating.
+	forged := binary.AppendUvarint(nil, 1000)
+	forged = append(forged, make([]byte, 1000)...)
+	var h HeartbeatArgs
+	if err := h.UnmarshalBinary(forged); err == nil || len(h.Beats) != 0 {
+		t.Errorf("1000 heartbeats in 1000 bytes decoded: %v, %d beats", err, len(h.Beats))
+	}
 }
