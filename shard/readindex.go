@@ -108,30 +108,46 @@ func (s *Shard) followerRead(ctx context.Context) error {
 // leaderReadIndex is one follower round: the read index of the leader this
 // replica knows, asked after every read of the round arrived. A failure is
 // a *NotLeaderError naming that leader, or the one it named.
+//
+// The request may take longer than the leader's own bound on the round
+// (followerReadIndexSlack), so that a slow leader answers with an error
+// rather than the request timing out: a call that times out closes the
+// connection to the leader's host, which every shard shares. A replica
+// that closes returns at once and leaves the request to finish alone, for
+// the same reason.
 func (s *Shard) leaderReadIndex() (uint64, error) {
 	addr, id := s.raft.LeaderWithID()
 	if addr == "" {
 		return 0, s.notLeader()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timing.Read)
-	defer cancel()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // a closing replica does not wait out the request
-		select {
-		case <-s.closed:
-			cancel()
-		case <-stop:
-		}
-	}()
+	type answer struct {
+		index uint64
+		err   error
+	}
+	done := make(chan answer, 1)
 	s.readIndexAsks.Add(1)
-	index, err := s.readIndexFrom(ctx, string(s.transport.resolve(id, addr)), s.id)
-	if err != nil {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timing.Read+followerReadIndexSlack)
+		defer cancel()
+		index, err := s.readIndexFrom(ctx, string(s.transport.resolve(id, addr)), s.id)
+		done <- answer{index, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-s.closed:
+		return 0, ErrShutdown
+	}
+	if a.err != nil {
 		var nle *NotLeaderError
-		if errors.As(err, &nle) {
+		if errors.As(a.err, &nle) {
 			return 0, nle
 		}
 		return 0, &NotLeaderError{Shard: s.id, LeaderID: string(id), LeaderAddr: string(addr)}
 	}
-	return index, nil
+	return a.index, nil
 }
+
+// followerReadIndexSlack is how much longer a follower waits for a read
+// index than the leader takes at most to find one.
+const followerReadIndexSlack = time.Second

@@ -52,15 +52,22 @@ func (c *wireCodec) readFrame() (*wireReader, error) {
 	if n > maxFrameBytes {
 		return nil, errFrameTooLarge
 	}
-	buf := c.buf
-	switch {
-	case n > maxKeptFrameBytes:
-		buf = make([]byte, n) // not kept: a rare large frame does not pin its memory
-	case uint64(cap(buf)) < n:
-		c.buf = make([]byte, n, max(n, 4<<10))
-		buf = c.buf
+	if n > maxKeptFrameBytes {
+		// A rare large frame grows its own buffer as its bytes arrive, so
+		// a length alone allocates nothing, and it is not kept.
+		buf, err := io.ReadAll(io.LimitReader(c.r, int64(n)))
+		if err == nil && uint64(len(buf)) < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &wireReader{b: buf}, nil
 	}
-	buf = buf[:n]
+	if uint64(cap(c.buf)) < n {
+		c.buf = make([]byte, n, max(n, 4<<10))
+	}
+	buf := c.buf[:n]
 	if _, err := io.ReadFull(c.r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
