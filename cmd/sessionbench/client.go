@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,4 +117,29 @@ func probeH2C(cl *client.Client, base string) error {
 		return fmt.Errorf("answered in %s", rep.Proto)
 	}
 	return nil
+}
+
+// learnLeaders asks, for every session of the run, which node leads its
+// shard, on every client, so that --route leader measures routed requests
+// rather than lookups. It returns how many sessions got a leader. The
+// lookups run --concurrency at a time.
+func (c *clients) learnLeaders(cfg *config) int {
+	var known atomic.Int64
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(cfg.concurrency, cfg.sessions) {
+		wg.Go(func() {
+			for n := next.Add(1) - 1; n < int64(cfg.sessions); n = next.Add(1) - 1 {
+				found := true
+				for _, cl := range c.list {
+					found = cl.LeaderEndpoint(context.Background(), sessionID(cfg.prefix, int(n))) != "" && found
+				}
+				if found {
+					known.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(known.Load())
 }

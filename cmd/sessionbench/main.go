@@ -86,10 +86,11 @@ Routing: by default requests go round-robin over --addrs, and a node that
 does not lead a session's shard passes the request to the leader (writes as
 encoded commands over the raft port; reads are served by any replica).
 --route leader sends each request straight to its shard's leader instead,
-learned once per session from GET /v1/sessions/{id}/owner and the member list
-(what the Go client does with RouteToLeader); the lookups happen during the
-warmup when there is one, and are not measured. A failed routed request makes
-the worker ask again.
+learned for every session from GET /v1/sessions/{id}/owner and the member
+list before the run starts (what the Go client does with RouteToLeader, which
+keeps what it learned for 30 s). A routed request that finds no node, or a
+node that no longer leads, makes the worker ask again, and that lookup counts
+in the request's time.
 
 Protocol: by default every worker keeps an HTTP/1.1 keep-alive connection to
 each node. --h2c speaks HTTP/2 over cleartext TCP with prior knowledge
@@ -242,6 +243,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "sessionbench:", err)
 			return 1
 		}
+	}
+	if cfg.routeLeader {
+		routed := cl.learnLeaders(cfg)
+		fmt.Fprintf(stderr, "sessionbench: --route leader: leaders of %d of %d sessions known before the run\n", routed, cfg.sessions)
 	}
 	res := run(cfg, cl, stderr)
 	rep := buildReport(cfg, res)

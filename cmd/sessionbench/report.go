@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,22 @@ func (o outcome) okEmpty(op opKind) bool {
 // ok reports a successful request: a 2xx, or an ok-empty read.
 func (o outcome) ok(op opKind) bool {
 	return o.transport == "" && (o.status >= 200 && o.status < 300 || o.okEmpty(op))
+}
+
+// leaderGone reports an answer that says the node a request was routed to
+// may no longer lead its shard (or is gone): ask the cluster again. An
+// overloaded or rate-limited leader is still the leader.
+func (o outcome) leaderGone() bool {
+	switch {
+	case o.transport != "", o.status == http.StatusTemporaryRedirect:
+		return true
+	case o.status >= 500:
+		switch o.code {
+		case "no_leader", "not_ready", "shutting_down", "shard_unavailable", "timeout", "outcome_unknown":
+			return true
+		}
+	}
+	return false
 }
 
 // opStats counts the outcomes of one op. Latency is recorded for successful

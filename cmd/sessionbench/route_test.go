@@ -90,3 +90,27 @@ func TestRouteLeaderSendsEveryRequestToTheShardLeader(t *testing.T) {
 		t.Errorf("--route any: appends served by %v, want all three nodes", by)
 	}
 }
+
+// A routed request asks for the leader again only when the answer says the
+// node may no longer lead: not when the leader is merely busy.
+func TestOnlyAnswersThatMayMeanANewLeaderForgetTheRoute(t *testing.T) {
+	for _, c := range []struct {
+		o    outcome
+		gone bool
+	}{
+		{outcome{status: 201}, false},
+		{outcome{status: 412, code: "version_mismatch"}, false},
+		{outcome{status: 429, code: "rate_limited"}, false},
+		{outcome{status: 503, code: "overloaded"}, false},
+		{outcome{status: 507, code: "insufficient_storage"}, false},
+		{outcome{transport: "connection_refused"}, true},
+		{outcome{status: 307}, true},
+		{outcome{status: 503, code: "no_leader"}, true},
+		{outcome{status: 503, code: "shutting_down"}, true},
+		{outcome{status: 503, code: "outcome_unknown"}, true},
+	} {
+		if got := c.o.leaderGone(); got != c.gone {
+			t.Errorf("%+v: leaderGone = %v, want %v", c.o, got, c.gone)
+		}
+	}
+}

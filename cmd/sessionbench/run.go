@@ -153,8 +153,8 @@ func (w *worker) one(cfg *config, base, content string, measured bool, due time.
 	req := buildCall(cfg, op, session, w.id, w.seq, content[off:off+cfg.messageBytes])
 	routed := ""
 	if cfg.routeLeader {
-		// The first lookup of a session counts in its request's latency
-		// only in the open loop, where the request was already due.
+		// Known before the run; asked again only after ForgetLeader
+		// below, and then the lookup counts in the request's time.
 		routed = w.client.LeaderEndpoint(context.Background(), sessionID(cfg.prefix, session))
 		if routed != "" {
 			base = routed
@@ -164,7 +164,7 @@ func (w *worker) one(cfg *config, base, content string, measured bool, due time.
 		due = time.Now()
 	}
 	o := execute(w.client, base, req, cfg.h2c)
-	if routed != "" && !o.ok(op) {
+	if routed != "" && o.leaderGone() {
 		w.client.ForgetLeader(sessionID(cfg.prefix, session))
 	}
 	lat := time.Since(due)
