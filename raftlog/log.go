@@ -138,22 +138,25 @@ func (l *Log) replay() error {
 		return err
 	}
 	for i, seq := range seqs {
-		seg, err := openSegment(l.dir, seq, false)
+		seg, err := openSegment(l.dir, seq, false, 0)
 		if err != nil {
 			return err
 		}
 		l.segs = append(l.segs, seg)
 		moved := map[uint32][]movedEntry{}
-		valid, size, err := seg.scan(func(off int64, r record) error { return l.replayRecord(seg, off, r, moved) })
+		valid, size, zeroTail, err := seg.scan(func(off int64, r record) error { return l.replayRecord(seg, off, r, moved) })
 		if err != nil {
 			return fmt.Errorf("raftlog: %s at offset %d: %w", seg.path, valid, err)
 		}
 		// A rewrite without its end marker was cut short too.
 		for _, m := range moved {
-			valid = min(valid, m[0].loc.off)
+			if m[0].loc.off < valid {
+				valid, zeroTail = m[0].loc.off, false
+			}
 		}
-		if valid < size {
-			if i != len(seqs)-1 {
+		last := i == len(seqs)-1
+		if valid < size && !(last && zeroTail) { // the newest segment's preallocated space is kept
+			if !last {
 				return fmt.Errorf("raftlog: %s: %w at offset %d of %d", seg.path, errCorrupt, valid, size)
 			}
 			l.logger.Warn("raft log: truncating an incomplete write at the end of the log",
@@ -168,7 +171,7 @@ func (l *Log) replay() error {
 		seg.size = valid
 	}
 	if len(l.segs) == 0 {
-		seg, err := openSegment(l.dir, 1, true)
+		seg, err := openSegment(l.dir, 1, true, l.opts.SegmentSize)
 		if err != nil {
 			return err
 		}

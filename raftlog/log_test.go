@@ -3,8 +3,10 @@ package raftlog
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,15 +228,26 @@ func TestTornTailIsTruncatedAndWritesContinue(t *testing.T) {
 		}
 		l.Close()
 		path := filepath.Join(dir, segmentName(1))
-		data, _ := os.ReadFile(path)
-		// The last write never finished: part of another record follows.
+		data := readRecords(t, path)
+		// The last write never finished: part of another record follows,
+		// in the segment's preallocated space (odd cuts) or at the end of a
+		// segment that grows as it is written (even cuts).
 		extra := appendEntry(nil, kindEntry, 0, entry(0, 11, 1))
 		if cut < 0 {
 			extra[len(extra)-1] ^= 0xff // complete but damaged
 		} else {
 			extra = extra[:cut]
 		}
-		if err := os.WriteFile(path, append(data, extra...), 0o600); err != nil {
+		if cut%2 != 0 {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(extra, int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		} else if err := os.WriteFile(path, append(data, extra...), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		l = openLog(t, dir, Options{})
@@ -347,7 +360,7 @@ func TestTornRewriteKeepsTheOriginalEntries(t *testing.T) {
 	l.Close()
 	// A rewrite of 1..20 that was cut off before its end marker.
 	path := filepath.Join(dir, segmentName(1))
-	data, _ := os.ReadFile(path)
+	data := readRecords(t, path)
 	var moved []byte
 	for _, e := range entries(2, 1, 20, 1) {
 		moved = appendEntry(moved, kindMoved, 2, e)
@@ -363,5 +376,106 @@ func TestTornRewriteKeepsTheOriginalEntries(t *testing.T) {
 	var got raft.Log
 	if err := l.Shard(2).GetLog(5, &got); err != nil || !bytes.Equal(got.Data, entry(2, 5, 1).Data) {
 		t.Fatalf("entry 5: %v %q", err, got.Data)
+	}
+}
+
+// readRecords is the part of a segment file that holds records, without
+// the preallocated space after them.
+func readRecords(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off int
+	for off < len(data) {
+		r, err := parseRecord(data[off:])
+		if err != nil {
+			break
+		}
+		off += r.size
+	}
+	return data[:off]
+}
+
+// Segments get their space when they are made, so appends do not grow the
+// file; a restart keeps the newest segment's unwritten space without
+// calling it a torn write, and a segment that is full is cut to its records
+// before the next starts, so older segments never end in zeros.
+func TestSegmentsArePreallocatedAndCutWhenFull(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 64 << 10}
+	var logged bytes.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	l := openLog(t, dir, opts)
+	s := l.Shard(1)
+	if err := s.StoreLogs(entries(1, 1, 10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(dir, segmentName(1))
+	if fi, err := os.Stat(first); err != nil || fi.Size() != opts.SegmentSize {
+		t.Fatalf("new segment: %v, %v; want %d bytes preallocated", fi.Size(), err, opts.SegmentSize)
+	}
+	l.Close()
+
+	l = openLog(t, dir, opts)
+	s = l.Shard(1)
+	if strings.Contains(logged.String(), "truncating") {
+		t.Fatalf("a restart took preallocated space for a torn write:\n%s", logged.String())
+	}
+	if fi, _ := os.Stat(first); fi.Size() != opts.SegmentSize {
+		t.Fatalf("the newest segment lost its space on restart: %d bytes", fi.Size())
+	}
+	big := make([]*raft.Log, 0, 40)
+	for i := uint64(11); i < 51; i++ {
+		big = append(big, &raft.Log{Index: i, Term: 1, Data: bytes.Repeat([]byte{byte(i)}, 4<<10)})
+	}
+	for _, e := range big {
+		if err := s.StoreLogs([]*raft.Log{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs, _ := listSegments(dir)
+	if len(seqs) < 2 {
+		t.Fatalf("%d segments after %d KiB, want a second one", len(seqs), 40*4)
+	}
+	for _, seq := range seqs[:len(seqs)-1] {
+		path := filepath.Join(dir, segmentName(seq))
+		fi, _ := os.Stat(path)
+		if recs := readRecords(t, path); int64(len(recs)) != fi.Size() {
+			t.Fatalf("full segment %d is %d bytes for %d bytes of records", seq, fi.Size(), len(recs))
+		}
+	}
+	l.Close()
+	l = openLog(t, dir, opts)
+	requireRange(t, l.Shard(1), 1, 50, func(i uint64) *raft.Log {
+		if i <= 10 {
+			return entry(1, i, 1)
+		}
+		return big[i-11]
+	})
+}
+
+// An older segment that ends in zeros did not end that way by
+// preallocation, which full segments give back: it is refused as damage.
+func TestAnOlderSegmentEndingInZerosIsDamage(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 8 << 10}
+	l := openLog(t, dir, opts)
+	for i := uint64(1); i <= 8; i++ {
+		if err := l.Shard(1).StoreLogs([]*raft.Log{{Index: i, Term: 1, Data: bytes.Repeat([]byte{1}, 2<<10)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	path := filepath.Join(dir, segmentName(1))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 100))
+	f.Close()
+	if _, err := Open(dir, opts); !errors.Is(err, errCorrupt) {
+		t.Fatalf("open with zeros after an older segment's records: %v, want errCorrupt", err)
 	}
 }

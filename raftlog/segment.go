@@ -45,7 +45,12 @@ func listSegments(dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
-func openSegment(dir string, seq uint64, create bool) (*segment, error) {
+// openSegment opens segment seq of dir, or creates it when create is set.
+// A created segment is given prealloc bytes of disk up front, when the file
+// system can: appends that stay within a file's size flush about a third
+// faster than appends that grow it, because an fdatasync then has no new
+// file size to commit. The space reads as zeros, which no record is.
+func openSegment(dir string, seq uint64, create bool, prealloc int64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(seq))
 	flags := os.O_RDWR
 	if create {
@@ -57,6 +62,9 @@ func openSegment(dir string, seq uint64, create bool) (*segment, error) {
 	}
 	s := &segment{seq: seq, path: path, f: f}
 	if create {
+		if prealloc > 0 {
+			preallocate(f, prealloc) // best effort: without it the file grows as it is written
+		}
 		if err := syncDir(dir); err != nil {
 			f.Close()
 			os.Remove(path)
@@ -64,6 +72,16 @@ func openSegment(dir string, seq uint64, create bool) (*segment, error) {
 		}
 	}
 	return s, nil
+}
+
+// cut shrinks the file to the segment's records and makes that durable,
+// before a newer segment is started: only the newest segment may have
+// space after its records.
+func (s *segment) cut() error {
+	if err := s.f.Truncate(s.size); err != nil {
+		return err
+	}
+	return fdatasync(s.f)
 }
 
 // syncDir makes a created or removed file's directory entry durable.
@@ -78,12 +96,14 @@ func syncDir(dir string) error {
 
 // scan calls fn for every valid record of the segment, in order, with its
 // offset. It stops at the first record that is torn or fails its checksum
-// and returns that offset as valid; a caller that knows the segment is not
-// the newest treats valid < file size as corruption.
-func (s *segment) scan(fn func(off int64, r record) error) (valid int64, fileSize int64, err error) {
+// and returns that offset as valid, and whether every byte from there to
+// the end of the file is zero (space preallocated and never written); a
+// caller that knows the segment is not the newest treats valid < file size
+// as corruption.
+func (s *segment) scan(fn func(off int64, r record) error) (valid int64, fileSize int64, zeroTail bool, err error) {
 	data, err := os.ReadFile(s.path)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	var off int64
 	for off < int64(len(data)) {
@@ -92,9 +112,18 @@ func (s *segment) scan(fn func(off int64, r record) error) (valid int64, fileSiz
 			break
 		}
 		if err := fn(off, r); err != nil {
-			return off, int64(len(data)), err
+			return off, int64(len(data)), false, err
 		}
 		off += int64(r.size)
 	}
-	return off, int64(len(data)), nil
+	return off, int64(len(data)), allZero(data[off:]), nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -89,7 +89,10 @@ func (l *Log) commit(batch []*request) error {
 		size += r.size()
 	}
 	if seg.size > 0 && seg.size+int64(size) > l.opts.SegmentSize {
-		next, err := openSegment(l.dir, seg.seq+1, true)
+		if err := seg.cut(); err != nil {
+			return fmt.Errorf("raftlog: close a full segment: %w", err)
+		}
+		next, err := openSegment(l.dir, seg.seq+1, true, l.opts.SegmentSize)
 		if err != nil {
 			return fmt.Errorf("raftlog: start a new segment: %w", err)
 		}
