@@ -12,6 +12,11 @@
 // (nobody was told it succeeded) and is truncated away. A damaged record
 // anywhere else is corruption and Open fails.
 //
+// Segments are preallocated to their full size where the file system can,
+// so that an fdatasync flushes data without a new file size; the zeros
+// after the newest segment's records are unwritten space, and a full
+// segment is cut to its records before the next one starts.
+//
 // Space: each shard keeps an in-memory index from entry index to record
 // location. A segment file is deleted once no shard has a live entry in it
 // and every older segment is gone; a shard whose old entries hold the
