@@ -6,8 +6,17 @@ import (
 )
 
 // preallocate gives f size bytes of disk, reading as zeros. It is best
-// effort: a file system without fallocate, or a disk without the room,
-// leaves the file to grow as it is written.
+// effort, and modest: only when the volume has several times size free, so
+// that a log near a full disk never takes the last of the space the node's
+// snapshots need, and a call that fails gives back what it allocated
+// (ext4 keeps a failed fallocate's partial allocation). Without it the file
+// grows as it is written.
 func preallocate(f *os.File, size int64) {
-	_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
+	var st syscall.Statfs_t
+	if err := syscall.Fstatfs(int(f.Fd()), &st); err != nil || int64(st.Bavail)*st.Bsize < 4*size {
+		return
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		_ = f.Truncate(0)
+	}
 }
