@@ -27,6 +27,9 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	opts := Options{SegmentSize: 128 << 10, MaxSegments: 8}
 	l := openLog(t, dir, opts)
 	s := l.Shard(0)
+	if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatal(err)
+	}
 	big := func(i uint64) *raft.Log {
 		e := entry(0, i, 1)
 		e.Data = append(e.Data, make([]byte, 4000)...)
@@ -86,4 +89,7 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 		t.Fatalf("first entry after reopen %d, want at most %d", first, acked-4)
 	}
 	requireRange(t, s, first, acked+20, big)
+	if term, err := s.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
+		t.Fatalf("term after filling the disk twice and reopening: %d, %v; want 7", term, err)
+	}
 }

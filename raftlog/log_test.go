@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -477,5 +478,56 @@ func TestAnOlderSegmentEndingInZerosIsDamage(t *testing.T) {
 	f.Close()
 	if _, err := Open(dir, opts); !errors.Is(err, errCorrupt) {
 		t.Fatalf("open with zeros after an older segment's records: %v, want errCorrupt", err)
+	}
+}
+
+// A new segment gets the stable values with its first write. When that
+// write fails (a full disk) and a compaction leaves the older segments
+// without live entries, the segment before the newest still holds the only
+// whole copy of the term and vote: it must not be deleted.
+func TestTermSurvivesAFailedFirstWriteToANewSegment(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 16 << 10}
+	l := openLog(t, dir, opts)
+	s := l.Shard(3)
+	if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatal(err)
+	}
+	var i uint64
+	for i = 1; ; i++ {
+		if err := s.StoreLogs([]*raft.Log{{Index: i, Term: 1, Data: make([]byte, 3<<10)}}); err != nil {
+			t.Fatal(err)
+		}
+		if seqs, _ := listSegments(dir); len(seqs) > 1 {
+			break
+		}
+	}
+	// Every write to the next segment fails from now on.
+	seqs, _ := listSegments(dir)
+	newest := seqs[len(seqs)-1]
+	writeFault = func(seq uint64) error {
+		if seq > newest {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	t.Cleanup(func() { writeFault = nil })
+	for j := i + 1; ; j++ {
+		err := s.StoreLogs([]*raft.Log{{Index: j, Term: 1, Data: make([]byte, 3<<10)}})
+		if err != nil {
+			i = j - 1
+			break
+		}
+	}
+	// A snapshot compacts everything; the record cannot be written, but
+	// the compaction takes effect to free space.
+	if err := s.DeleteRange(1, i); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	writeFault = nil
+	l = openLog(t, dir, opts)
+	if term, err := l.Shard(3).GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
+		t.Fatalf("term after the failed first write and a compaction: %d, %v; want 7", term, err)
 	}
 }

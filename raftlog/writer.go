@@ -124,9 +124,19 @@ func (l *Log) commit(batch []*request) error {
 	return nil
 }
 
+// writeFault, when set (by tests), fails the writes to the segments it
+// returns an error for, as a full disk would.
+var writeFault func(seq uint64) error
+
 func (l *Log) write(seg *segment, buf []byte) error {
 	start := time.Now()
-	_, err := seg.f.WriteAt(buf, seg.size)
+	var err error
+	if writeFault != nil {
+		err = writeFault(seg.seq)
+	}
+	if err == nil {
+		_, err = seg.f.WriteAt(buf, seg.size)
+	}
 	if err == nil {
 		err = fdatasync(seg.f)
 	}
@@ -217,6 +227,12 @@ func (l *Log) apply(seg *segment, r *request) {
 func (l *Log) reclaim() {
 	active := l.segs[len(l.segs)-1]
 	oldestLive := active.seq
+	if active.size == 0 && len(l.segs) > 1 {
+		// The newest segment gets the stable values (term, vote) with its
+		// first write, which has not succeeded yet (a full disk): until it
+		// does, the segment before it holds the only whole copy.
+		oldestLive = l.segs[len(l.segs)-2].seq
+	}
 	for _, st := range l.shards {
 		if !st.empty() && st.locs[0].seg.seq < oldestLive {
 			oldestLive = st.locs[0].seg.seq
