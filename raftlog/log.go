@@ -12,7 +12,8 @@
 // (nobody was told it succeeded) and is truncated away. A damaged record
 // anywhere else is corruption and Open fails.
 //
-// Segments are preallocated to their full size where the file system can,
+// Segments are preallocated to their full size where the file system can
+// and the volume has room to spare,
 // so that an fdatasync flushes data without a new file size; the zeros
 // after the newest segment's records are unwritten space, and a full
 // segment is cut to its records before the next one starts.
