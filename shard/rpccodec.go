@@ -94,16 +94,25 @@ func (c *wireCodec) writeFrame(method string, seq uint64, errMsg *string, body a
 			return err
 		}
 	}
-	var h wireWriter
-	h.b = make([]byte, 0, 32+len(method)+len(data))
-	h.bytes([]byte(method))
-	h.uint(seq)
+	// One buffer: room for the length prefix, then the header and the
+	// body; the prefix is written last, right before the header.
+	const room = binary.MaxVarintLen64
+	errLen := 0
 	if errMsg != nil {
-		h.bytes([]byte(*errMsg))
+		errLen = len(*errMsg)
 	}
-	frame := binary.AppendUvarint(make([]byte, 0, len(h.b)+len(data)+binary.MaxVarintLen64), uint64(len(h.b)+len(data)))
-	frame = append(append(frame, h.b...), data...)
-	_, err := c.conn.Write(frame)
+	w := wireWriter{b: make([]byte, room, room+3*binary.MaxVarintLen64+len(method)+errLen+len(data))}
+	w.string(method)
+	w.uint(seq)
+	if errMsg != nil {
+		w.string(*errMsg)
+	}
+	w.b = append(w.b, data...)
+	var prefix [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(prefix[:], uint64(len(w.b)-room))
+	start := room - n
+	copy(w.b[start:], prefix[:n])
+	_, err := c.conn.Write(w.b[start:])
 	return err
 }
 

@@ -26,9 +26,10 @@ const maxWireCount = 1 << 20
 
 type wireWriter struct{ b []byte }
 
-func (w *wireWriter) uint(v uint64)  { w.b = binary.AppendUvarint(w.b, v) }
-func (w *wireWriter) int(v int64)    { w.b = binary.AppendVarint(w.b, v) }
-func (w *wireWriter) bytes(v []byte) { w.uint(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *wireWriter) uint(v uint64)   { w.b = binary.AppendUvarint(w.b, v) }
+func (w *wireWriter) int(v int64)     { w.b = binary.AppendVarint(w.b, v) }
+func (w *wireWriter) bytes(v []byte)  { w.uint(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *wireWriter) string(v string) { w.uint(uint64(len(v))); w.b = append(w.b, v...) }
 func (w *wireWriter) bool(v bool) {
 	if v {
 		w.b = append(w.b, 1)
@@ -262,7 +263,7 @@ func (h HeartbeatReply) MarshalBinary() ([]byte, error) {
 	w.uint(uint64(len(h.Results)))
 	for i := range h.Results {
 		w.appendResponse(&h.Results[i].Resp)
-		w.bytes([]byte(h.Results[i].Err))
+		w.string(h.Results[i].Err)
 	}
 	return w.b, nil
 }
@@ -306,10 +307,10 @@ func (a *ApplyArgs) UnmarshalBinary(data []byte) error {
 func (a ApplyReply) MarshalBinary() ([]byte, error) {
 	w := wireWriter{b: make([]byte, 0, 32+len(a.Result)+len(a.LeaderID)+len(a.LeaderAddr)+len(a.Err))}
 	w.bytes(a.Result)
-	w.bytes([]byte(a.Code))
-	w.bytes([]byte(a.LeaderID))
-	w.bytes([]byte(a.LeaderAddr))
-	w.bytes([]byte(a.Err))
+	w.string(a.Code)
+	w.string(a.LeaderID)
+	w.string(a.LeaderAddr)
+	w.string(a.Err)
 	return w.b, nil
 }
 
@@ -341,9 +342,9 @@ func (a ReadIndexReply) MarshalBinary() ([]byte, error) {
 	w := wireWriter{b: make([]byte, 0, 16+len(a.LeaderID)+len(a.LeaderAddr)+len(a.Err))}
 	w.uint(a.Index)
 	w.bool(a.NotLeader)
-	w.bytes([]byte(a.LeaderID))
-	w.bytes([]byte(a.LeaderAddr))
-	w.bytes([]byte(a.Err))
+	w.string(a.LeaderID)
+	w.string(a.LeaderAddr)
+	w.string(a.Err)
 	return w.b, nil
 }
 
