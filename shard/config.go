@@ -61,15 +61,16 @@ func (t Tuning) WithDefaults() Tuning {
 }
 
 // Timing derives the raft timers from t (with its defaults): the heartbeat
-// as chosen, and a leader lease and an idle commit-index interval of half
-// of it, the ratios of DefaultTiming (raft refuses a lease longer than the
-// heartbeat timeout; a slower heartbeat chosen to save idle CPU saves on
-// commit-index appends too); the apply and read bounds are DefaultTiming's.
+// as chosen, a leader lease of two thirds of it and an idle commit-index
+// interval of half of it, the ratios of DefaultTiming (raft refuses a lease
+// longer than the heartbeat timeout; a slower heartbeat chosen to save idle
+// CPU saves on commit-index appends too); the apply and read bounds are
+// DefaultTiming's.
 func (t Tuning) Timing() Timing {
 	t = t.WithDefaults()
 	timing := DefaultTiming
 	timing.Heartbeat = t.Heartbeat
-	timing.LeaderLease = t.Heartbeat / 2
+	timing.LeaderLease = t.Heartbeat * 2 / 3
 	timing.Commit = t.Heartbeat / 2
 	return timing
 }
@@ -96,7 +97,11 @@ type Timing struct {
 	// that hears nothing for between one and two of these campaigns.
 	Heartbeat time.Duration
 	// LeaderLease is how long a leader keeps leading without hearing from a
-	// quorum before it steps down. It is not a read lease.
+	// quorum before it steps down. It is not a read lease. It must stay
+	// above the longest gap between two heartbeats to one follower (about
+	// 0.45 of Heartbeat, see heartbeatWindow) with room for scheduling
+	// delays, and below Heartbeat, so that a leader cut off from its
+	// followers steps down before any of them may campaign.
 	LeaderLease time.Duration
 	// Commit is raft's CommitTimeout: how often an idle leader tells
 	// followers the commit index. Lower values burn idle CPU per shard; it
@@ -112,7 +117,7 @@ type Timing struct {
 // hosts raise Heartbeat to 500ms.
 var DefaultTiming = Timing{
 	Heartbeat:   300 * time.Millisecond,
-	LeaderLease: 150 * time.Millisecond,
+	LeaderLease: 200 * time.Millisecond,
 	Commit:      150 * time.Millisecond,
 	Apply:       2 * time.Second,
 	Read:        2 * time.Second,

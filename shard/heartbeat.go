@@ -27,10 +27,16 @@ import (
 // peer.
 
 // heartbeatWindow is how long a heartbeat may wait for others to the same
-// node. Raft sends one per follower every 1/10 to 2/10 of the heartbeat
-// timeout; the window stays well below the leader lease and election
-// timeouts, which the delay eats into.
-const heartbeatWindow = 20 * time.Millisecond
+// node: a quarter of the heartbeat timeout (75ms by default). Raft's
+// heartbeat goroutine sends one per follower every 1/10 to 2/10 of the
+// heartbeat timeout and waits for its answer, so the window, not raft's
+// timer, sets the pace: each group's heartbeat reaches a follower every
+// 0.25 to 0.45 of the timeout, well inside the follower's election timeout
+// (1 to 2 of them) and the leader lease (2/3 of one, Tuning.Timing). A
+// shorter window costs idle CPU: every batch is a node RPC and a wakeup of
+// each group's heartbeat goroutine, and with 16 shards a 20ms window made
+// the heartbeats about half of an idle cluster's CPU.
+func heartbeatWindow(t Timing) time.Duration { return t.Heartbeat / 4 }
 
 // heartbeatTimeout bounds one batch's round trip. A peer that does not
 // answer (paused, cut off) fails its heartbeats, and raft backs off.
@@ -57,6 +63,7 @@ type heartbeatTransport struct {
 	urgent    atomic.Int32 // > 0 while the replica verifies its leadership
 	onReceive atomic.Pointer[func(raft.RPC)]
 	progress  progressTracker // followers' answers, while this replica leads
+	quiet     *quietAppends   // repeated empty appends answered in place (quietappend.go)
 
 	rpcs     chan raft.RPC // what raft consumes (appendrpc.go)
 	stop     chan struct{}
@@ -70,8 +77,8 @@ type heartbeatTransport struct {
 	closed     bool
 }
 
-func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender) *heartbeatTransport {
-	t := &heartbeatTransport{NetworkTransport: nt, shard: shard, addressOf: addressOf, sender: sender,
+func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender, lease time.Duration) *heartbeatTransport {
+	t := &heartbeatTransport{NetworkTransport: nt, shard: shard, addressOf: addressOf, sender: sender, quiet: newQuietAppends(lease),
 		rpcs: make(chan raft.RPC), stop: make(chan struct{})}
 	go t.relay()
 	return t
@@ -81,17 +88,39 @@ func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf ra
 // maxSharedAppendBytes over the host's connection to the peer, and the rest
 // over the group's own connection.
 func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	start := time.Now()
+	if t.sender == nil {
+		return t.observe(id, args, resp, t.NetworkTransport.AppendEntries(id, target, args, resp))
+	}
+	if isHeartbeat(args) {
+		err := t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
+		if err != nil {
+			t.quiet.forget(id)
+		} else {
+			// start, not now: the follower answered after it.
+			t.quiet.heartbeat(id, args, resp, start)
+		}
+		return t.observe(id, args, resp, err)
+	}
+	if t.urgent.Load() == 0 && t.quiet.answer(id, args, resp, start) {
+		return nil
+	}
 	var err error
-	switch {
-	case t.sender == nil:
-		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
-	case isHeartbeat(args):
-		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
-	case sharedAppend(args):
+	if sharedAppend(args) {
 		err = t.sendAppend(id, target, args, resp)
-	default:
+	} else {
 		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
 	}
+	if err != nil {
+		t.quiet.forget(id)
+	} else {
+		t.quiet.sent(id, args, resp, time.Now())
+	}
+	return t.observe(id, args, resp, err)
+}
+
+// observe records a follower's answer for the replica's progress report.
+func (t *heartbeatTransport) observe(id raft.ServerID, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, err error) error {
 	if err == nil && resp.Term == args.Term {
 		t.progress.observe(id, resp.LastLog, time.Now())
 	}
@@ -221,8 +250,8 @@ type heartbeatCall struct {
 	done  chan error
 }
 
-func newHeartbeatSender(clients, appends *nodeClients) *heartbeatSender {
-	return &heartbeatSender{clients: clients, appends: appends, window: heartbeatWindow, queues: map[string]*heartbeatQueue{}}
+func newHeartbeatSender(clients, appends *nodeClients, window time.Duration) *heartbeatSender {
+	return &heartbeatSender{clients: clients, appends: appends, window: window, queues: map[string]*heartbeatQueue{}}
 }
 
 // send queues one heartbeat for the node at addr and waits for its answer.

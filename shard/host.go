@@ -108,7 +108,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		cfg.Logger.Info("raft port uses mutual TLS")
 	}
 	h.peers = newNodeClients(h.mux)
-	h.beats = newHeartbeatSender(h.peers, newNodeClients(h.mux))
+	h.beats = newHeartbeatSender(h.peers, newNodeClients(h.mux), heartbeatWindow(cfg.Timing))
 	h.nodeRPC, err = h.mux.Listen(nodeServiceID)
 	if err != nil {
 		if shared != nil {
