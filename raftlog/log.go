@@ -12,11 +12,12 @@
 // (nobody was told it succeeded) and is truncated away. A damaged record
 // anywhere else is corruption and Open fails.
 //
-// Segments are preallocated to their full size where the file system can
-// and the volume has room to spare,
-// so that an fdatasync flushes data without a new file size; the zeros
-// after the newest segment's records are unwritten space, and a full
-// segment is cut to its records before the next one starts.
+// Where the volume has room to spare, a segment starts at its full size,
+// so that an fdatasync flushes data without a new file size: written full
+// of zeros ahead of time by a background goroutine (spare.go), or else
+// preallocated. The zeros after the newest segment's records are space not
+// yet used, and a full segment is cut to its records before the next one
+// starts.
 //
 // Space: each shard keeps an in-memory index from entry index to record
 // location. A segment file is deleted once no shard has a live entry in it
@@ -77,9 +78,11 @@ type Log struct {
 	stopped   chan struct{} // closed when the writer has exited
 	closeOnce sync.Once
 
+	spare *spareSegment // the next segment's file, written ahead (spare.go)
+
 	buf   []byte     // the writer's encode buffer
 	batch []*request // the writer's current batch
-	stats struct{ batches, requests, bytes, writeNanos atomic.Uint64 }
+	stats struct{ batches, requests, bytes, writeNanos, spares atomic.Uint64 }
 }
 
 // request is one write waiting for the writer.
@@ -133,6 +136,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		lock.Close()
 		return nil, err
 	}
+	l.spare = newSpareSegment(dir, opts.SegmentSize)
 	go l.run()
 	return l, nil
 }
@@ -276,6 +280,9 @@ type Stats struct {
 	Requests  uint64        // write requests they carried
 	Bytes     uint64        // bytes written
 	WriteTime time.Duration // time spent in write and fdatasync
+	// SpareSegments counts the segments that started from a spare written
+	// full of zeros ahead of time (spare.go), not from a preallocated file.
+	SpareSegments uint64
 }
 
 // Stats reports the log's counters.
@@ -283,6 +290,7 @@ func (l *Log) Stats() Stats {
 	return Stats{
 		Batches: l.stats.batches.Load(), Requests: l.stats.requests.Load(),
 		Bytes: l.stats.bytes.Load(), WriteTime: time.Duration(l.stats.writeNanos.Load()),
+		SpareSegments: l.stats.spares.Load(),
 	}
 }
 
@@ -299,6 +307,7 @@ func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.quit)
 		<-l.stopped
+		l.spare.close()
 		l.closeSegments()
 		l.lock.Close()
 	})

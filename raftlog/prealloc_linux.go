@@ -12,11 +12,17 @@ import (
 // (ext4 keeps a failed fallocate's partial allocation). Without it the file
 // grows as it is written.
 func preallocate(f *os.File, size int64) {
-	var st syscall.Statfs_t
-	if err := syscall.Fstatfs(int(f.Fd()), &st); err != nil || int64(st.Bavail)*st.Bsize < 4*size {
+	if !roomFor(f, size) {
 		return
 	}
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		_ = f.Truncate(0)
 	}
+}
+
+// roomFor reports whether f's volume has several times size free: space
+// the log may take ahead of need without crowding the node's snapshots.
+func roomFor(f *os.File, size int64) bool {
+	var st syscall.Statfs_t
+	return syscall.Fstatfs(int(f.Fd()), &st) == nil && int64(st.Bavail)*st.Bsize >= 4*size
 }

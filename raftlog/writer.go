@@ -3,6 +3,7 @@ package raftlog
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -92,7 +93,7 @@ func (l *Log) commit(batch []*request) error {
 		if err := seg.cut(); err != nil {
 			return fmt.Errorf("raftlog: close a full segment: %w", err)
 		}
-		next, err := openSegment(l.dir, seg.seq+1, true, l.opts.SegmentSize)
+		next, err := l.newSegment(seg.seq + 1)
 		if err != nil {
 			return fmt.Errorf("raftlog: start a new segment: %w", err)
 		}
@@ -118,10 +119,37 @@ func (l *Log) commit(batch []*request) error {
 	}
 	seg.size += int64(len(buf))
 	l.mu.Unlock()
+	if seg.size > l.opts.SegmentSize/2 {
+		// Half full: time to write the next segment's spare. Not sooner,
+		// so that a log that never fills one (a short-lived node, a test)
+		// writes no spare.
+		l.spare.prepare()
+	}
 	l.stats.batches.Add(1)
 	l.stats.requests.Add(uint64(len(batch)))
 	l.stats.bytes.Add(uint64(len(buf)))
 	return nil
+}
+
+// newSegment starts segment seq from the spare if one is ready, else as a
+// new (preallocated) file.
+func (l *Log) newSegment(seq uint64) (*segment, error) {
+	if l.spare.take(filepath.Join(l.dir, segmentName(seq))) {
+		seg, err := openSegment(l.dir, seq, false, 0)
+		if err == nil {
+			if err = syncDir(l.dir); err != nil {
+				seg.f.Close()
+			}
+		}
+		if err == nil {
+			l.stats.spares.Add(1)
+			return seg, nil
+		}
+		// The renamed spare is no segment yet: nothing was written to it.
+		_ = os.Remove(filepath.Join(l.dir, segmentName(seq)))
+		return nil, err
+	}
+	return openSegment(l.dir, seq, true, l.opts.SegmentSize)
 }
 
 // writeFault, when set (by tests), fails the writes to the segments it

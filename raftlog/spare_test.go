@@ -1,0 +1,129 @@
+package raftlog
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestNewSegmentsStartFromASpareWrittenAhead: while a segment fills, the
+// next one is written full of zeros in the background, and the log moves
+// into it when the current one is full; every entry reads back, before and
+// after a restart, and a spare left unfinished by a crash is deleted on
+// open.
+func TestNewSegmentsStartFromASpareWrittenAhead(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 64 << 10}
+	l := openLog(t, dir, opts)
+	s := l.Shard(1)
+	spare := filepath.Join(dir, spareName)
+	waitForSpare := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			l.spare.mu.Lock()
+			ready := l.spare.ready
+			l.spare.mu.Unlock()
+			if ready {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no spare segment was prepared")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		fi, err := os.Stat(spare)
+		if err != nil || fi.Size() != opts.SegmentSize {
+			t.Fatalf("spare: %v, %v; want %d bytes", fi, err, opts.SegmentSize)
+		}
+	}
+	data := func(i uint64) []byte { return bytes.Repeat([]byte{byte(i)}, 4<<10) }
+	next := uint64(1)
+	for rotations := 0; rotations < 3; rotations++ {
+		segs := l.segments()
+		for l.segments() == segs {
+			if l.newestSize() > opts.SegmentSize-8<<10 {
+				waitForSpare() // written since the segment passed half
+			}
+			if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: data(next)}}); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+	}
+	if got := l.Stats().SpareSegments; got != 3 {
+		t.Fatalf("%d segments started from a spare, want 3", got)
+	}
+	check := func(s *ShardLog) {
+		t.Helper()
+		for i := uint64(1); i < next; i++ {
+			var e raft.Log
+			if err := s.GetLog(i, &e); err != nil || !bytes.Equal(e.Data, data(i)) {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+		}
+	}
+	check(s)
+	l.Close()
+
+	if err := os.WriteFile(spare, []byte("half of a spare"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, opts)
+	check(l.Shard(1))
+	if seqs, _ := listSegments(dir); len(seqs) != 4 {
+		t.Fatalf("segments after restart: %v, want 4", seqs)
+	}
+	l.spare.mu.Lock()
+	early := l.spare.ready || l.spare.filling
+	l.spare.mu.Unlock()
+	if early {
+		t.Fatal("a spare is written for a segment that is not half full")
+	}
+	if _, err := os.Stat(spare); !os.IsNotExist(err) {
+		t.Fatalf("the crash's unfinished spare is still there: %v", err)
+	}
+	// Writes that fill half of the newest segment have a new spare written.
+	for l.segments() == 4 && !fileExists(spare) {
+		if err := l.Shard(1).StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: data(next)}}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(spare)
+		if err == nil && fi.Size() == opts.SegmentSize {
+			if b, _ := os.ReadFile(spare); bytes.Count(b, []byte{0}) == len(b) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leftover spare was not replaced by a zero-filled one: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// segments is how many segment files the log has.
+func (l *Log) segments() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.segs)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// newestSize is how much of the newest segment holds records.
+func (l *Log) newestSize() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.segs[len(l.segs)-1].size
+}
