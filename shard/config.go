@@ -62,7 +62,7 @@ func (t Tuning) WithDefaults() Tuning {
 
 // Timing derives the raft timers from t (with its defaults): the heartbeat
 // as chosen, a leader lease of two thirds of it and an idle commit-index
-// interval of half of it, the ratios of DefaultTiming (raft refuses a lease
+// interval equal to it, the ratios of DefaultTiming (raft refuses a lease
 // longer than the heartbeat timeout; a slower heartbeat chosen to save idle
 // CPU saves on commit-index appends too); the apply and read bounds are
 // DefaultTiming's.
@@ -71,7 +71,7 @@ func (t Tuning) Timing() Timing {
 	timing := DefaultTiming
 	timing.Heartbeat = t.Heartbeat
 	timing.LeaderLease = t.Heartbeat * 2 / 3
-	timing.Commit = t.Heartbeat / 2
+	timing.Commit = t.Heartbeat
 	return timing
 }
 
@@ -104,8 +104,11 @@ type Timing struct {
 	// followers steps down before any of them may campaign.
 	LeaderLease time.Duration
 	// Commit is raft's CommitTimeout: how often an idle leader tells
-	// followers the commit index. Lower values burn idle CPU per shard; it
-	// does not delay writes.
+	// followers the commit index (every one to two of these). Lower values
+	// burn idle CPU per shard; it does not delay writes, but a follower
+	// learns that a write committed only with the leader's next append: right
+	// away under load, up to twice this after an isolated write (a
+	// linearizable read on that follower meanwhile goes to the leader).
 	Commit time.Duration
 	// Apply bounds how long a write waits to be enqueued at the leader.
 	Apply time.Duration
@@ -118,7 +121,7 @@ type Timing struct {
 var DefaultTiming = Timing{
 	Heartbeat:   300 * time.Millisecond,
 	LeaderLease: 200 * time.Millisecond,
-	Commit:      150 * time.Millisecond,
+	Commit:      300 * time.Millisecond,
 	Apply:       2 * time.Second,
 	Read:        2 * time.Second,
 }

@@ -63,7 +63,6 @@ type heartbeatTransport struct {
 	urgent    atomic.Int32 // > 0 while the replica verifies its leadership
 	onReceive atomic.Pointer[func(raft.RPC)]
 	progress  progressTracker // followers' answers, while this replica leads
-	quiet     *quietAppends   // repeated empty appends answered in place (quietappend.go)
 
 	rpcs     chan raft.RPC // what raft consumes (appendrpc.go)
 	stop     chan struct{}
@@ -77,8 +76,8 @@ type heartbeatTransport struct {
 	closed     bool
 }
 
-func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender, lease time.Duration) *heartbeatTransport {
-	t := &heartbeatTransport{NetworkTransport: nt, shard: shard, addressOf: addressOf, sender: sender, quiet: newQuietAppends(lease),
+func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender) *heartbeatTransport {
+	t := &heartbeatTransport{NetworkTransport: nt, shard: shard, addressOf: addressOf, sender: sender,
 		rpcs: make(chan raft.RPC), stop: make(chan struct{})}
 	go t.relay()
 	return t
@@ -88,39 +87,17 @@ func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf ra
 // maxSharedAppendBytes over the host's connection to the peer, and the rest
 // over the group's own connection.
 func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	start := time.Now()
-	if t.sender == nil {
-		return t.observe(id, args, resp, t.NetworkTransport.AppendEntries(id, target, args, resp))
-	}
-	if isHeartbeat(args) {
-		err := t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
-		if err != nil {
-			t.quiet.forget(id)
-		} else {
-			// start, not now: the follower answered after it.
-			t.quiet.heartbeat(id, args, resp, start)
-		}
-		return t.observe(id, args, resp, err)
-	}
-	if t.urgent.Load() == 0 && t.quiet.answer(id, args, resp, start) {
-		return nil
-	}
 	var err error
-	if sharedAppend(args) {
+	switch {
+	case t.sender == nil:
+		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
+	case isHeartbeat(args):
+		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
+	case sharedAppend(args):
 		err = t.sendAppend(id, target, args, resp)
-	} else {
+	default:
 		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
 	}
-	if err != nil {
-		t.quiet.forget(id)
-	} else {
-		t.quiet.sent(id, args, resp, time.Now())
-	}
-	return t.observe(id, args, resp, err)
-}
-
-// observe records a follower's answer for the replica's progress report.
-func (t *heartbeatTransport) observe(id raft.ServerID, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, err error) error {
 	if err == nil && resp.Term == args.Term {
 		t.progress.observe(id, resp.LastLog, time.Now())
 	}

@@ -146,7 +146,7 @@ func Open(cfg Config) (*Shard, error) {
 		Logger:                hl.Named("transport"),
 		ServerAddressProvider: cfg.AddressOf,
 	})
-	transport := newHeartbeatTransport(nt, cfg.ShardID, cfg.AddressOf, cfg.heartbeats, cfg.Timing.LeaderLease)
+	transport := newHeartbeatTransport(nt, cfg.ShardID, cfg.AddressOf, cfg.heartbeats)
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
 		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, snapshots: snaps,
