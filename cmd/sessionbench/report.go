@@ -11,13 +11,15 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/sessiond/sessiond/client"
 )
 
 // okEmpty reports a read of a session nobody has written yet: sessions are
 // created by their first append or put, so early in a run this is the normal
 // answer, not an error. Other 404 codes (a wrong base path: not_found) are.
 func (o outcome) okEmpty(op opKind) bool {
-	return op.isRead() && o.status == 404 && o.code == "session_not_found"
+	return op.isRead() && o.status == 404 && client.Code(o.code) == client.CodeSessionNotFound
 }
 
 // ok reports a successful request: a 2xx, or an ok-empty read.
@@ -33,8 +35,9 @@ func (o outcome) leaderGone() bool {
 	case o.transport != "", o.status == http.StatusTemporaryRedirect:
 		return true
 	case o.status >= 500:
-		switch o.code {
-		case "no_leader", "not_ready", "shutting_down", "shard_unavailable", "timeout", "outcome_unknown":
+		switch client.Code(o.code) {
+		case client.CodeNoLeader, client.CodeNotReady, client.CodeShuttingDown,
+			client.CodeShardUnavailable, client.CodeTimeout, client.CodeOutcomeUnknown:
 			return true
 		}
 	}
