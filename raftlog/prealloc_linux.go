@@ -26,3 +26,9 @@ func roomFor(f *os.File, size int64) bool {
 	var st syscall.Statfs_t
 	return syscall.Fstatfs(int(f.Fd()), &st) == nil && int64(st.Bavail)*st.Bsize >= 4*size
 }
+
+// roomIn is roomFor for the volume of dir.
+func roomIn(dir string, size int64) bool {
+	var st syscall.Statfs_t
+	return syscall.Statfs(dir, &st) == nil && int64(st.Bavail)*st.Bsize >= 4*size
+}

@@ -20,40 +20,63 @@ import (
 // goroutine fills the spare, a MiB at a time with a flush after each, so
 // that the log's own flushes never queue behind a large one. The first
 // segment of a new log is preallocated; later ones start from the spare
-// when it is ready in time.
+// when it is ready in time. The spare is made only where the volume has
+// several times its size free (checked once per segment), and a write of
+// the log that fails deletes a finished spare, so that it never holds space
+// the log itself needs.
 
-// spareName is the spare segment's file name; it is not a segment name, so
-// replay never reads it, and Open deletes one left by a crash.
-const spareName = "next.spare"
+// spareName is a finished spare: written in full and flushed under
+// spareTemp, then renamed, so a spare that survives a restart is whole and
+// is kept. Neither is a segment name, so replay never reads them; Open
+// deletes an unfinished one.
+const (
+	spareName = "next.spare"
+	spareTemp = "next.spare.tmp"
+)
 
 // spareChunk is how much of the spare is written, and flushed, at a time.
 const spareChunk = 1 << 20
 
-// spareSegment prepares the file of the next segment. prepare and take are
-// called by the log's writer goroutine only; close by Close once the writer
-// has exited.
+// spareSegment prepares the file of the next segment. prepare, take and
+// discard are called by the log's writer goroutine only; close by Close
+// once the writer has exited.
 type spareSegment struct {
-	path string
+	dir  string
 	size int64
 
 	mu      sync.Mutex
 	filling bool // a goroutine is writing the spare
 	ready   bool // the spare is complete and flushed
+	tried   bool // prepare ran for the current segment: one attempt each
 	stop    chan struct{}
 	done    sync.WaitGroup
 }
 
 func newSpareSegment(dir string, size int64) *spareSegment {
-	s := &spareSegment{path: filepath.Join(dir, spareName), size: size, stop: make(chan struct{})}
-	_ = os.Remove(s.path) // an unfinished one from before a crash
+	s := &spareSegment{dir: dir, size: size, stop: make(chan struct{})}
+	_ = os.Remove(s.temp()) // unfinished, from before a crash
+	if fi, err := os.Stat(s.path()); err == nil && fi.Size() == size {
+		s.ready = true // finished before a restart
+	} else {
+		_ = os.Remove(s.path())
+	}
 	return s
 }
 
-// prepare starts filling a spare unless one is ready or being filled.
+func (s *spareSegment) path() string { return filepath.Join(s.dir, spareName) }
+func (s *spareSegment) temp() string { return filepath.Join(s.dir, spareTemp) }
+
+// prepare starts filling a spare unless one is ready or being filled, or
+// this segment's attempt was made already: a volume without room to spare
+// (or a failing one) costs one check per segment, not one per commit.
 func (s *spareSegment) prepare() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.filling || s.ready {
+	if s.filling || s.ready || s.tried {
+		return
+	}
+	s.tried = true
+	if !roomIn(s.dir, s.size) {
 		return
 	}
 	s.filling = true
@@ -62,19 +85,35 @@ func (s *spareSegment) prepare() {
 }
 
 // take renames the spare to path and reports true, if one is ready; the
-// caller makes the rename durable (syncDir) before it writes to path.
+// caller makes the rename durable (syncDir) before it writes to path. It
+// starts a new segment's attempt either way.
 func (s *spareSegment) take(path string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tried = false
 	if !s.ready {
 		return false
 	}
 	s.ready = false
-	if err := os.Rename(s.path, path); err != nil {
-		_ = os.Remove(s.path)
+	if _, err := os.Lstat(path); err == nil {
+		return false // never replace a segment; the spare stays for later
+	}
+	if err := os.Rename(s.path(), path); err != nil {
+		_ = os.Remove(s.path())
 		return false
 	}
 	return true
+}
+
+// discard gives a finished spare's space back: a write of the log failed,
+// perhaps for want of room, which the spare must not keep from it.
+func (s *spareSegment) discard() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		s.ready = false
+		_ = os.Remove(s.path())
+	}
 }
 
 // close stops a fill in progress and waits for it.
@@ -85,26 +124,27 @@ func (s *spareSegment) close() {
 
 func (s *spareSegment) fill() {
 	defer s.done.Done()
-	err := s.write()
+	err := s.write(s.temp())
+	if err == nil {
+		err = os.Rename(s.temp(), s.path())
+	}
+	if err != nil {
+		_ = os.Remove(s.temp())
+	}
 	s.mu.Lock()
 	s.filling, s.ready = false, err == nil
 	s.mu.Unlock()
-	if err != nil {
-		_ = os.Remove(s.path)
-	}
 }
 
 var errSpareStopped = errors.New("raftlog: spare segment not finished")
 
-func (s *spareSegment) write() error {
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+// write fills path with s.size zeros, flushing each chunk.
+func (s *spareSegment) write(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if !roomFor(f, s.size) {
-		return errors.New("raftlog: no room to spare for the next segment")
-	}
 	zeros := make([]byte, spareChunk)
 	for off := int64(0); off < s.size; off += spareChunk {
 		select {

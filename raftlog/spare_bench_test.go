@@ -23,8 +23,8 @@ func BenchmarkSyncIntoPreallocatedSegment(b *testing.B) {
 
 func BenchmarkSyncIntoZeroFilledSegment(b *testing.B) {
 	benchSyncInto(b, func(f *os.File, size int64) {
-		s := &spareSegment{path: f.Name(), size: size, stop: make(chan struct{})}
-		if err := s.write(); err != nil {
+		s := &spareSegment{size: size, stop: make(chan struct{})}
+		if err := s.write(f.Name()); err != nil {
 			b.Fatal(err)
 		}
 	})

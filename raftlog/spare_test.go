@@ -1,9 +1,12 @@
+//go:build linux
+
 package raftlog
 
 import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,10 +73,17 @@ func TestNewSegmentsStartFromASpareWrittenAhead(t *testing.T) {
 	check(s)
 	l.Close()
 
-	if err := os.WriteFile(spare, []byte("half of a spare"), 0o600); err != nil {
-		t.Fatal(err)
+	// A crash left a spare unfinished, and one that claims to be finished
+	// but is short.
+	for _, name := range []string{spareTemp, spareName} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("half of a spare"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l = openLog(t, dir, opts)
+	if fileExists(filepath.Join(dir, spareTemp)) {
+		t.Fatal("an unfinished spare survived the restart")
+	}
 	check(l.Shard(1))
 	if seqs, _ := listSegments(dir); len(seqs) != 4 {
 		t.Fatalf("segments after restart: %v, want 4", seqs)
@@ -85,7 +95,7 @@ func TestNewSegmentsStartFromASpareWrittenAhead(t *testing.T) {
 		t.Fatal("a spare is written for a segment that is not half full")
 	}
 	if _, err := os.Stat(spare); !os.IsNotExist(err) {
-		t.Fatalf("the crash's unfinished spare is still there: %v", err)
+		t.Fatalf("the short spare is still there: %v", err)
 	}
 	// Writes that fill half of the newest segment have a new spare written.
 	for l.segments() == 4 && !fileExists(spare) {
@@ -126,4 +136,65 @@ func (l *Log) newestSize() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.segs[len(l.segs)-1].size
+}
+
+// TestAFinishedSpareSurvivesARestart: a spare written in full before a
+// restart is kept and used, not written again.
+func TestAFinishedSpareSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 64 << 10}
+	l := openLog(t, dir, opts)
+	s := l.Shard(1)
+	next := uint64(1)
+	store := func() {
+		t.Helper()
+		if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: bytes.Repeat([]byte{1}, 4<<10)}}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	for !fileExists(filepath.Join(dir, spareName)) {
+		store()
+		time.Sleep(time.Millisecond)
+	}
+	l.Close()
+
+	l = openLog(t, dir, opts)
+	l.spare.mu.Lock()
+	kept := l.spare.ready && !l.spare.filling
+	l.spare.mu.Unlock()
+	if !kept {
+		t.Fatal("the finished spare was not kept across the restart")
+	}
+	s = l.Shard(1)
+	for l.segments() == 1 {
+		store()
+	}
+	if got := l.Stats().SpareSegments; got != 1 {
+		t.Fatalf("%d segments started from a spare after the restart, want 1", got)
+	}
+}
+
+// TestAFailedWriteGivesTheSpareBack: when a write of the log fails (a full
+// disk), a finished spare is deleted so its space goes to the log.
+func TestAFailedWriteGivesTheSpareBack(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{SegmentSize: 64 << 10})
+	s := l.Shard(1)
+	next := uint64(1)
+	for !fileExists(filepath.Join(dir, spareName)) {
+		if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: bytes.Repeat([]byte{1}, 4<<10)}}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+		time.Sleep(time.Millisecond)
+	}
+	writeFault = func(uint64) error { return syscall.ENOSPC }
+	defer func() { writeFault = nil }()
+	if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: []byte("x")}}); err == nil {
+		t.Fatal("a write failed by the disk succeeded")
+	}
+	if fileExists(filepath.Join(dir, spareName)) {
+		t.Fatal("the spare kept its space while the log could not write")
+	}
 }

@@ -37,6 +37,7 @@ func (l *Log) run() {
 		err := l.commit(batch)
 		if err != nil {
 			l.compactAnyway(batch)
+			l.spare.discard()
 		}
 		for i, r := range batch {
 			if err != nil && r.kind == kindDeleteRange && r.prefix {
