@@ -145,8 +145,12 @@ func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
 	c := makeClusterWith(t, 3, 1, func(cfg *shard.HostConfig) {
 		wires.route(cfg)
 		// A lease long enough that the cut-off leader still leads, and
-		// appends the removal, however slow this machine is.
-		cfg.Timing.Heartbeat, cfg.Timing.LeaderLease = 3*time.Second, 2*time.Second
+		// appends the removal, however slow this machine is. The lease
+		// runs from the followers' last answers, which may be up to 0.45
+		// of the heartbeat old when they are cut off (heartbeats wait for
+		// the other groups' a quarter of it), so it is the longest raft
+		// allows: the heartbeat itself.
+		cfg.Timing.Heartbeat, cfg.Timing.LeaderLease = 3*time.Second, 3*time.Second
 	}, 0)
 	lead := c.leader(0)
 	followers := c.followers(0, lead)
