@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -12,7 +13,7 @@ import (
 // (ext4 keeps a failed fallocate's partial allocation). Without it the file
 // grows as it is written.
 func preallocate(f *os.File, size int64) {
-	if !roomFor(f, size) {
+	if !roomIn(filepath.Dir(f.Name()), size) {
 		return
 	}
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
@@ -20,14 +21,8 @@ func preallocate(f *os.File, size int64) {
 	}
 }
 
-// roomFor reports whether f's volume has several times size free: space
+// roomIn reports whether dir's volume has several times size free: space
 // the log may take ahead of need without crowding the node's snapshots.
-func roomFor(f *os.File, size int64) bool {
-	var st syscall.Statfs_t
-	return syscall.Fstatfs(int(f.Fd()), &st) == nil && int64(st.Bavail)*st.Bsize >= 4*size
-}
-
-// roomIn is roomFor for the volume of dir.
 func roomIn(dir string, size int64) bool {
 	var st syscall.Statfs_t
 	return syscall.Statfs(dir, &st) == nil && int64(st.Bavail)*st.Bsize >= 4*size

@@ -30,8 +30,8 @@ import (
 // node: a quarter of the heartbeat timeout (75ms by default). Raft's
 // heartbeat goroutine sends one per follower every 1/10 to 2/10 of the
 // heartbeat timeout and waits for its answer, so the window, not raft's
-// timer, sets the pace: each group's heartbeat reaches a follower every
-// 0.25 to 0.45 of the timeout, well inside the follower's election timeout
+// timer, sets the pace: each group's heartbeats reach a follower at most
+// 0.45 of the timeout apart (window plus raft's timer), well inside the follower's election timeout
 // (1 to 2 of them) and the leader lease (2/3 of one, Tuning.Timing). A
 // shorter window costs idle CPU: every batch is a node RPC and a wakeup of
 // each group's heartbeat goroutine, and with 16 shards a 20ms window made
