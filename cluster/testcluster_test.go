@@ -116,7 +116,8 @@ func (n *testNode) start() {
 		RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 		GossipBind: fmt.Sprintf("127.0.0.1:%d", n.gossipPort), Join: n.join,
 		BootstrapExpect: n.expect, ShardCount: n.shards, Replicas: n.replicas,
-		Logger: logger, TuneGossip: fastGossip,
+		ShardTuning: cluster.ShardTuning{Heartbeat: 300 * time.Millisecond}, // quick elections
+		Logger:      logger, TuneGossip: fastGossip,
 		ReconcileInterval: 200 * time.Millisecond, BackstopInterval: time.Second,
 	}
 	if n.tune != nil {

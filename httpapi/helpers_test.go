@@ -120,7 +120,7 @@ func openNode(tb testing.TB, dir string) *node {
 		BootstrapExpect: 1,
 		ShardCount:      testShardCount,
 		Replicas:        1,
-		ShardTuning:     shard.DefaultTuning,
+		ShardTuning:     testTuning(),
 		Logger:          logger,
 	})
 	if err != nil {
@@ -469,4 +469,13 @@ func jsonEqual(tb testing.TB, got, want string) bool {
 	gb, _ := json.Marshal(g)
 	wb, _ := json.Marshal(w)
 	return bytes.Equal(gb, wb)
+}
+
+// testTuning is the default tuning with a 300ms heartbeat: a new single
+// node elects its shards' leaders within one to two heartbeats, and the
+// suite starts many.
+func testTuning() shard.Tuning {
+	tu := shard.DefaultTuning
+	tu.Heartbeat = 300 * time.Millisecond
+	return tu
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/sessiond/sessiond/cluster"
 	"github.com/sessiond/sessiond/fsm"
 	"github.com/sessiond/sessiond/httpapi"
-	"github.com/sessiond/sessiond/shard"
 )
 
 // startNodeWithShards is openNode with another shard count, on a fresh
@@ -35,7 +34,7 @@ func startNodeWithShards(tb testing.TB, shards int) *node {
 		NodeID: testNodeID, DataDir: tb.TempDir(), RaftListener: ln, RaftAdvertise: ln.Addr().String(),
 		HTTPAdvertise: httpLn.Addr().String(), GossipBind: "127.0.0.1:0", BootstrapExpect: 1,
 		ShardCount: shards, Replicas: 1, Logger: logger,
-		ShardTuning: shard.DefaultTuning,
+		ShardTuning: testTuning(),
 	})
 	if err != nil {
 		ln.Close()

@@ -13,7 +13,7 @@
 #                     few fields
 #
 #   scripts/bench-compare.sh
-#   BENCH_SECONDS=60 SESSIOND_FLAGS="--raft-heartbeat 500ms" scripts/bench-compare.sh
+#   BENCH_SECONDS=60 SESSIOND_FLAGS="--raft-heartbeat 300ms" scripts/bench-compare.sh
 #
 # Environment:
 #   BENCH_SECONDS       measured seconds of each sessiond workload (20)

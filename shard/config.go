@@ -89,9 +89,9 @@ func (t Tuning) Snapshots() Snapshots {
 	return s
 }
 
-// Timing holds the raft timers of every shard. The defaults aim at
-// shard failover well under a second on a LAN, and an idle cost that stays
-// low with many groups per node.
+// Timing holds the raft timers of every shard. The defaults aim at an idle
+// cost that stays low with many groups per node, and shard failover within
+// about two seconds on a LAN.
 type Timing struct {
 	// Heartbeat is raft's HeartbeatTimeout and ElectionTimeout: a follower
 	// that hears nothing for between one and two of these campaigns.
@@ -116,12 +116,17 @@ type Timing struct {
 	Read time.Duration
 }
 
-// DefaultTiming is the timing for a LAN cluster. Under CPU-starved container
-// hosts raise Heartbeat to 500ms.
+// DefaultTiming is the timing for a LAN cluster: hashicorp/raft's own
+// default heartbeat timeout, about etcd's election timeout. Every raft
+// group pays timers and messages at a rate set by Heartbeat whether or not
+// it is written, so it sets most of an idle node's CPU (about 2.5 times as
+// much at 300ms); the price of the longer one is a shard whose leader
+// crashed waiting 1-2 s for a new one. Planned moves and drains transfer
+// leadership and do not wait. BENCHMARKS.md, "Idle cost", has both figures.
 var DefaultTiming = Timing{
-	Heartbeat:   300 * time.Millisecond,
-	LeaderLease: 200 * time.Millisecond,
-	Commit:      300 * time.Millisecond,
+	Heartbeat:   time.Second,
+	LeaderLease: 2 * time.Second / 3,
+	Commit:      time.Second,
 	Apply:       2 * time.Second,
 	Read:        2 * time.Second,
 }

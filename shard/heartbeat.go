@@ -27,7 +27,7 @@ import (
 // peer.
 
 // heartbeatWindow is how long a heartbeat may wait for others to the same
-// node: a quarter of the heartbeat timeout (75ms by default). Raft's
+// node: a quarter of the heartbeat timeout (250ms by default). Raft's
 // heartbeat goroutine sends one per follower every 1/10 to 2/10 of the
 // heartbeat timeout and waits for its answer, so the window, not raft's
 // timer, sets the pace: each group's heartbeats reach a follower at most

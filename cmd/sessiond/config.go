@@ -97,7 +97,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.Shards, "shards", 16, "number of shards, fixed when the cluster is bootstrapped (1-1024)")
 	fs.IntVar(&c.Replicas, "replicas", 3, "replicas per shard, capped by the number of nodes")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 0, "remove sessions not written for this long (0 keeps them forever)")
-	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", 300*time.Millisecond, "raft heartbeat and election timeout")
+	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", time.Second, "raft heartbeat and election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between shard snapshots")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", time.Minute, "how often each shard checks --snapshot-threshold (raft adds up to as much again in jitter)")
 	fs.StringVar(&c.LogStore, "log-store", "", `raft log store: "shared" (one write-ahead log for all shards of the node) or "per-shard" (a raft-boltdb file per shard); default: what the data directory already holds, "shared" for a new one`)

@@ -39,7 +39,7 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 	c := mustParse(t)
 	want := &config{NodeID: host, DataDir: "./data", HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:7000",
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
-		RaftHeartbeat: 300 * time.Millisecond, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
+		RaftHeartbeat: time.Second, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
 		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 256, H2C: true, LogLevel: "info", LogFormat: "text",
 		MaxDataBytes: 2 << 30, MaxConns: 8192, MaxConnsPerIP: 512, SessionWriteRate: 100, SessionWriteBurst: 200, MaxStreams: 10000}
 	if !reflect.DeepEqual(c, want) {

@@ -132,7 +132,7 @@ func (n *memNode) start(expect int) error {
 		GossipBind: fmt.Sprintf("127.0.0.1:%d", n.gossipPort), Join: n.join,
 		BootstrapExpect: expect, ShardCount: 4, Replicas: 3,
 		// A restarted node catches up from a snapshot (320 trailing entries).
-		ShardTuning: cluster.ShardTuning{SnapshotThreshold: 256},
+		ShardTuning: cluster.ShardTuning{SnapshotThreshold: 256, Heartbeat: 300 * time.Millisecond},
 		Logger:      logger,
 		TuneGossip: func(c *memberlist.Config) {
 			c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond

@@ -161,7 +161,8 @@ func start(id, dir, gossipAddr string, join []string, o Options) (*Node, error) 
 		RaftAdvertise: raftLn.Addr().String(), HTTPAdvertise: httpLn.Addr().String(),
 		GossipBind: gossipAddr, Join: join,
 		BootstrapExpect: o.Nodes, ShardCount: o.Shards, Replicas: o.Replicas,
-		Logger: logger,
+		ShardTuning: cluster.ShardTuning{Heartbeat: 300 * time.Millisecond}, // quick elections
+		Logger:      logger,
 		TuneGossip: func(c *memberlist.Config) {
 			c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
 			c.GossipInterval, c.SuspicionMult = 50*time.Millisecond, 2
