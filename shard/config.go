@@ -91,7 +91,7 @@ func (t Tuning) Snapshots() Snapshots {
 
 // Timing holds the raft timers of every shard. The defaults aim at an idle
 // cost that stays low with many groups per node, and shard failover within
-// about two seconds on a LAN.
+// a few seconds on a LAN when a leader stops answering.
 type Timing struct {
 	// Heartbeat is raft's HeartbeatTimeout and ElectionTimeout: a follower
 	// that hears nothing for between one and two of these campaigns.
@@ -120,9 +120,11 @@ type Timing struct {
 // default heartbeat timeout, about etcd's election timeout. Every raft
 // group pays timers and messages at a rate set by Heartbeat whether or not
 // it is written, so it sets most of an idle node's CPU (about 2.5 times as
-// much at 300ms); the price of the longer one is a shard whose leader
-// crashed waiting 1-2 s for a new one. Planned moves and drains transfer
-// leadership and do not wait. BENCHMARKS.md, "Idle cost", has both figures.
+// much at 300ms); the price of the longer one is a shard whose leader is
+// frozen or cut off waiting 1-3 s for a new one. A leader whose process
+// died is replaced at once (failover.go), and planned moves and drains
+// transfer leadership: neither waits. BENCHMARKS.md, "Idle cost", has the
+// figures.
 var DefaultTiming = Timing{
 	Heartbeat:   time.Second,
 	LeaderLease: 2 * time.Second / 3,

@@ -58,3 +58,7 @@ func ReadIndexAsks(s *Shard) uint64 { return s.readIndexAsks.Load() }
 // NodeRPCCodec is the server end of the node RPC codec over conn, for
 // tests that serve node RPCs with a net/rpc server of their own.
 func NodeRPCCodec(conn io.ReadWriteCloser) rpc.ServerCodec { return newWireCodec(conn) }
+
+// PeerClosed tells h that a peer closed a node connection, as a read on
+// one that the other end closed does.
+func PeerClosed(h *Host) { h.peerClosed() }

@@ -24,11 +24,13 @@ import (
 // otherwise.
 const testClusterID uint64 = 0x5e55_10d0_0000_0001
 
-// testTiming is the production timing with generous apply and read bounds:
+// testTiming is the production timing with a 300ms heartbeat, so that
+// elections in tests take a fraction of a second, and generous apply and
+// read bounds:
 // the tests run under -race on small, shared machines, where a tight bound
 // turns scheduling noise into failures.
 var testTiming = func() shard.Timing {
-	t := shard.DefaultTiming
+	t := shard.Tuning{Heartbeat: 300 * time.Millisecond}.Timing()
 	t.Apply = 10 * time.Second
 	t.Read = 10 * time.Second
 	return t

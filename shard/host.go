@@ -65,6 +65,8 @@ type Host struct {
 
 	serveDone   chan struct{}
 	monitorStop chan struct{}
+	probe       leaderProbe    // see failover.go
+	probes      sync.WaitGroup // probe goroutines, waited for by Close
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -95,20 +97,23 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	}
 	cfg.Logger.Info("raft log store", "kind", kind)
 	h := &Host{
-		cfg:       cfg,
-		mux:       NewMux(cfg.Listener, adv, cfg.ClusterID, cfg.Logger),
-		advertise: raft.ServerAddress(cfg.Advertise),
-		logStore:  kind,
-		sharedLog: shared,
-		shards:    map[uint32]*Shard{},
-		serveDone: make(chan struct{}),
+		cfg:         cfg,
+		mux:         NewMux(cfg.Listener, adv, cfg.ClusterID, cfg.Logger),
+		advertise:   raft.ServerAddress(cfg.Advertise),
+		logStore:    kind,
+		sharedLog:   shared,
+		shards:      map[uint32]*Shard{},
+		serveDone:   make(chan struct{}),
+		monitorStop: make(chan struct{}),
 	}
 	if cfg.TLS != nil {
 		h.mux.UseTLS(cfg.TLS.Server, cfg.TLS.Client)
 		cfg.Logger.Info("raft port uses mutual TLS")
 	}
 	h.peers = newNodeClients(h.mux)
-	h.beats = newHeartbeatSender(h.peers, newNodeClients(h.mux), heartbeatWindow(cfg.Timing))
+	appends := newNodeClients(h.mux)
+	h.peers.onPeerClose, appends.onPeerClose = h.peerClosed, h.peerClosed
+	h.beats = newHeartbeatSender(h.peers, appends, heartbeatWindow(cfg.Timing))
 	h.nodeRPC, err = h.mux.Listen(nodeServiceID)
 	if err != nil {
 		if shared != nil {
@@ -120,8 +125,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if err := srv.RegisterName("Node", &nodeService{h: h}); err != nil {
 		return nil, err
 	}
-	go serveNodeRPC(h.nodeRPC, srv, cfg.Logger)
-	h.monitorStop = make(chan struct{})
+	go serveNodeRPC(h.nodeRPC, srv, h.peerClosed, cfg.Logger)
 	go h.monitorFollowers(h.monitorStop, cfg.Logger)
 	go func() {
 		defer close(h.serveDone)
@@ -251,7 +255,10 @@ func (h *Host) Close() error {
 }
 
 func (h *Host) close() error {
+	h.probe.mu.Lock() // no probe starts once monitorStop is closed (peerClosed)
 	close(h.monitorStop)
+	h.probe.mu.Unlock()
+	h.probes.Wait()
 	h.mu.Lock()
 	shards := h.shards
 	h.shards = map[uint32]*Shard{}

@@ -142,8 +142,13 @@ func (m *Mux) handoff(conn net.Conn) {
 	// hold a goroutine and a socket for longer by being slow at both.
 	_ = conn.SetDeadline(time.Now().Add(m.timeout))
 	if m.tlsServer != nil {
-		tc := tls.Server(conn, m.tlsServer)
+		counted := &countingConn{Conn: conn}
+		tc := tls.Server(counted, m.tlsServer)
 		if err := tc.Handshake(); err != nil {
+			if errors.Is(err, io.EOF) && counted.read == 0 {
+				conn.Close() // closed without a byte: a port check (see refusesConnections)
+				return
+			}
 			m.warnHandshake(conn, err)
 			m.reject(conn, "tls handshake failed", "err", err)
 			return
@@ -156,6 +161,10 @@ func (m *Mux) handoff(conn net.Conn) {
 	}
 	b := make([]byte, preambleLen)
 	if _, err := io.ReadFull(conn, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			conn.Close() // closed without a byte: a port check
+			return
+		}
 		m.reject(conn, "unreadable preamble", "err", err)
 		return
 	}
@@ -276,3 +285,17 @@ func (m *Mux) dial(addr raft.ServerAddress, shardID uint32, timeout time.Duratio
 type tlsConn struct{ *tls.Conn }
 
 func (c tlsConn) Close() error { return c.NetConn().Close() }
+
+// countingConn counts the bytes read through it, so that a connection
+// closed before sending anything (a port check) can be told from a failed
+// handshake. Only the accepting goroutine reads it during the handshake.
+type countingConn struct {
+	net.Conn
+	read int
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read += n
+	return n, err
+}

@@ -316,3 +316,27 @@ func TestStreamLayerCloseEndsAcceptAndItsConnections(t *testing.T) {
 		t.Fatalf("Accept after mux Close = %v, want net.ErrClosed", err)
 	}
 }
+
+// A connection closed before sending a byte is a port check (a node
+// probing whether a peer's process is gone, a load balancer): it is closed
+// without being counted as refused, while one that sends anything wrong
+// still is.
+func TestMuxClosesAPortCheckWithoutCountingItAsRefused(t *testing.T) {
+	tm := newTestMux(t)
+	check, err := net.Dial("tcp", tm.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check.Close()
+	short, err := net.Dial("tcp", tm.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.Write(preamble(testClusterID, 0)[:5])
+	short.Close()
+	waitRejected(t, tm.mux, 1)
+	time.Sleep(200 * time.Millisecond) // room for a late count of the port check
+	if got := tm.mux.Rejected(); got != 1 {
+		t.Fatalf("mux counted %d refused connections, want 1 (the short preamble, not the port check)", got)
+	}
+}

@@ -40,6 +40,12 @@ type nodeConn struct {
 	net.Conn
 	broken atomic.Bool
 
+	// onPeerClose, when set before the first Read, is called once, on the
+	// reading goroutine, when a read finds that the other end closed the
+	// connection (not this node). It must not block.
+	onPeerClose   func()
+	peerCloseOnce sync.Once
+
 	wake chan struct{} // a token while unsent bytes wait
 	done chan struct{} // closed by Close
 
@@ -126,6 +132,9 @@ func (c *nodeConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if err != nil {
 		c.broken.Store(true)
+		if c.onPeerClose != nil && closedByPeer(err) {
+			c.peerCloseOnce.Do(c.onPeerClose)
+		}
 	}
 	return n, err
 }

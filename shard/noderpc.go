@@ -35,7 +35,7 @@ type nodeService struct {
 // serveNodeRPC accepts node-to-node connections until the layer closes.
 // Closing the layer closes the connections it accepted, which ends their
 // ServeConn loops.
-func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
+func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, onPeerClose func(), logger *slog.Logger) {
 	for {
 		conn, err := layer.Accept()
 		if err != nil {
@@ -44,7 +44,9 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, logger *slog.Logger) {
 			}
 			return
 		}
-		go srv.ServeCodec(newWireCodec(newNodeConn(conn)))
+		nc := newNodeConn(conn)
+		nc.onPeerClose = onPeerClose
+		go srv.ServeCodec(newWireCodec(nc))
 	}
 }
 
@@ -58,6 +60,8 @@ type nodeClient struct {
 type nodeClients struct {
 	mux     *Mux
 	timeout time.Duration
+	// onPeerClose is given to every connection dialed (nodeConn.onPeerClose).
+	onPeerClose func()
 
 	mu      sync.Mutex
 	clients map[string]*nodeClient
@@ -86,6 +90,7 @@ func (c *nodeClients) get(addr string) (*nodeClient, error) {
 		return nil, err
 	}
 	conn := newNodeConn(raw)
+	conn.onPeerClose = c.onPeerClose
 	cl = &nodeClient{Client: rpc.NewClientWithCodec(newWireCodec(conn)), conn: conn}
 	c.mu.Lock()
 	defer c.mu.Unlock()

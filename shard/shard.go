@@ -108,6 +108,7 @@ type Shard struct {
 	reads         *readLoop     // rounds of leadership confirmation, while leading
 	followerReads *readLoop     // rounds of read-index requests to the leader, while following
 	readIndexAsks atomic.Uint64 // read-index requests this replica sent its leader
+	prompting     atomic.Bool   // a campaignAfterLeaderGone is waiting its turn (failover.go)
 	readIndexFrom func(ctx context.Context, leaderAddr string, shard uint32) (uint64, error)
 
 	closeOnce sync.Once
