@@ -30,7 +30,7 @@ func TestDefaultTuningDerivesTheDefaults(t *testing.T) {
 func TestTuningDerivesRaftSettings(t *testing.T) {
 	tu := shard.Tuning{Heartbeat: 500 * time.Millisecond, SnapshotThreshold: 1000, SnapshotInterval: 5 * time.Second, LogStore: shard.LogStorePerShard}
 	wantTiming := shard.DefaultTiming
-	wantTiming.Heartbeat, wantTiming.LeaderLease, wantTiming.Commit = 500*time.Millisecond, 333333333*time.Nanosecond, 500*time.Millisecond
+	wantTiming.Heartbeat, wantTiming.LeaderLease, wantTiming.Commit = 500*time.Millisecond, 333333333*time.Nanosecond, 300*time.Millisecond
 	if got := tu.Timing(); got != wantTiming {
 		t.Errorf("Timing() = %+v, want %+v", got, wantTiming)
 	}
