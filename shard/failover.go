@@ -121,21 +121,16 @@ func (h *Host) peerClosed() {
 			// before its listener: look once more.
 			select {
 			case <-time.After(reprobeAfter):
+				h.probeLeaders()
 			case <-h.monitorStop:
-				p.mu.Lock()
-				p.running = false
-				p.mu.Unlock()
-				return
 			}
-			h.probeLeaders()
 			p.mu.Lock()
-			if !p.again {
-				p.running = false
-				p.mu.Unlock()
+			again := p.again && !isClosed(h.monitorStop)
+			p.again, p.running = false, again
+			p.mu.Unlock()
+			if !again {
 				return
 			}
-			p.again = false
-			p.mu.Unlock()
 		}
 	}()
 }
