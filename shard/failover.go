@@ -194,10 +194,11 @@ func (s *Shard) campaignAfterLeaderGone(addr raft.ServerAddress, leaderID raft.S
 	if turn < 0 {
 		return // not a voter: it may not campaign
 	}
-	wait := time.Duration(turn) * campaignStagger(s.timing)
-	if quiet := leaderSilence(s.timing) - time.Since(s.raft.LastContact()); quiet > wait {
-		wait = quiet
-	}
+	// Turns start once the leader has been silent for leaderSilence, so
+	// that two turns never fall together (a split vote would leave the
+	// group to the timeout).
+	wait := max(leaderSilence(s.timing)-time.Since(s.raft.LastContact()), 0) +
+		time.Duration(turn)*campaignStagger(s.timing)
 	if wait > 0 {
 		select {
 		case <-time.After(wait):
