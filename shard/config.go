@@ -61,27 +61,17 @@ func (t Tuning) WithDefaults() Tuning {
 }
 
 // Timing derives the raft timers from t (with its defaults): the heartbeat
-// as chosen, a leader lease of two thirds of it (raft refuses a lease
-// longer than the heartbeat timeout) and an idle commit-index interval
-// equal to it up to maxCommitInterval; the apply and read bounds are
-// DefaultTiming's.
+// as chosen, a leader lease of 0.8 of it (raft refuses a lease longer than
+// the heartbeat timeout) and a commit interval of two of it; the apply and
+// read bounds are DefaultTiming's.
 func (t Tuning) Timing() Timing {
 	t = t.WithDefaults()
 	timing := DefaultTiming
 	timing.Heartbeat = t.Heartbeat
-	timing.LeaderLease = t.Heartbeat * 2 / 3
-	timing.Commit = min(t.Heartbeat, maxCommitInterval)
+	timing.LeaderLease = t.Heartbeat * 4 / 5
+	timing.Commit = 2 * t.Heartbeat
 	return timing
 }
-
-// maxCommitInterval caps Timing.Commit whatever the heartbeat. An idle
-// leader tells its followers that a write committed only every one to two
-// commit intervals, and until then a follower's stale reads and the change
-// streams it serves do not show the write: with a 1 s interval a chat
-// message reached watchers on followers 1.6-1.8 s after it was stored, with
-// 300ms 0.4-0.6 s. A slower heartbeat saves idle CPU; this delay is not
-// worth it.
-const maxCommitInterval = 300 * time.Millisecond
 
 // Snapshots derives the snapshot policy from t (with its defaults): the
 // threshold and interval as chosen, and a quarter more trailing entries
@@ -106,18 +96,17 @@ type Timing struct {
 	Heartbeat time.Duration
 	// LeaderLease is how long a leader keeps leading without hearing from a
 	// quorum before it steps down. It is not a read lease. It must stay
-	// above the longest gap between two heartbeats to one follower (about
-	// 0.45 of Heartbeat, see heartbeatWindow) with room for scheduling
-	// delays, and below Heartbeat, so that a leader cut off from its
-	// followers steps down before any of them may campaign.
+	// above the longest gap between two heartbeats to one follower (half of
+	// Heartbeat, see heartbeatPeriod) with room for scheduling delays, and
+	// below Heartbeat, so that a leader cut off from its followers steps
+	// down before any of them may campaign.
 	LeaderLease time.Duration
-	// Commit is raft's CommitTimeout: how often an idle leader tells
-	// followers the commit index (every one to two of these). Lower values
-	// burn idle CPU per shard; it does not delay writes, but a follower
-	// learns that a write committed only with the leader's next append: right
-	// away under load, up to twice this after an isolated write (its stale
-	// reads and change streams show the write only then; a linearizable
-	// read on that follower meanwhile goes to the leader).
+	// Commit is raft's CommitTimeout: how often an idle leader sends each
+	// follower an append of its own (every one to two of these), to retry
+	// one that failed and to repeat the commit index. Lower values burn idle
+	// CPU per shard. A follower learns of a commit sooner than this: from
+	// the leader's next append under load, and otherwise from the next
+	// heartbeat, which carries the commit index (commitbeat.go).
 	Commit time.Duration
 	// Apply bounds how long a write waits to be enqueued at the leader.
 	Apply time.Duration
@@ -128,16 +117,16 @@ type Timing struct {
 // DefaultTiming is the timing for a LAN cluster: hashicorp/raft's own
 // default heartbeat timeout, about etcd's election timeout. Every raft
 // group pays timers and messages at a rate set by Heartbeat whether or not
-// it is written, so it sets most of an idle node's CPU (about 1.5 times as
-// much at 300ms with 16 shards). The price of the longer one is a shard
+// it is written, so it sets most of an idle node's CPU. The price of a
+// longer one is a shard
 // whose leader is frozen or cut off waiting 1-3 s for a new one. A leader
 // whose process died is replaced at once (failover.go), and planned moves
 // and drains transfer leadership: neither waits. BENCHMARKS.md, "Idle
 // cost", has the figures.
 var DefaultTiming = Timing{
 	Heartbeat:   time.Second,
-	LeaderLease: 2 * time.Second / 3,
-	Commit:      maxCommitInterval,
+	LeaderLease: 4 * time.Second / 5,
+	Commit:      2 * time.Second,
 	Apply:       2 * time.Second,
 	Read:        2 * time.Second,
 }

@@ -24,13 +24,13 @@ func TestDefaultTuningDerivesTheDefaults(t *testing.T) {
 	}
 }
 
-// The lease and the idle commit-index interval are half the heartbeat; a snapshot leaves a quarter more
+// The lease is 0.8 of the heartbeat and the commit interval two of it; a snapshot leaves a quarter more
 // entries than its threshold behind, 64 at least; what was not chosen
 // keeps its default.
 func TestTuningDerivesRaftSettings(t *testing.T) {
 	tu := shard.Tuning{Heartbeat: 500 * time.Millisecond, SnapshotThreshold: 1000, SnapshotInterval: 5 * time.Second, LogStore: shard.LogStorePerShard}
 	wantTiming := shard.DefaultTiming
-	wantTiming.Heartbeat, wantTiming.LeaderLease, wantTiming.Commit = 500*time.Millisecond, 333333333*time.Nanosecond, 300*time.Millisecond
+	wantTiming.Heartbeat, wantTiming.LeaderLease, wantTiming.Commit = 500*time.Millisecond, 400*time.Millisecond, time.Second
 	if got := tu.Timing(); got != wantTiming {
 		t.Errorf("Timing() = %+v, want %+v", got, wantTiming)
 	}

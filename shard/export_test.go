@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/rpc"
+	"time"
 )
 
 // SetMaxRPCsInFlight makes replicas opened from now on use n as their raft
@@ -62,3 +63,6 @@ func NodeRPCCodec(conn io.ReadWriteCloser) rpc.ServerCodec { return newWireCodec
 // PeerClosed tells h that a peer closed a node connection, as a read on
 // one that the other end closed does.
 func PeerClosed(h *Host) { h.peerClosed() }
+
+// LastContact is when replica s last heard from its leader.
+func LastContact(s *Shard) time.Time { return s.raft.LastContact() }

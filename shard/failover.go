@@ -22,8 +22,8 @@ import (
 // once and refuses new ones. So when a node RPC connection is closed by the
 // other end, the host dials the raft address of every node its followers
 // follow. Where the dial is refused and the follower has not heard from
-// its leader for half a heartbeat timeout (a live leader is heard from at
-// least every 0.45 of one, see heartbeatWindow, so a refusal that is not a
+// its leader for 0.7 of a heartbeat timeout (a live leader is heard from
+// every half of one, see heartbeatPeriod, so a refusal that is not a
 // death, such as a firewall's reject, deposes nobody), the follower starts
 // an election at once, as a leadership transfer does (raft's TimeoutNow):
 // the other voters grant their votes although they have not timed out
@@ -51,9 +51,9 @@ const reprobeAfter = 300 * time.Millisecond
 const leaderProbeTimeout = 500 * time.Millisecond
 
 // leaderSilence is how long a follower must not have heard from its leader
-// before it is prompted: above the longest gap between a live leader's
-// heartbeats (0.45 of the timeout, see heartbeatWindow).
-func leaderSilence(t Timing) time.Duration { return t.Heartbeat / 2 }
+// before it is prompted: above the gap between a live leader's heartbeats
+// (half the timeout, see heartbeatPeriod) with room for delays.
+func leaderSilence(t Timing) time.Duration { return t.Heartbeat * 7 / 10 }
 
 // promptHandoff bounds how long a prompt waits for raft to take it: a busy
 // raft loop may take it late, when what was checked no longer holds.

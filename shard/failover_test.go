@@ -20,9 +20,10 @@ func timingWith(heartbeat time.Duration) shard.Timing {
 	return t
 }
 
-// slowTiming is a heartbeat timeout (8 s) far longer than the failover the
-// test waits for: a follower that waited it out would miss the bound. A
-// prompted follower waits for half of it without word from the leader.
+// slowTiming is a heartbeat timeout (8 s) long enough to tell a prompted
+// election from a timed-out one: a follower that waits it out campaigns a
+// full timeout after it last heard from its leader, a prompted one after
+// 0.7 of it.
 func slowTiming(cfg *shard.HostConfig) { cfg.Timing = timingWith(8 * time.Second) }
 
 // When the leader's process is gone, its connections close and its port
@@ -38,13 +39,20 @@ func TestAShardWhoseLeadersProcessIsGoneElectsANewLeaderWithoutWaitingForTheTime
 	c.converged(0) // every follower holds every entry: the first to campaign can win
 
 	gone := c.hostOf(lead)
+	// No follower times out before a heartbeat timeout after it last heard
+	// from the leader; a new leader before the earliest such moment was
+	// prompted.
+	deadline := time.Now().Add(time.Hour)
+	for _, f := range c.followers(0, lead) {
+		if d := shard.LastContact(f).Add(8 * time.Second); d.Before(deadline) {
+			deadline = d
+		}
+	}
 	start := time.Now()
 	gone.stop() // closes its connections and its listener, as a dying process does
 
-	// Well inside one heartbeat timeout (8 s), which a follower that
-	// waited for it could not beat.
 	var next *shard.Shard
-	eventually(t, 6500*time.Millisecond, func() error {
+	eventually(t, time.Until(deadline)-200*time.Millisecond, func() error {
 		for _, s := range c.replicas(0) {
 			if s.IsLeader() {
 				next = s
@@ -72,7 +80,7 @@ func TestAClosedConnectionToALiveLeaderStartsNoElection(t *testing.T) {
 	for _, h := range c.hosts {
 		shard.PeerClosed(h.host)
 	}
-	time.Sleep(6 * time.Second) // dials, half a heartbeat of silence and every follower's turn
+	time.Sleep(8 * time.Second) // dials, 0.7 of a heartbeat of silence and every follower's turn
 	for _, s := range c.replicas(0) {
 		if got := s.Status().Term; got != term {
 			t.Fatalf("replica on %s at term %d, want %d: a live leader was deposed", c.hostOf(s).id, got, term)
@@ -95,8 +103,8 @@ func sessionMessages(t *testing.T, s *shard.Shard, id string) int {
 
 // A refused dial alone deposes nobody: a leader that is still heard from
 // keeps leading although its address refuses a follower (a firewall's
-// reject, a stale address), because a follower is prompted only after half
-// a heartbeat timeout without word from its leader.
+// reject, a stale address), because a follower is prompted only after 0.7
+// of a heartbeat timeout without word from its leader.
 func TestALeaderStillHeardFromIsNotDeposedWhenItsAddressRefuses(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -121,7 +129,7 @@ func TestALeaderStillHeardFromIsNotDeposedWhenItsAddressRefuses(t *testing.T) {
 	for _, h := range c.hosts {
 		shard.PeerClosed(h.host)
 	}
-	time.Sleep(3 * time.Second) // dials, half a heartbeat, every turn, the second probe
+	time.Sleep(3 * time.Second) // dials, 0.7 of a heartbeat, every turn, the second probe
 	for _, s := range c.replicas(0) {
 		if got := s.Status().Term; got != term {
 			t.Fatalf("replica on %s at term %d, want %d: a leader still heard from was deposed", c.hostOf(s).id, got, term)

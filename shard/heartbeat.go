@@ -17,26 +17,32 @@ import (
 // exchanged hundreds of tiny RPCs a second while idle, and the cost grew
 // with the shard count. Here each group's heartbeat transport hands its
 // heartbeats to the node's heartbeatSender, which sends all heartbeats
-// waiting for one peer as one node RPC (Node.Heartbeats) at most every
-// heartbeatWindow, as CockroachDB and TiKV coalesce theirs. The receiving
-// node hands each one to its group's raft heartbeat handler.
+// waiting for one peer as one node RPC (Node.Heartbeats) at the next flush,
+// as CockroachDB and TiKV coalesce theirs. The receiving node hands each
+// one to its group's raft heartbeat handler.
 //
 // A heartbeat that confirms leadership for a linearizable read (raft's
-// VerifyLeader) must not wait for the window: while a shard verifies, its
+// VerifyLeader) must not wait for the flush: while a shard verifies, its
 // heartbeats go out at once and flush whatever else is waiting for that
 // peer.
 
-// heartbeatWindow is how long a heartbeat may wait for others to the same
-// node: a quarter of the heartbeat timeout (250ms by default). Raft's
-// heartbeat goroutine sends one per follower every 1/10 to 2/10 of the
-// heartbeat timeout and waits for its answer, so the window, not raft's
-// timer, sets the pace: each group's heartbeats reach a follower at most
-// 0.45 of the timeout apart (window plus raft's timer), well inside the follower's election timeout
-// (1 to 2 of them) and the leader lease (2/3 of one, Tuning.Timing). A
-// shorter window costs idle CPU: every batch is a node RPC and a wakeup of
-// each group's heartbeat goroutine, and with 16 shards a 20ms window made
-// the heartbeats about half of an idle cluster's CPU.
-func heartbeatWindow(t Timing) time.Duration { return t.Heartbeat / 4 }
+// heartbeatPeriod is the time between two flushes of the heartbeat
+// sender: half the heartbeat timeout (500ms by default). Flushes fall on
+// multiples of it in wall-clock time, so every node flushes at the same
+// instants, and so do all of one node's peers. Raft's heartbeat goroutine
+// waits 1/10 to 2/10 of the timeout after an answer and then hands over
+// its next heartbeat, which leaves at the following flush: each group's
+// heartbeats reach a follower one period apart (plus network and
+// scheduling delay), inside the follower's election timeout (1 to 2 of
+// them) and the leader lease (0.8 of one, Tuning.Timing).
+//
+// The period sets most of an idle node's CPU. Each flush is a node RPC per
+// peer and a wakeup of every group's heartbeat goroutine, and in a VM a
+// wakeup, not the work it does, is the cost: at 16 shards a 20ms window
+// made heartbeats half of an idle cluster's CPU, and half-timeout periods
+// aligned across peers and nodes idle at half the CPU of quarter-timeout
+// windows started by each peer's first heartbeat (BENCHMARKS.md).
+func heartbeatPeriod(t Timing) time.Duration { return t.Heartbeat / 2 }
 
 // heartbeatTimeout bounds one batch's round trip. A peer that does not
 // answer (paused, cut off) fails its heartbeats, and raft backs off.
@@ -63,6 +69,11 @@ type heartbeatTransport struct {
 	urgent    atomic.Int32 // > 0 while the replica verifies its leadership
 	onReceive atomic.Pointer[func(raft.RPC)]
 	progress  progressTracker // followers' answers, while this replica leads
+
+	// commits and commitSource let heartbeats carry the commit index
+	// (commitbeat.go); commitSource is set once raft runs.
+	commits      commitTracker
+	commitSource atomic.Pointer[func(term uint64) (uint64, bool)]
 
 	rpcs     chan raft.RPC // what raft consumes (appendrpc.go)
 	stop     chan struct{}
@@ -92,16 +103,24 @@ func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerA
 	case t.sender == nil:
 		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
 	case isHeartbeat(args):
-		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, resp, t.urgent.Load() > 0)
+		term := args.Term
+		commit := func() uint64 { return t.commitFor(id, term) }
+		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, commit, resp, t.urgent.Load() > 0)
 	case sharedAppend(args):
 		err = t.sendAppend(id, target, args, resp)
 	default:
 		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
 	}
-	if err == nil && resp.Term == args.Term {
+	if err != nil {
+		return err
+	}
+	if !isHeartbeat(args) {
+		t.commits.answered(id, args, resp)
+	}
+	if resp.Term == args.Term {
 		t.progress.observe(id, resp.LastLog, time.Now())
 	}
-	return err
+	return nil
 }
 
 // resolve is the address to dial for peer id: what the address provider
@@ -182,6 +201,19 @@ type HeartbeatResult struct {
 
 // Heartbeats hands each heartbeat to its local replica.
 func (n *nodeService) Heartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
+	return n.heartbeats(args, reply)
+}
+
+// CommitHeartbeats is Heartbeats from a sender whose heartbeats may carry
+// commit indexes; a node of an earlier version refuses it (commitbeat.go).
+func (n *nodeService) CommitHeartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
+	return n.heartbeats(args, reply)
+}
+
+// heartbeats answers each heartbeat through raft's fast path, with any
+// commit index taken out, and then hands the commit index of a heartbeat
+// raft accepted to raft's loop.
+func (n *nodeService) heartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
 	reply.Results = make([]HeartbeatResult, len(args.Beats))
 	for i := range args.Beats {
 		b := &args.Beats[i]
@@ -190,50 +222,64 @@ func (n *nodeService) Heartbeats(args HeartbeatArgs, reply *HeartbeatReply) erro
 			reply.Results[i].Err = fmt.Sprintf("shard %d has no replica on %s", b.Shard, n.h.cfg.NodeID)
 			continue
 		}
+		commit := b.Req.LeaderCommitIndex
+		b.Req.LeaderCommitIndex = 0
 		resp, err := s.transport.deliver(&b.Req)
 		if err != nil {
 			reply.Results[i].Err = err.Error()
 			continue
 		}
 		reply.Results[i].Resp = *resp
+		if commit > 0 && resp.Success && resp.Term == b.Req.Term {
+			notice := b.Req
+			notice.LeaderCommitIndex = commit
+			s.transport.handCommit(&notice)
+		}
 	}
 	return nil
 }
 
 // heartbeatSender batches heartbeats per peer node.
 type heartbeatSender struct {
-	clients *nodeClients // heartbeats (and the host's other calls)
-	appends *nodeClients // raft appends (appendrpc.go), apart so a burst of them never delays a heartbeat
-	window  time.Duration
+	clients *nodeClients  // heartbeats (and the host's other calls)
+	appends *nodeClients  // raft appends (appendrpc.go), apart so a burst of them never delays a heartbeat
+	period  time.Duration // heartbeatPeriod
 
 	batches, beats atomic.Uint64 // sent, for HeartbeatStats
 	sharedAppends  atomic.Uint64 // appends sent as node RPCs (appendrpc.go)
 
 	mu     sync.Mutex
 	queues map[string]*heartbeatQueue
+	tick   *time.Timer // armed while heartbeats wait for the next flush
 }
 
 type heartbeatQueue struct {
 	addr    string
 	pending []*heartbeatCall
-	timer   *time.Timer // armed while heartbeats wait for the window
-	busy    bool        // a batch is in flight; the next goes when it returns
+	busy    bool // a batch is in flight; the next goes when it returns
+	missed  bool // a flush came while busy
+
+	// plainUntil is when the peer may next be sent commit indexes, after
+	// it refused them. Only the batch in flight touches it.
+	plainUntil time.Time
 }
 
 type heartbeatCall struct {
-	shard uint32
-	req   *raft.AppendEntriesRequest
-	resp  *raft.AppendEntriesResponse
-	done  chan error
+	shard  uint32
+	req    *raft.AppendEntriesRequest
+	commit func() uint64 // the commit index to carry when sent, or 0 (commitbeat.go)
+	resp   *raft.AppendEntriesResponse
+	done   chan error
 }
 
-func newHeartbeatSender(clients, appends *nodeClients, window time.Duration) *heartbeatSender {
-	return &heartbeatSender{clients: clients, appends: appends, window: window, queues: map[string]*heartbeatQueue{}}
+func newHeartbeatSender(clients, appends *nodeClients, period time.Duration) *heartbeatSender {
+	return &heartbeatSender{clients: clients, appends: appends, period: period, queues: map[string]*heartbeatQueue{}}
 }
 
-// send queues one heartbeat for the node at addr and waits for its answer.
-func (s *heartbeatSender) send(addr string, shard uint32, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse, urgent bool) error {
-	call := &heartbeatCall{shard: shard, req: req, resp: resp, done: make(chan error, 1)}
+// send queues one heartbeat for the node at addr, carrying what commit
+// returns when it leaves, and waits for its answer.
+func (s *heartbeatSender) send(addr string, shard uint32, req *raft.AppendEntriesRequest, commit func() uint64, resp *raft.AppendEntriesResponse, urgent bool) error {
+	call := &heartbeatCall{shard: shard, req: req, commit: commit, resp: resp, done: make(chan error, 1)}
 	s.mu.Lock()
 	q := s.queues[addr]
 	if q == nil {
@@ -244,16 +290,30 @@ func (s *heartbeatSender) send(addr string, shard uint32, req *raft.AppendEntrie
 	switch {
 	case urgent:
 		s.startLocked(q)
-	case q.timer == nil && !q.busy:
-		q.timer = time.AfterFunc(s.window, func() {
-			s.mu.Lock()
-			q.timer = nil
-			s.startLocked(q)
-			s.mu.Unlock()
-		})
+	case s.tick == nil:
+		s.tick = time.AfterFunc(untilNextFlush(time.Now(), s.period), s.flushTick)
 	}
 	s.mu.Unlock()
 	return <-call.done
+}
+
+// untilNextFlush is how long from now to the next multiple of period in
+// wall-clock time (heartbeatPeriod).
+func untilNextFlush(now time.Time, period time.Duration) time.Duration {
+	return period - time.Duration(now.UnixNano()%int64(period))
+}
+
+// flushTick sends what waits for every peer.
+func (s *heartbeatSender) flushTick() {
+	s.mu.Lock()
+	s.tick = nil
+	for _, q := range s.queues {
+		if q.busy {
+			q.missed = true
+		}
+		s.startLocked(q)
+	}
+	s.mu.Unlock()
 }
 
 // flushAll sends every waiting heartbeat now.
@@ -271,10 +331,6 @@ func (s *heartbeatSender) startLocked(q *heartbeatQueue) {
 	if q.busy || len(q.pending) == 0 {
 		return
 	}
-	if q.timer != nil {
-		q.timer.Stop()
-		q.timer = nil
-	}
 	batch := q.pending
 	q.pending = nil
 	q.busy = true
@@ -284,13 +340,32 @@ func (s *heartbeatSender) startLocked(q *heartbeatQueue) {
 func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	s.batches.Add(1)
 	s.beats.Add(uint64(len(batch)))
+	// Commit indexes go only to a peer that has not refused them lately.
 	args := HeartbeatArgs{Beats: make([]Heartbeat, len(batch))}
+	offer, withCommits := time.Now().After(q.plainUntil), false
 	for i, c := range batch {
 		args.Beats[i] = Heartbeat{Shard: c.shard, Req: *c.req}
+		if offer && c.commit != nil {
+			args.Beats[i].Req.LeaderCommitIndex = c.commit()
+			withCommits = withCommits || args.Beats[i].Req.LeaderCommitIndex > 0
+		}
 	}
 	var reply HeartbeatReply
 	ctx, cancel := context.WithTimeout(context.Background(), heartbeatTimeout)
-	err := s.clients.call(ctx, q.addr, "Node.Heartbeats", args, &reply)
+	var err error
+	if withCommits {
+		err = s.clients.call(ctx, q.addr, "Node.CommitHeartbeats", args, &reply)
+		if refusedCommitHeartbeats(err) {
+			q.plainUntil = time.Now().Add(plainHeartbeatsFor)
+			withCommits = false
+			for i := range args.Beats {
+				args.Beats[i].Req.LeaderCommitIndex = 0
+			}
+		}
+	}
+	if !withCommits {
+		err = s.clients.call(ctx, q.addr, "Node.Heartbeats", args, &reply)
+	}
 	cancel()
 	if err == nil && len(reply.Results) != len(batch) {
 		err = fmt.Errorf("heartbeats: %d answers to %d heartbeats", len(reply.Results), len(batch))
@@ -308,6 +383,12 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	}
 	s.mu.Lock()
 	q.busy = false
-	s.startLocked(q) // whatever queued meanwhile has waited long enough
+	switch {
+	case q.missed: // what queued meanwhile has waited through a flush
+		q.missed = false
+		s.startLocked(q)
+	case len(q.pending) > 0 && s.tick == nil:
+		s.tick = time.AfterFunc(untilNextFlush(time.Now(), s.period), s.flushTick)
+	}
 	s.mu.Unlock()
 }

@@ -113,7 +113,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	h.peers = newNodeClients(h.mux)
 	appends := newNodeClients(h.mux)
 	h.peers.onPeerClose, appends.onPeerClose = h.peerClosed, h.peerClosed
-	h.beats = newHeartbeatSender(h.peers, appends, heartbeatWindow(cfg.Timing))
+	h.beats = newHeartbeatSender(h.peers, appends, heartbeatPeriod(cfg.Timing))
 	h.nodeRPC, err = h.mux.Listen(nodeServiceID)
 	if err != nil {
 		if shared != nil {

@@ -146,10 +146,9 @@ func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
 		wires.route(cfg)
 		// A lease long enough that the cut-off leader still leads, and
 		// appends the removal, however slow this machine is. The lease
-		// runs from the followers' last answers, which may be up to 0.45
-		// of the heartbeat old when they are cut off (heartbeats wait for
-		// the other groups' a quarter of it), so it is the longest raft
-		// allows: the heartbeat itself.
+		// runs from the followers' last answers, which may be half the
+		// heartbeat old when they are cut off (heartbeats leave every half
+		// of it), so it is the longest raft allows: the heartbeat itself.
 		cfg.Timing.Heartbeat, cfg.Timing.LeaderLease = 3*time.Second, 3*time.Second
 	}, 0)
 	lead := c.leader(0)

@@ -21,7 +21,7 @@ import (
 //
 // L1 is a node with a long leader lease (slowLease). With the default
 // timing the window this test needs rarely opens: hashicorp/raft's leader
-// steps down LeaderLease (200ms) after it last heard from a quorum, and a
+// steps down LeaderLease (240ms) after it last heard from a quorum, and a
 // follower campaigns only a full Heartbeat (300ms or more) after it last
 // heard from the leader, so a leader whose goroutines run on time is gone
 // before its successor exists. A leader that stalls instead (a GC pause,
