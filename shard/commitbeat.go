@@ -14,32 +14,29 @@ import (
 // CommitTimeouts for that alone. Those rounds were about half of an idle
 // cluster's wakeups, and a long interval would leave a follower's stale
 // reads and change streams seconds behind an isolated write. So the
-// leader's transport adds the commit index to the next heartbeat to a
+// leader's transport adds its commit index to the next heartbeat to a
 // follower that has not been told it, and the follower hands it to raft's
-// loop; CommitTimeout can then be as long as the heartbeat timeout.
+// loop; CommitTimeout can then be long (Tuning.Timing makes it two
+// heartbeat timeouts).
 //
-// This is only safe for entries the follower is known to hold as the
-// leader does. A heartbeat skips raft's log-matching check, and raft
-// commits min(commit, its last index) of whatever log it has. So the
-// leader sends at most the last index of an append the follower accepted
-// in the same term (after a successful append the follower's log matches
-// the leader's up to there, and within a term only this leader writes to
-// it), and at most its own commit index, read while it still leads in
-// that term (a replica deposed and re-elected may have replaced entries
-// the follower still holds from the earlier term).
+// The commit index travels as an AppendEntries with no entries whose
+// previous entry is the committed one, with its term: raft's own
+// log-matching check on the follower then guarantees that the follower's
+// log agrees with the leader's up to that entry before it commits it,
+// whatever happened to the follower's log since the leader last heard of
+// it. The leader sends at most the last index of an append the follower
+// accepted in the same term, so that the follower has the entry, and at
+// most its own commit index, read while it still leads in that term.
 //
 // raft handles a heartbeat outside its loop (processHeartbeat), where a
 // commit index must not go. The follower therefore answers the heartbeat
-// with the commit index taken out, as before, and hands a copy carrying
-// the commit index to raft's loop as an ordinary AppendEntries, without
-// waiting for it. A node of an earlier version would take such a heartbeat
-// on raft's fast path, so heartbeats carrying commit indexes go in a node
-// RPC of their own, Node.CommitHeartbeats, which such a node refuses; the
-// sender then falls back to plain heartbeats to that peer for a while.
-
-// commitHandoff bounds how long a commit index waits for a busy raft loop.
-// Under load the next append carries it anyway.
-const commitHandoff = 100 * time.Millisecond
+// with the commit taken out, as before, and hands the commit to raft's
+// loop as an ordinary AppendEntries, without waiting. A node of an
+// earlier version would take such a heartbeat on raft's fast path, so
+// heartbeats carrying commit indexes go in a node RPC of their own,
+// Node.CommitHeartbeats, which such a node refuses; the sender then falls
+// back to plain heartbeats to that peer for a while, and that peer's
+// followers learn of commits from the commit interval's appends.
 
 // plainHeartbeatsFor is how long a sender keeps to plain heartbeats after a
 // peer refused Node.CommitHeartbeats (an older node, before its upgrade).
@@ -55,7 +52,7 @@ type commitTracker struct {
 
 type peerCommit struct {
 	match uint64 // last index of an append the follower accepted this term
-	told  uint64 // highest commit index sent to it this term
+	told  uint64 // highest commit index it accepted this term
 }
 
 // peerLocked returns id's record for term, forgetting earlier terms; nil
@@ -98,10 +95,19 @@ func (c *commitTracker) answered(id raft.ServerID, req *raft.AppendEntriesReques
 	p.told = max(p.told, req.LeaderCommitIndex)
 }
 
+// told records that follower id accepted a heartbeat carrying commit.
+func (c *commitTracker) told(id raft.ServerID, term, commit uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peerLocked(id, term); p != nil {
+		p.told = max(p.told, commit)
+	}
+}
+
 // due returns the commit index to add to a heartbeat to follower id in
 // term, or 0 when it has nothing new to learn. committed reports the
 // leader's commit index and whether it still leads in term; it is called
-// only when the answer may matter. A returned index counts as told.
+// only when the answer may matter.
 func (c *commitTracker) due(id raft.ServerID, term uint64, committed func(term uint64) (uint64, bool)) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,49 +120,115 @@ func (c *commitTracker) due(id raft.ServerID, term uint64, committed func(term u
 	if !leading || commit <= p.told {
 		return 0
 	}
-	p.told = commit
 	return commit
 }
 
-// committedWhileLeading is the commit source of a replica: its commit
-// index, and whether it still led in term after reading it. The order
-// matters: if the term has not moved since, the leader's log has only
-// grown since the follower's matching append, so the two agree up to the
-// smaller of the commit index and that append.
-func committedWhileLeading(r *raft.Raft) func(term uint64) (uint64, bool) {
-	return func(term uint64) (uint64, bool) {
-		commit := r.CommitIndex()
-		return commit, r.State() == raft.Leader && r.CurrentTerm() == term
+// commitSource is what a leader's transport reads to build a commit
+// heartbeat: raft's commit index and the terms of the entries in its log.
+type commitSource struct {
+	raft *raft.Raft
+	logs raft.LogStore
+}
+
+// committed is the replica's commit index, and whether it still led in
+// term after reading it. The order matters: if the term has not moved
+// since, the leader's log has only grown since the follower's matching
+// append.
+func (c commitSource) committed(term uint64) (uint64, bool) {
+	commit := c.raft.CommitIndex()
+	return commit, c.raft.State() == raft.Leader && c.raft.CurrentTerm() == term
+}
+
+// termOf is the term of the entry at index, if the log still holds it.
+func (c commitSource) termOf(index uint64) (uint64, bool) {
+	var l raft.Log
+	if err := c.logs.GetLog(index, &l); err != nil {
+		return 0, false
 	}
+	return l.Term, true
 }
 
-// setCommitSource lets heartbeats carry r's commit index.
-func (t *heartbeatTransport) setCommitSource(r *raft.Raft) {
-	src := committedWhileLeading(r)
-	t.commitSource.Store(&src)
+// setCommitSource lets heartbeats carry r's commit index; logs is the log
+// r reads (with its cache).
+func (t *heartbeatTransport) setCommitSource(r *raft.Raft, logs raft.LogStore) {
+	t.commitSource.Store(&commitSource{raft: r, logs: logs})
 }
 
-// commitFor is the commit index to add to a heartbeat to id, or 0.
-func (t *heartbeatTransport) commitFor(id raft.ServerID, term uint64) uint64 {
+// commitFor is the commit to add to a heartbeat to id in term, as the
+// committed index and its entry's term, or 0, 0.
+func (t *heartbeatTransport) commitFor(id raft.ServerID, term uint64) (index, indexTerm uint64) {
 	src := t.commitSource.Load()
 	if src == nil {
-		return 0
+		return 0, 0
 	}
-	return t.commits.due(id, term, *src)
+	index = t.commits.due(id, term, src.committed)
+	if index == 0 {
+		return 0, 0
+	}
+	indexTerm, ok := src.termOf(index)
+	if !ok {
+		return 0, 0
+	}
+	return index, indexTerm
 }
 
-// handCommit gives raft's loop an AppendEntries carrying only a commit
-// index, without waiting for it to be taken or answered.
+// withCommit sets req to carry commit index (whose entry has term
+// indexTerm) as the follower's raft loop will check it.
+func withCommit(req *raft.AppendEntriesRequest, index, indexTerm uint64) {
+	req.PrevLogEntry, req.PrevLogTerm, req.LeaderCommitIndex = index, indexTerm, index
+}
+
+// splitCommit takes the commit out of a heartbeat that arrived with one,
+// leaving a plain heartbeat, and returns the AppendEntries that carries
+// the commit to raft's loop, or nil if it carries none.
+func splitCommit(req *raft.AppendEntriesRequest) *raft.AppendEntriesRequest {
+	index, indexTerm := req.LeaderCommitIndex, req.PrevLogTerm
+	valid := index > 0 && req.PrevLogEntry == index && indexTerm > 0 && len(req.Entries) == 0
+	req.PrevLogEntry, req.PrevLogTerm, req.LeaderCommitIndex = 0, 0, 0
+	if !valid {
+		return nil
+	}
+	notice := *req
+	withCommit(&notice, index, indexTerm)
+	return &notice
+}
+
+// handCommit gives raft's loop an AppendEntries carrying only a commit,
+// without waiting: a newer one replaces one raft has not taken yet.
 func (t *heartbeatTransport) handCommit(req *raft.AppendEntriesRequest) {
-	go func() {
-		timer := time.NewTimer(commitHandoff)
-		defer timer.Stop()
+	t.commitMu.Lock()
+	if p := t.pendingCommit; p == nil || req.Term > p.Term || (req.Term == p.Term && req.LeaderCommitIndex > p.LeaderCommitIndex) {
+		t.pendingCommit = req
+	}
+	t.commitMu.Unlock()
+	select {
+	case t.commitReady <- struct{}{}:
+	default: // deliverCommits is already due to run
+	}
+}
+
+// deliverCommits hands raft the commits handCommit leaves, one at a time,
+// until the transport closes.
+func (t *heartbeatTransport) deliverCommits() {
+	for {
+		select {
+		case <-t.commitReady:
+		case <-t.stop:
+			return
+		}
+		t.commitMu.Lock()
+		req := t.pendingCommit
+		t.pendingCommit = nil
+		t.commitMu.Unlock()
+		if req == nil {
+			continue
+		}
 		select {
 		case t.rpcs <- raft.RPC{Command: req, RespChan: make(chan raft.RPCResponse, 1)}:
 		case <-t.stop:
-		case <-timer.C:
+			return
 		}
-	}()
+	}
 }
 
 // refusedCommitHeartbeats reports an error from a node that has no

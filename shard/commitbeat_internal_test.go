@@ -16,7 +16,7 @@ import (
 // heartbeat skips raft's log-matching check, so the commit index it
 // carries is capped by the last append the follower accepted in the
 // heartbeat's term and by the leader's commit index while it still leads
-// in that term; each index is sent once.
+// in that term; an index is sent until the follower accepted it.
 func TestACommitIndexIsSentOnlyUpToWhatTheFollowerAcceptedInTheSameTerm(t *testing.T) {
 	var c commitTracker
 	commit, leading := uint64(0), true
@@ -37,13 +37,18 @@ func TestACommitIndexIsSentOnlyUpToWhatTheFollowerAcceptedInTheSameTerm(t *testi
 	if got := c.due("f", 3, committed); got != 10 {
 		t.Fatalf("after an append up to 10 with commit 20: %d, want 10 (the follower's extra entries do not count)", got)
 	}
+	if got := c.due("f", 3, committed); got != 10 {
+		t.Fatalf("again before the follower accepted it: %d, want 10 once more", got)
+	}
+	c.told("f", 3, 10)
 	if got := c.due("f", 3, committed); got != 0 {
-		t.Fatalf("the same commit again: %d, want nothing", got)
+		t.Fatalf("the same commit once the follower accepted it: %d, want nothing", got)
 	}
 	accepted(3, 10, 30, 10, true)
 	if got := c.due("f", 3, committed); got != 20 {
 		t.Fatalf("after an append up to 30 with commit 20: %d, want 20", got)
 	}
+	c.told("f", 3, 20)
 	accepted(3, 30, 35, 35, true)
 	commit = 40
 	if got := c.due("f", 3, committed); got != 0 {
@@ -59,6 +64,7 @@ func TestACommitIndexIsSentOnlyUpToWhatTheFollowerAcceptedInTheSameTerm(t *testi
 	if got := c.due("f", 3, committed); got != 50 {
 		t.Fatalf("leading again in term 3: %d, want 50", got)
 	}
+	c.told("f", 3, 50)
 
 	accepted(3, 50, 60, 50, true)
 	accepted(3, 60, 60, 50, false) // a rejected append: the logs differ
@@ -156,22 +162,16 @@ func TestAPeerOfAnEarlierVersionGetsPlainHeartbeats(t *testing.T) {
 	oldAddr := fakePeer(t, &oldNodeService{old})
 	curAddr := fakePeer(t, &newNodeService{oldNodeService{cur}})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := NewMux(ln, ln.Addr(), 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(func() { mux.Close() })
-	clients := newNodeClients(mux)
-	t.Cleanup(clients.close)
-	sender := newHeartbeatSender(clients, clients, 50*time.Millisecond)
+	sender := newTestSender(t, 50*time.Millisecond)
 
 	beat := func(addr string, commit uint64) {
 		t.Helper()
 		req := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("leader"), Addr: []byte("leader:1")}, Term: 5}
 		var resp raft.AppendEntriesResponse
-		err := sender.send(addr, 0, req, func() uint64 { return commit }, &resp, false)
-		if err != nil || !resp.Success {
+		call := &heartbeatCall{req: req, resp: &resp, done: make(chan error, 1),
+			commit: func() (uint64, uint64) { return commit, 2 }}
+		answered, err := sender.send(addr, call, false, nil)
+		if !answered || err != nil || !resp.Success {
 			t.Fatalf("heartbeat to %s: %v (success %v)", addr, err, resp.Success)
 		}
 	}
@@ -187,5 +187,38 @@ func TestAPeerOfAnEarlierVersionGetsPlainHeartbeats(t *testing.T) {
 	}
 	if got := cur.got("Heartbeats"); len(got) != 0 {
 		t.Fatalf("the current node received plain heartbeats %v", got)
+	}
+}
+
+// TestOnlyAWellFormedCommitLeavesAHeartbeatForRaftsLoop: what raft's fast
+// path gets is always a plain heartbeat, and a commit goes to raft's loop
+// only with the committed entry as the one raft checks its log against.
+func TestOnlyAWellFormedCommitLeavesAHeartbeatForRaftsLoop(t *testing.T) {
+	beat := func() *raft.AppendEntriesRequest {
+		return &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("l"), Addr: []byte("l:1")}, Term: 4}
+	}
+	req := beat()
+	withCommit(req, 12, 3)
+	notice := splitCommit(req)
+	if !isHeartbeat(req) {
+		t.Fatalf("after the split: %+v is not a plain heartbeat", req)
+	}
+	if notice == nil || notice.PrevLogEntry != 12 || notice.PrevLogTerm != 3 || notice.LeaderCommitIndex != 12 || notice.Term != 4 {
+		t.Fatalf("notice %+v, want commit 12 checked against entry 12 of term 3, in term 4", notice)
+	}
+	for name, bad := range map[string]func(*raft.AppendEntriesRequest){
+		"commit without its entry":    func(r *raft.AppendEntriesRequest) { r.LeaderCommitIndex = 12 },
+		"entry other than the commit": func(r *raft.AppendEntriesRequest) { withCommit(r, 12, 3); r.PrevLogEntry = 11 },
+		"entry of term 0":             func(r *raft.AppendEntriesRequest) { withCommit(r, 12, 0) },
+		"entries":                     func(r *raft.AppendEntriesRequest) { withCommit(r, 12, 3); r.Entries = []*raft.Log{{Index: 13}} },
+	} {
+		req := beat()
+		bad(req)
+		if n := splitCommit(req); n != nil {
+			t.Errorf("%s: handed raft's loop %+v", name, n)
+		}
+		if req.PrevLogEntry != 0 || req.PrevLogTerm != 0 || req.LeaderCommitIndex != 0 {
+			t.Errorf("%s: the fast path would get %+v", name, req)
+		}
 	}
 }

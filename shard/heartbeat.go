@@ -31,10 +31,12 @@ import (
 // multiples of it in wall-clock time, so every node flushes at the same
 // instants, and so do all of one node's peers. Raft's heartbeat goroutine
 // waits 1/10 to 2/10 of the timeout after an answer and then hands over
-// its next heartbeat, which leaves at the following flush: each group's
-// heartbeats reach a follower one period apart (plus network and
-// scheduling delay), inside the follower's election timeout (1 to 2 of
-// them) and the leader lease (0.8 of one, Tuning.Timing).
+// its next heartbeat, which leaves at the following flush, or a period
+// after the group's previous heartbeat to that follower if that comes
+// first (an answer that came late): each group's heartbeats reach a
+// follower a period apart, or a round trip plus raft's wait when that is
+// longer, inside the follower's election timeout (1 to 2 of them) and the
+// leader lease (0.8 of one, Tuning.Timing).
 //
 // The period sets most of an idle node's CPU. Each flush is a node RPC per
 // peer and a wakeup of every group's heartbeat goroutine, and in a VM a
@@ -71,9 +73,16 @@ type heartbeatTransport struct {
 	progress  progressTracker // followers' answers, while this replica leads
 
 	// commits and commitSource let heartbeats carry the commit index
-	// (commitbeat.go); commitSource is set once raft runs.
-	commits      commitTracker
-	commitSource atomic.Pointer[func(term uint64) (uint64, bool)]
+	// (commitbeat.go); commitSource is set once raft runs. pendingCommit
+	// is the commit that arrived with a heartbeat, waiting for raft's loop.
+	commits       commitTracker
+	commitSource  atomic.Pointer[commitSource]
+	commitMu      sync.Mutex
+	pendingCommit *raft.AppendEntriesRequest
+	commitReady   chan struct{}
+
+	beatMu   sync.Mutex
+	lastBeat map[raft.ServerID]time.Time // when the last heartbeat to each follower left
 
 	rpcs     chan raft.RPC // what raft consumes (appendrpc.go)
 	stop     chan struct{}
@@ -89,8 +98,10 @@ type heartbeatTransport struct {
 
 func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf raft.ServerAddressProvider, sender *heartbeatSender) *heartbeatTransport {
 	t := &heartbeatTransport{NetworkTransport: nt, shard: shard, addressOf: addressOf, sender: sender,
-		rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+		rpcs: make(chan raft.RPC), stop: make(chan struct{}), commitReady: make(chan struct{}, 1),
+		lastBeat: map[raft.ServerID]time.Time{}}
 	go t.relay()
+	go t.deliverCommits()
 	return t
 }
 
@@ -103,9 +114,7 @@ func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerA
 	case t.sender == nil:
 		err = t.NetworkTransport.AppendEntries(id, target, args, resp)
 	case isHeartbeat(args):
-		term := args.Term
-		commit := func() uint64 { return t.commitFor(id, term) }
-		err = t.sender.send(string(t.resolve(id, target)), t.shard, args, commit, resp, t.urgent.Load() > 0)
+		err = t.sendHeartbeat(id, target, args, resp)
 	case sharedAppend(args):
 		err = t.sendAppend(id, target, args, resp)
 	default:
@@ -121,6 +130,33 @@ func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerA
 		t.progress.observe(id, resp.LastLog, time.Now())
 	}
 	return nil
+}
+
+// sendHeartbeat sends one heartbeat through the sender: no later than a
+// period after the previous one to the same follower, with the commit
+// index when the follower has not been told it.
+func (t *heartbeatTransport) sendHeartbeat(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	term := args.Term
+	call := &heartbeatCall{shard: t.shard, req: args, resp: resp, done: make(chan error, 1),
+		commit: func() (uint64, uint64) { return t.commitFor(id, term) }}
+	t.beatMu.Lock()
+	if last, ok := t.lastBeat[id]; ok {
+		call.due = last.Add(t.sender.period)
+	}
+	t.beatMu.Unlock()
+	answered, err := t.sender.send(string(t.resolve(id, target)), call, t.urgent.Load() > 0, t.stop)
+	if !answered {
+		return err
+	}
+	if !call.sentAt.IsZero() {
+		t.beatMu.Lock()
+		t.lastBeat[id] = call.sentAt
+		t.beatMu.Unlock()
+	}
+	if err == nil && call.carried > 0 && resp.Success && resp.Term == term {
+		t.commits.told(id, term, call.carried)
+	}
+	return err
 }
 
 // resolve is the address to dial for peer id: what the address provider
@@ -222,18 +258,19 @@ func (n *nodeService) heartbeats(args HeartbeatArgs, reply *HeartbeatReply) erro
 			reply.Results[i].Err = fmt.Sprintf("shard %d has no replica on %s", b.Shard, n.h.cfg.NodeID)
 			continue
 		}
-		commit := b.Req.LeaderCommitIndex
-		b.Req.LeaderCommitIndex = 0
+		notice := splitCommit(&b.Req)
+		if !isHeartbeat(&b.Req) { // raft's fast path takes nothing else
+			reply.Results[i].Err = "not a heartbeat"
+			continue
+		}
 		resp, err := s.transport.deliver(&b.Req)
 		if err != nil {
 			reply.Results[i].Err = err.Error()
 			continue
 		}
 		reply.Results[i].Resp = *resp
-		if commit > 0 && resp.Success && resp.Term == b.Req.Term {
-			notice := b.Req
-			notice.LeaderCommitIndex = commit
-			s.transport.handCommit(&notice)
+		if notice != nil && resp.Success && resp.Term == b.Req.Term {
+			s.transport.handCommit(notice)
 		}
 	}
 	return nil
@@ -248,16 +285,18 @@ type heartbeatSender struct {
 	batches, beats atomic.Uint64 // sent, for HeartbeatStats
 	sharedAppends  atomic.Uint64 // appends sent as node RPCs (appendrpc.go)
 
-	mu     sync.Mutex
-	queues map[string]*heartbeatQueue
-	tick   *time.Timer // armed while heartbeats wait for the next flush
+	mu      sync.Mutex
+	queues  map[string]*heartbeatQueue
+	tick    *time.Timer // armed while heartbeats wait for the next flush
+	tickAt  time.Time   // when tick fires
+	tickGen uint64      // which tick is current; a replaced one does nothing
 }
 
 type heartbeatQueue struct {
 	addr    string
 	pending []*heartbeatCall
-	busy    bool // a batch is in flight; the next goes when it returns
-	missed  bool // a flush came while busy
+	busy    bool // a batch is in flight
+	again   bool // a flush came while busy: the next batch goes when it returns
 
 	// plainUntil is when the peer may next be sent commit indexes, after
 	// it refused them. Only the batch in flight touches it.
@@ -265,21 +304,30 @@ type heartbeatQueue struct {
 }
 
 type heartbeatCall struct {
-	shard  uint32
-	req    *raft.AppendEntriesRequest
-	commit func() uint64 // the commit index to carry when sent, or 0 (commitbeat.go)
+	shard uint32
+	req   *raft.AppendEntriesRequest
+	// commit returns the commit to carry, read when the batch leaves, as
+	// the index and its entry's term; 0, 0 for none (commitbeat.go).
+	commit func() (index, indexTerm uint64)
+	due    time.Time // send no later than this; zero: at the next flush
 	resp   *raft.AppendEntriesResponse
 	done   chan error
+
+	// Set by flush before done.
+	sentAt  time.Time // when its batch left
+	carried uint64    // the commit index it carried
 }
 
 func newHeartbeatSender(clients, appends *nodeClients, period time.Duration) *heartbeatSender {
 	return &heartbeatSender{clients: clients, appends: appends, period: period, queues: map[string]*heartbeatQueue{}}
 }
 
-// send queues one heartbeat for the node at addr, carrying what commit
-// returns when it leaves, and waits for its answer.
-func (s *heartbeatSender) send(addr string, shard uint32, req *raft.AppendEntriesRequest, commit func() uint64, resp *raft.AppendEntriesResponse, urgent bool) error {
-	call := &heartbeatCall{shard: shard, req: req, commit: commit, resp: resp, done: make(chan error, 1)}
+// send queues call for the node at addr and waits for its answer, or
+// until stop closes. An urgent call leaves at once, others at the next
+// flush or by call.due. answered reports whether the call was answered
+// (with err, nil or not); only then may the caller read what flush set in
+// call.
+func (s *heartbeatSender) send(addr string, call *heartbeatCall, urgent bool, stop <-chan struct{}) (answered bool, err error) {
 	s.mu.Lock()
 	q := s.queues[addr]
 	if q == nil {
@@ -287,33 +335,83 @@ func (s *heartbeatSender) send(addr string, shard uint32, req *raft.AppendEntrie
 		s.queues[addr] = q
 	}
 	q.pending = append(q.pending, call)
-	switch {
-	case urgent:
+	if urgent {
 		s.startLocked(q)
-	case s.tick == nil:
-		s.tick = time.AfterFunc(untilNextFlush(time.Now(), s.period), s.flushTick)
+	} else {
+		s.armLocked(call.due)
 	}
 	s.mu.Unlock()
-	return <-call.done
+	select {
+	case err := <-call.done:
+		return true, err
+	case <-stop:
+		return false, ErrShutdown
+	}
+}
+
+// armLocked makes sure a flush comes by the next multiple of the period in
+// wall-clock time (heartbeatPeriod), and by due if it is earlier and not
+// zero: a heartbeat whose answer came late, and so missed a flush, does
+// not wait a whole period more. Caller holds s.mu.
+func (s *heartbeatSender) armLocked(due time.Time) {
+	now := time.Now()
+	at := now.Add(untilNextFlush(now, s.period))
+	if !due.IsZero() && due.Before(at) {
+		at = due
+	}
+	if s.tick != nil {
+		if !at.Before(s.tickAt) {
+			return
+		}
+		s.tick.Stop()
+	}
+	s.tickGen++
+	gen := s.tickGen
+	s.tick, s.tickAt = time.AfterFunc(at.Sub(now), func() { s.flushTick(gen) }), at
 }
 
 // untilNextFlush is how long from now to the next multiple of period in
-// wall-clock time (heartbeatPeriod).
+// wall-clock time.
 func untilNextFlush(now time.Time, period time.Duration) time.Duration {
 	return period - time.Duration(now.UnixNano()%int64(period))
 }
 
-// flushTick sends what waits for every peer.
-func (s *heartbeatSender) flushTick() {
+// flushTick sends what waits for every peer at a multiple of the period,
+// and only what is overdue at a due time, so that one late heartbeat does
+// not pull the others off the shared instants; the rest waits for the next
+// flush. A tick replaced by an earlier one does nothing.
+func (s *heartbeatSender) flushTick(gen uint64) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.tickGen {
+		return
+	}
 	s.tick = nil
+	onPeriod := s.tickAt.UnixNano()%int64(s.period) == 0
+	now := time.Now()
+	for _, q := range s.queues {
+		if onPeriod || q.overdue(now) {
+			s.startLocked(q)
+		}
+	}
 	for _, q := range s.queues {
 		if q.busy {
-			q.missed = true
+			continue // its return sends what waits
 		}
-		s.startLocked(q)
+		for _, c := range q.pending {
+			s.armLocked(c.due)
+		}
 	}
-	s.mu.Unlock()
+}
+
+// overdue reports whether a heartbeat waiting in q is past its due time.
+func (q *heartbeatQueue) overdue(now time.Time) bool {
+	for _, c := range q.pending {
+		if !c.due.IsZero() && !c.due.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // flushAll sends every waiting heartbeat now.
@@ -325,10 +423,14 @@ func (s *heartbeatSender) flushAll() {
 	s.mu.Unlock()
 }
 
-// startLocked sends q's waiting heartbeats unless a batch is in flight;
-// that batch's return sends them. Caller holds s.mu.
+// startLocked sends q's waiting heartbeats, or, while a batch is in
+// flight, has its return send them. Caller holds s.mu.
 func (s *heartbeatSender) startLocked(q *heartbeatQueue) {
-	if q.busy || len(q.pending) == 0 {
+	if q.busy {
+		q.again = true
+		return
+	}
+	if len(q.pending) == 0 {
 		return
 	}
 	batch := q.pending
@@ -341,13 +443,18 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	s.batches.Add(1)
 	s.beats.Add(uint64(len(batch)))
 	// Commit indexes go only to a peer that has not refused them lately.
+	now := time.Now()
 	args := HeartbeatArgs{Beats: make([]Heartbeat, len(batch))}
-	offer, withCommits := time.Now().After(q.plainUntil), false
+	offer, withCommits := now.After(q.plainUntil), false
 	for i, c := range batch {
+		c.sentAt = now
 		args.Beats[i] = Heartbeat{Shard: c.shard, Req: *c.req}
-		if offer && c.commit != nil {
-			args.Beats[i].Req.LeaderCommitIndex = c.commit()
-			withCommits = withCommits || args.Beats[i].Req.LeaderCommitIndex > 0
+		if !offer || c.commit == nil {
+			continue
+		}
+		if index, indexTerm := c.commit(); index > 0 {
+			withCommit(&args.Beats[i].Req, index, indexTerm)
+			c.carried, withCommits = index, true
 		}
 	}
 	var reply HeartbeatReply
@@ -358,8 +465,9 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 		if refusedCommitHeartbeats(err) {
 			q.plainUntil = time.Now().Add(plainHeartbeatsFor)
 			withCommits = false
-			for i := range args.Beats {
-				args.Beats[i].Req.LeaderCommitIndex = 0
+			for i, c := range batch {
+				args.Beats[i].Req = *c.req
+				c.carried = 0
 			}
 		}
 	}
@@ -383,12 +491,9 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	}
 	s.mu.Lock()
 	q.busy = false
-	switch {
-	case q.missed: // what queued meanwhile has waited through a flush
-		q.missed = false
+	if q.again { // what queued meanwhile has waited through a flush
+		q.again = false
 		s.startLocked(q)
-	case len(q.pending) > 0 && s.tick == nil:
-		s.tick = time.AfterFunc(untilNextFlush(time.Now(), s.period), s.flushTick)
 	}
 	s.mu.Unlock()
 }

@@ -165,7 +165,7 @@ func Open(cfg Config) (*Shard, error) {
 		return nil, fmt.Errorf("shard %d: start raft: %w", cfg.ShardID, err)
 	}
 	s.raft = r
-	transport.setCommitSource(r)
+	transport.setCommitSource(r, logCache)
 	s.reads = newReadLoop(s, s.readIndex)
 	s.followerReads = newReadLoop(s, s.leaderReadIndex)
 	s.wg.Add(3)
