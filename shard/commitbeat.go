@@ -180,16 +180,15 @@ func withCommit(req *raft.AppendEntriesRequest, index, indexTerm uint64) {
 
 // splitCommit takes the commit out of a heartbeat that arrived with one,
 // leaving a plain heartbeat, and returns the AppendEntries that carries
-// the commit to raft's loop, or nil if it carries none.
+// the commit to raft's loop, or nil if it carries none (what is not a
+// plain heartbeat then is refused).
 func splitCommit(req *raft.AppendEntriesRequest) *raft.AppendEntriesRequest {
 	index, indexTerm := req.LeaderCommitIndex, req.PrevLogTerm
-	valid := index > 0 && req.PrevLogEntry == index && indexTerm > 0 && len(req.Entries) == 0
-	req.PrevLogEntry, req.PrevLogTerm, req.LeaderCommitIndex = 0, 0, 0
-	if !valid {
-		return nil
+	if index == 0 || req.PrevLogEntry != index || indexTerm == 0 || len(req.Entries) != 0 {
+		return nil // no commit, or not one this node sends: left as it came
 	}
 	notice := *req
-	withCommit(&notice, index, indexTerm)
+	req.PrevLogEntry, req.PrevLogTerm, req.LeaderCommitIndex = 0, 0, 0
 	return &notice
 }
 

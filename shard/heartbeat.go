@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -345,6 +346,9 @@ func (s *heartbeatSender) send(addr string, call *heartbeatCall, urgent bool, st
 	case err := <-call.done:
 		return true, err
 	case <-stop:
+		s.mu.Lock() // a replica that closed sends nothing more
+		q.pending = slices.DeleteFunc(q.pending, func(c *heartbeatCall) bool { return c == call })
+		s.mu.Unlock()
 		return false, ErrShutdown
 	}
 }
@@ -396,7 +400,7 @@ func (s *heartbeatSender) flushTick(gen uint64) {
 	}
 	for _, q := range s.queues {
 		if q.busy {
-			continue // its return sends what waits
+			continue // its return sends or re-arms for what waits
 		}
 		for _, c := range q.pending {
 			s.armLocked(c.due)
@@ -427,7 +431,7 @@ func (s *heartbeatSender) flushAll() {
 // flight, has its return send them. Caller holds s.mu.
 func (s *heartbeatSender) startLocked(q *heartbeatQueue) {
 	if q.busy {
-		q.again = true
+		q.again = q.again || len(q.pending) > 0
 		return
 	}
 	if len(q.pending) == 0 {
@@ -491,9 +495,13 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	}
 	s.mu.Lock()
 	q.busy = false
-	if q.again { // what queued meanwhile has waited through a flush
+	if q.again || q.overdue(time.Now()) { // what queued meanwhile has waited through a flush
 		q.again = false
 		s.startLocked(q)
+	} else {
+		for _, c := range q.pending { // a tick skipped q while it was busy
+			s.armLocked(c.due)
+		}
 	}
 	s.mu.Unlock()
 }

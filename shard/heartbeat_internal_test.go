@@ -89,3 +89,23 @@ func TestAHeartbeatLeavesByItsDueTimeWithoutWaitingForTheFlush(t *testing.T) {
 	s.flushAll()
 	answeredWithin(t, "the flushed heartbeat", late, 10*time.Second)
 }
+
+// TestAHeartbeatWaitingBehindABatchInFlightIsNotForgotten: a flush for
+// another peer's overdue heartbeat skips a queue whose batch is in flight;
+// what waits there still leaves once that batch returns.
+func TestAHeartbeatWaitingBehindABatchInFlightIsNotForgotten(t *testing.T) {
+	const period = 300 * time.Millisecond
+	slow := fakePeer(t, &slowNodeService{oldNodeService{&beatRecorder{beats: map[string][]uint64{}}}, 200 * time.Millisecond})
+	fast := fakePeer(t, &oldNodeService{&beatRecorder{beats: map[string][]uint64{}}})
+	s := newTestSender(t, period)
+	time.Sleep(untilNextFlush(time.Now(), period) + 5*time.Millisecond) // just after a flush instant
+	start := time.Now()
+	inFlight := sendBeat(s, slow, true, time.Time{}) // answered after 200ms
+	time.Sleep(30 * time.Millisecond)
+	behind := sendBeat(s, slow, false, start.Add(150*time.Millisecond))
+	time.Sleep(20 * time.Millisecond)
+	other := sendBeat(s, fast, false, start.Add(100*time.Millisecond)) // its flush comes first
+	answeredWithin(t, "the batch in flight", inFlight, 5*time.Second)
+	answeredWithin(t, "the other peer's heartbeat", other, 5*time.Second)
+	answeredWithin(t, "the heartbeat waiting behind the batch", behind, 2*time.Second)
+}
