@@ -152,6 +152,9 @@ func TestARemovalIsNotReportedCommittedBeforeAQuorumHasIt(t *testing.T) {
 		cfg.Timing.Heartbeat, cfg.Timing.LeaderLease = 3*time.Second, 3*time.Second
 	}, 0)
 	lead := c.leader(0)
+	// raft takes a membership change only once the leader has committed an
+	// entry of its term; cut the followers off only after that.
+	c.converged(0)
 	followers := c.followers(0, lead)
 	victim := c.hostOf(followers[0]).id
 	for _, f := range followers {
