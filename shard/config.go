@@ -118,11 +118,10 @@ type Timing struct {
 // default heartbeat timeout, about etcd's election timeout. Every raft
 // group pays timers and messages at a rate set by Heartbeat whether or not
 // it is written, so it sets most of an idle node's CPU. The price of a
-// longer one is a shard
-// whose leader is frozen or cut off waiting 1-3 s for a new one. A leader
-// whose process died is replaced at once (failover.go), and planned moves
-// and drains transfer leadership: neither waits. BENCHMARKS.md, "Idle
-// cost", has the figures.
+// longer one is a shard whose leader is frozen or cut off waiting 1-3 s for
+// a new one. A leader whose process died is replaced at once (failover.go),
+// and planned moves and drains transfer leadership: neither waits.
+// BENCHMARKS.md, "Idle cost", has the figures.
 var DefaultTiming = Timing{
 	Heartbeat:   time.Second,
 	LeaderLease: 4 * time.Second / 5,

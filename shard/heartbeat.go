@@ -149,11 +149,9 @@ func (t *heartbeatTransport) sendHeartbeat(id raft.ServerID, target raft.ServerA
 	if !answered {
 		return err
 	}
-	if !call.sentAt.IsZero() {
-		t.beatMu.Lock()
-		t.lastBeat[id] = call.sentAt
-		t.beatMu.Unlock()
-	}
+	t.beatMu.Lock()
+	t.lastBeat[id] = call.sentAt
+	t.beatMu.Unlock()
 	if err == nil && call.carried > 0 && resp.Success && resp.Term == term {
 		t.commits.told(id, term, call.carried)
 	}
@@ -314,7 +312,7 @@ type heartbeatCall struct {
 	resp   *raft.AppendEntriesResponse
 	done   chan error
 
-	// Set by flush before done.
+	// Set by flush before done, for every call it answers.
 	sentAt  time.Time // when its batch left
 	carried uint64    // the commit index it carried
 }
