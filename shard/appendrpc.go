@@ -96,6 +96,7 @@ func (t *heartbeatTransport) dispatch(req *raft.AppendEntriesRequest, timeout ti
 	}
 	select {
 	case r := <-ch:
+		r = t.guardAck(req, r)
 		if r.Error != nil {
 			return nil, r.Error
 		}
@@ -123,7 +124,7 @@ func (t *heartbeatTransport) relay() {
 		select {
 		case rpc := <-in:
 			select {
-			case t.rpcs <- rpc:
+			case t.rpcs <- t.guardRPC(rpc):
 			case <-t.stop:
 				return
 			}

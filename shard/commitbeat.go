@@ -33,8 +33,9 @@ import (
 // with the commit taken out, as before, and hands the commit to raft's
 // loop as an ordinary AppendEntries, without waiting. A node of an
 // earlier version would take such a heartbeat on raft's fast path, so
-// heartbeats carrying commit indexes go in a node RPC of their own,
-// Node.CommitHeartbeats, which such a node refuses; the sender then falls
+// heartbeats go in a node RPC of their own, Node.CommitHeartbeats (whose
+// answer also grants a read lease, lease.go), which such a node refuses;
+// the sender then falls
 // back to plain heartbeats to that peer for a while, and that peer's
 // followers learn of commits from the commit interval's appends.
 

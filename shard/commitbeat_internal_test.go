@@ -125,8 +125,9 @@ func (s *oldNodeService) Heartbeats(args HeartbeatArgs, reply *HeartbeatReply) e
 
 type newNodeService struct{ oldNodeService }
 
-func (s *newNodeService) CommitHeartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
-	s.r.record("CommitHeartbeats", args, reply)
+func (s *newNodeService) CommitHeartbeats(args HeartbeatArgs, reply *CommitHeartbeatReply) error {
+	s.r.record("CommitHeartbeats", args, &reply.HeartbeatReply)
+	reply.Lease = time.Second
 	return nil
 }
 

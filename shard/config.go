@@ -19,6 +19,8 @@ import (
 type Tuning struct {
 	// Heartbeat is raft's heartbeat and election timeout (Timing.Heartbeat).
 	Heartbeat time.Duration
+	// NoReadLease turns read leases off (Timing.NoReadLease).
+	NoReadLease bool
 	// SnapshotThreshold is how many log entries since a shard's last
 	// snapshot trigger the next one, and SnapshotInterval how often that is
 	// checked (raft adds up to as much again in jitter).
@@ -70,6 +72,7 @@ func (t Tuning) Timing() Timing {
 	timing.Heartbeat = t.Heartbeat
 	timing.LeaderLease = t.Heartbeat * 4 / 5
 	timing.Commit = 2 * t.Heartbeat
+	timing.NoReadLease = t.NoReadLease
 	return timing
 }
 
@@ -112,6 +115,12 @@ type Timing struct {
 	Apply time.Duration
 	// Read bounds a linearizable read's confirmation round.
 	Read time.Duration
+	// NoReadLease makes every linearizable read round confirm leadership
+	// with heartbeats, never with the read lease (lease.go). The lease
+	// assumes that each node's clock runs while it does; a machine that can
+	// be suspended for longer than the lease, its clock stopped, should
+	// not rely on it.
+	NoReadLease bool
 }
 
 // DefaultTiming is the timing for a LAN cluster: hashicorp/raft's own

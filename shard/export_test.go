@@ -66,3 +66,19 @@ func PeerClosed(h *Host) { h.peerClosed() }
 
 // LastContact is when replica s last heard from its leader.
 func LastContact(s *Shard) time.Time { return s.raft.LastContact() }
+
+// LeaseHolds reports whether leader s may serve reads from its read lease
+// now.
+func LeaseHolds(s *Shard) bool { return s.leaseHolds(s.raft.CurrentTerm()) }
+
+// ConfirmLeadership sends replica s's followers a round of heartbeats, as
+// a read does when the lease does not hold, and waits for a quorum.
+func ConfirmLeadership(s *Shard) error {
+	done := s.transport.verifying()
+	defer done()
+	return s.await(s.raft.VerifyLeader())
+}
+
+// LeaseDuration is how long a read lease lasts after the message that
+// renewed it left, with timing t.
+func LeaseDuration(t Timing) time.Duration { return leaseDuration(t) }

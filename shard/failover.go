@@ -206,13 +206,23 @@ func (s *Shard) campaignAfterLeaderGone(addr raft.ServerAddress, leaderID raft.S
 			return
 		}
 	}
+	// From here the old term's messages are no longer acknowledged, so
+	// the old leader's read lease cannot count one accepted after the
+	// check below (lease.go).
+	term := s.raft.CurrentTerm()
+	prev := s.transport.refuseAcksUpTo(term)
 	if s.raft.LastContact().After(probed) {
+		s.transport.restoreAcks(term, prev)
 		return // a leader, old or new, was heard from: nothing to prompt
 	}
 	if now, _ := s.raft.LeaderWithID(); s.raft.State() != raft.Follower || (now != "" && now != addr) {
+		s.transport.restoreAcks(term, prev)
 		return // an election started or another leader is known
 	}
-	if err := s.transport.campaign(); err != nil {
+	if taken, err := s.transport.campaign(); err != nil {
+		if !taken {
+			s.transport.restoreAcks(term, prev)
+		}
 		s.logger.Debug("could not prompt an election", "err", err)
 	}
 }
@@ -220,7 +230,7 @@ func (s *Shard) campaignAfterLeaderGone(addr raft.ServerAddress, leaderID raft.S
 // campaign hands raft a TimeoutNow, as a leader transferring leadership to
 // this replica would send it: raft starts an election at once, and other
 // voters grant their votes although they still know a leader.
-func (t *heartbeatTransport) campaign() error {
+func (t *heartbeatTransport) campaign() (taken bool, err error) {
 	ch := make(chan raft.RPCResponse, 1)
 	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}}
 	timer := time.NewTimer(promptHandoff)
@@ -228,14 +238,14 @@ func (t *heartbeatTransport) campaign() error {
 	select {
 	case t.rpcs <- raft.RPC{Command: req, RespChan: ch}:
 	case <-t.stop:
-		return ErrShutdown
+		return false, ErrShutdown
 	case <-timer.C:
-		return errors.New("raft is busy; the timeout will do")
+		return false, errors.New("raft is busy; the timeout will do")
 	}
 	select {
 	case r := <-ch:
-		return r.Error
+		return true, r.Error
 	case <-t.stop:
-		return ErrShutdown
+		return true, ErrShutdown
 	}
 }

@@ -18,7 +18,8 @@ import (
 // exchanged hundreds of tiny RPCs a second while idle, and the cost grew
 // with the shard count. Here each group's heartbeat transport hands its
 // heartbeats to the node's heartbeatSender, which sends all heartbeats
-// waiting for one peer as one node RPC (Node.Heartbeats) at the next flush,
+// waiting for one peer as one node RPC (Node.CommitHeartbeats, or
+// Node.Heartbeats to a node of an earlier version) at the next flush,
 // as CockroachDB and TiKV coalesce theirs. The receiving node hands each
 // one to its group's raft heartbeat handler.
 //
@@ -72,6 +73,12 @@ type heartbeatTransport struct {
 	urgent    atomic.Int32 // > 0 while the replica verifies its leadership
 	onReceive atomic.Pointer[func(raft.RPC)]
 	progress  progressTracker // followers' answers, while this replica leads
+
+	// lease records the followers' acceptances for read leases while this
+	// replica leads; refuseUpTo is the highest term whose messages it no
+	// longer acknowledges, as a follower about to campaign (lease.go).
+	lease      leaderLease
+	refuseUpTo atomic.Uint64
 
 	// commits and commitSource let heartbeats carry the commit index
 	// (commitbeat.go); commitSource is set once raft runs. pendingCommit
@@ -152,8 +159,11 @@ func (t *heartbeatTransport) sendHeartbeat(id raft.ServerID, target raft.ServerA
 	t.beatMu.Lock()
 	t.lastBeat[id] = call.sentAt
 	t.beatMu.Unlock()
-	if err == nil && call.carried > 0 && resp.Success && resp.Term == term {
-		t.commits.told(id, term, call.carried)
+	if err == nil && resp.Success && resp.Term == term {
+		t.lease.accepted(id, term, call.sentAt, call.lease)
+		if call.carried > 0 {
+			t.commits.told(id, term, call.carried)
+		}
 	}
 	return err
 }
@@ -175,7 +185,21 @@ func (t *heartbeatTransport) resolve(id raft.ServerID, target raft.ServerAddress
 // one by one.
 func (t *heartbeatTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
 	t.onReceive.Store(&cb)
-	t.NetworkTransport.SetHeartbeatHandler(cb)
+	if cb == nil {
+		t.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	t.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		req, _ := rpc.Command.(*raft.AppendEntriesRequest)
+		out, ch := rpc.RespChan, make(chan raft.RPCResponse, 1)
+		rpc.RespChan = ch
+		cb(rpc)
+		select {
+		case r := <-ch: // raft answers a heartbeat before its handler returns
+			out <- t.guardAck(req, r)
+		default:
+		}
+	})
 }
 
 // verifying marks the replica as confirming its leadership until the
@@ -203,6 +227,7 @@ func (t *heartbeatTransport) deliver(req *raft.AppendEntriesRequest) (*raft.Appe
 	(*cb)(raft.RPC{Command: req, RespChan: ch})
 	select {
 	case r := <-ch: // raft answers a heartbeat before its handler returns
+		r = t.guardAck(req, r)
 		if r.Error != nil {
 			return nil, r.Error
 		}
@@ -239,10 +264,19 @@ func (n *nodeService) Heartbeats(args HeartbeatArgs, reply *HeartbeatReply) erro
 	return n.heartbeats(args, reply)
 }
 
+// CommitHeartbeatReply answers Node.CommitHeartbeats: the heartbeats'
+// answers and the read lease this node grants their senders (lease.go).
+type CommitHeartbeatReply struct {
+	HeartbeatReply
+	Lease time.Duration
+}
+
 // CommitHeartbeats is Heartbeats from a sender whose heartbeats may carry
 // commit indexes; a node of an earlier version refuses it (commitbeat.go).
-func (n *nodeService) CommitHeartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
-	return n.heartbeats(args, reply)
+// The answer also grants the lease this node's timing allows.
+func (n *nodeService) CommitHeartbeats(args HeartbeatArgs, reply *CommitHeartbeatReply) error {
+	reply.Lease = leaseDuration(n.h.cfg.Timing)
+	return n.heartbeats(args, &reply.HeartbeatReply)
 }
 
 // heartbeats answers each heartbeat through raft's fast path, with any
@@ -313,8 +347,9 @@ type heartbeatCall struct {
 	done   chan error
 
 	// Set by flush before done, for every call it answers.
-	sentAt  time.Time // when its batch left
-	carried uint64    // the commit index it carried
+	sentAt  time.Time     // when its batch left
+	carried uint64        // the commit index it carried
+	lease   time.Duration // the read lease its answer granted, 0 for none
 }
 
 func newHeartbeatSender(clients, appends *nodeClients, period time.Duration) *heartbeatSender {
@@ -444,10 +479,11 @@ func (s *heartbeatSender) startLocked(q *heartbeatQueue) {
 func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	s.batches.Add(1)
 	s.beats.Add(uint64(len(batch)))
-	// Commit indexes go only to a peer that has not refused them lately.
+	// Commit indexes go only to a peer that has not refused them lately,
+	// in Node.CommitHeartbeats, whose answer also grants a read lease.
 	now := time.Now()
 	args := HeartbeatArgs{Beats: make([]Heartbeat, len(batch))}
-	offer, withCommits := now.After(q.plainUntil), false
+	offer := now.After(q.plainUntil)
 	for i, c := range batch {
 		c.sentAt = now
 		args.Beats[i] = Heartbeat{Shard: c.shard, Req: *c.req}
@@ -456,25 +492,26 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 		}
 		if index, indexTerm := c.commit(); index > 0 {
 			withCommit(&args.Beats[i].Req, index, indexTerm)
-			c.carried, withCommits = index, true
+			c.carried = index
 		}
 	}
-	var reply HeartbeatReply
+	var reply CommitHeartbeatReply
 	ctx, cancel := context.WithTimeout(context.Background(), heartbeatTimeout)
 	var err error
-	if withCommits {
+	if offer {
 		err = s.clients.call(ctx, q.addr, "Node.CommitHeartbeats", args, &reply)
 		if refusedCommitHeartbeats(err) {
 			q.plainUntil = time.Now().Add(plainHeartbeatsFor)
-			withCommits = false
+			offer = false
 			for i, c := range batch {
 				args.Beats[i].Req = *c.req
 				c.carried = 0
 			}
 		}
 	}
-	if !withCommits {
-		err = s.clients.call(ctx, q.addr, "Node.Heartbeats", args, &reply)
+	if !offer {
+		reply.Lease = 0
+		err = s.clients.call(ctx, q.addr, "Node.Heartbeats", args, &reply.HeartbeatReply)
 	}
 	cancel()
 	if err == nil && len(reply.Results) != len(batch) {
@@ -488,6 +525,7 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 			c.done <- errors.New(reply.Results[i].Err)
 		default:
 			*c.resp = reply.Results[i].Resp
+			c.lease = reply.Lease
 			c.done <- nil
 		}
 	}

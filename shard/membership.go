@@ -80,20 +80,31 @@ func (s *Shard) InConfiguration() bool {
 
 // AddLearner adds node id, reachable for raft at addr, as a nonvoter.
 func (s *Shard) AddLearner(id, addr string, prevIndex uint64) (uint64, error) {
-	return s.changeMembership(s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, membershipTimeout))
+	return s.changeMembership(func() raft.IndexFuture {
+		return s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, membershipTimeout)
+	})
 }
 
 // Promote makes node id, a learner reachable at addr, a voter.
 func (s *Shard) Promote(id, addr string, prevIndex uint64) (uint64, error) {
-	return s.changeMembership(s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, membershipTimeout))
+	return s.changeMembership(func() raft.IndexFuture {
+		return s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, membershipTimeout)
+	})
 }
 
 // RemoveReplica removes node id, voter or learner, from the group.
 func (s *Shard) RemoveReplica(id string, prevIndex uint64) (uint64, error) {
-	return s.changeMembership(s.raft.RemoveServer(raft.ServerID(id), prevIndex, membershipTimeout))
+	return s.changeMembership(func() raft.IndexFuture {
+		return s.raft.RemoveServer(raft.ServerID(id), prevIndex, membershipTimeout)
+	})
 }
 
-func (s *Shard) changeMembership(f raft.IndexFuture) (uint64, error) {
+// changeMembership makes the change propose starts and waits for it. Until
+// it is committed, voters of the configuration before it may still elect
+// a leader, so the read lease is suspended meanwhile (lease.go).
+func (s *Shard) changeMembership(propose func() raft.IndexFuture) (uint64, error) {
+	defer s.transport.lease.suspend()()
+	f := propose()
 	err := s.await(f)
 	switch {
 	case err == nil:

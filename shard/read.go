@@ -14,8 +14,10 @@ type Consistency uint8
 
 const (
 	// Linearizable reads reflect every write acknowledged before the read
-	// began: the leader confirms with a quorum that it still leads, after the
-	// read arrived, and waits until it has applied the commit index.
+	// began: the leader confirms that it still leads, after the read
+	// arrived (by its read lease, lease.go, or else with a round of
+	// heartbeats to a quorum), and waits until it has applied the commit
+	// index.
 	Linearizable Consistency = iota
 	// Leader reads are served by the node that believes it leads, with no
 	// round trip. A deposed leader that has not noticed yet may serve
@@ -166,9 +168,10 @@ func (l *readLoop) run() {
 }
 
 // readIndex is one read-index round: it proves that this node still leads,
-// after the round started, and returns the commit index from before that
-// proof. Any replica that has applied that index reflects every write
-// acknowledged before the round started.
+// after the round started, by its read lease (lease.go) or else by a round
+// of heartbeats, and returns the commit index from before that proof. Any
+// replica that has applied that index reflects every write acknowledged
+// before the round started.
 func (s *Shard) readIndex() (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timing.Read)
 	defer cancel()
@@ -177,6 +180,9 @@ func (s *Shard) readIndex() (uint64, error) {
 	}
 	term := s.raft.CurrentTerm()
 	index := s.raft.CommitIndex()
+	if s.leaseHolds(term) && s.raft.State() == raft.Leader && s.raft.CurrentTerm() == term {
+		return index, nil // no other leader can have committed since index
+	}
 	done := s.transport.verifying()
 	err := s.await(s.raft.VerifyLeader())
 	done()

@@ -270,12 +270,30 @@ func (h HeartbeatReply) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (h *HeartbeatReply) UnmarshalBinary(data []byte) error {
+	return decodeWire(data, h.read)
+}
+
+func (h *HeartbeatReply) read(r *wireReader) {
+	h.Results = make([]HeartbeatResult, r.count(minBeatReplyBytes))
+	for i := range h.Results {
+		r.appendResponse(&h.Results[i].Resp)
+		h.Results[i].Err = string(r.bytes())
+	}
+}
+
+// MarshalBinary encodes the answers and the lease granted.
+func (h CommitHeartbeatReply) MarshalBinary() ([]byte, error) {
+	b, _ := h.HeartbeatReply.MarshalBinary()
+	w := wireWriter{b: b}
+	w.int(int64(h.Lease))
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (h *CommitHeartbeatReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
-		h.Results = make([]HeartbeatResult, r.count(minBeatReplyBytes))
-		for i := range h.Results {
-			r.appendResponse(&h.Results[i].Resp)
-			h.Results[i].Err = string(r.bytes())
-		}
+		h.HeartbeatReply.read(r)
+		h.Lease = time.Duration(r.int())
 	})
 }
 

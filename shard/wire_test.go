@@ -133,6 +133,7 @@ func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 	for _, pair := range [][2]any{
 		{&ApplyArgs{}, &ApplyArgs{}}, {&ApplyReply{}, &ApplyReply{}},
 		{&ReadIndexArgs{}, &ReadIndexArgs{}}, {&ReadIndexReply{}, &ReadIndexReply{}},
+		{&CommitHeartbeatReply{}, &CommitHeartbeatReply{}},
 	} {
 		fill(t, reflect.ValueOf(pair[0]), &seed)
 		wireRoundTrip(t, reflect.ValueOf(pair[0]).Elem().Interface(), pair[1])

@@ -32,6 +32,7 @@ type config struct {
 	Replicas          int
 	SessionTTL        time.Duration
 	RaftHeartbeat     time.Duration
+	ReadLease         bool
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	LogStore          string
@@ -98,6 +99,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.IntVar(&c.Replicas, "replicas", 3, "replicas per shard, capped by the number of nodes")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", 0, "remove sessions not written for this long (0 keeps them forever)")
 	fs.DurationVar(&c.RaftHeartbeat, "raft-heartbeat", time.Second, "raft heartbeat and election timeout")
+	fs.BoolVar(&c.ReadLease, "read-lease", true, "let a shard leader confirm linearizable reads by its read lease (half --raft-heartbeat after its followers last answered) instead of a heartbeat round; turn off where a machine can be suspended or its clock stopped for longer than that")
 	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between shard snapshots")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", time.Minute, "how often each shard checks --snapshot-threshold (raft adds up to as much again in jitter)")
 	fs.StringVar(&c.LogStore, "log-store", "", `raft log store: "shared" (one write-ahead log for all shards of the node) or "per-shard" (a raft-boltdb file per shard); default: what the data directory already holds, "shared" for a new one`)

@@ -39,7 +39,7 @@ func TestConfigDefaultsRunOneLocalNode(t *testing.T) {
 	c := mustParse(t)
 	want := &config{NodeID: host, DataDir: "./data", HTTPAddr: "127.0.0.1:8080", RaftAddr: "127.0.0.1:7000",
 		GossipAddr: "127.0.0.1:7946", BootstrapExpect: 1, Shards: 16, Replicas: 3,
-		RaftHeartbeat: time.Second, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
+		RaftHeartbeat: time.Second, ReadLease: true, SnapshotThreshold: 8192, SnapshotInterval: time.Minute, DrainTimeout: 2 * time.Minute,
 		DeadNodeGrace: time.Minute, MaxMoves: 2, MaxInFlightPerShard: 256, MaxInFlight: 256, H2C: true, LogLevel: "info", LogFormat: "text",
 		MaxDataBytes: 2 << 30, MaxConns: 8192, MaxConnsPerIP: 512, SessionWriteRate: 100, SessionWriteBurst: 200, MaxStreams: 10000}
 	if !reflect.DeepEqual(c, want) {
@@ -57,7 +57,7 @@ func TestConfigFlags(t *testing.T) {
 	c := mustParse(t, "--node-id", "n7", "--data-dir=/var/lib/sessiond", "--http-addr", "10.0.0.7:80",
 		"--raft-addr", "10.0.0.7:7001", "--gossip-addr", "10.0.0.7:7947", "--join", " a:1, b:2 ,,",
 		"--bootstrap-expect", "3", "--shards", "1024", "--replicas", "5", "--session-ttl", "24h",
-		"--raft-heartbeat", "500ms", "--snapshot-threshold", "16", "--snapshot-interval", "2s", "--drain-timeout", "0s", "--dead-node-grace", "5m",
+		"--raft-heartbeat", "500ms", "--read-lease=false", "--snapshot-threshold", "16", "--snapshot-interval", "2s", "--drain-timeout", "0s", "--dead-node-grace", "5m",
 		"--max-moves", "4", "--max-inflight-per-shard", "64", "--max-inflight", "2048",
 		"--h2c=false", "--pprof-addr", "10.0.0.7:6060", "--pprof-allow-remote", "--log-level", "debug", "-log-format", "json",
 		"--token-file", "/etc/sessiond/tokens", "--tls-ca", "/etc/sessiond/ca.pem", "--tls-cert", "/etc/sessiond/n7.pem",

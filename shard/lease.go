@@ -1,0 +1,221 @@
+package shard
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Read leases: a leader answers linearizable reads without a round of
+// heartbeats while every voter of its group has accepted one of its
+// heartbeats recently.
+//
+// A read index needs proof that no other leader can have committed a write
+// the leader does not know of. A round of heartbeats answered by a quorum
+// proves it, and costs a message to every follower and back per read
+// round. The proof can also come from time. A follower that accepted a
+// heartbeat from the leader, sent at instant T, does not start an election
+// before T plus one of these, on its own clock:
+//
+//   - raft's own timeout: a heartbeat timeout (and one to two of them, as
+//     raft draws it) of silence from the leader;
+//   - a prompted election (failover.go): leaderSilence, 0.7 of a heartbeat
+//     timeout of silence, and only while the leader's port refuses
+//     connections;
+//   - a leadership transfer, which only the leader starts: it stops using
+//     its lease first (revoke).
+//
+// A new leader needs the vote of a quorum, and in a prompted election
+// voters grant it even if they still hear from the old leader, so the
+// lease counts a heartbeat only once every voter accepted it: then no
+// follower, whichever it is, can campaign before T + leaderSilence. Each
+// follower says how long that is with its answer (Node.CommitHeartbeats):
+// leaseDuration of its own timing, which leaves a fifth of its heartbeat
+// timeout for clocks that run at slightly different rates, so nodes may
+// run with different timeouts. The leader reads from its lease until T
+// plus the shortest grant (and its own leaseDuration). An accepted
+// heartbeat reaches its follower after T, which only adds room. All of it
+// runs on each process's monotonic clock; no two clocks are compared, but
+// a clock that stops while its machine is suspended breaks the premise
+// (Timing.NoReadLease). A node of an earlier version grants no lease.
+//
+// The voters are those of the leader's latest configuration; while a
+// membership change of its own is in flight, the lease does not hold
+// (suspend), and a new leader's lease waits for its first commit (which
+// commits any change it inherited) as every read does.
+//
+// One race is closed by the follower: a prompted campaign decides on
+// silence, and a heartbeat can arrive between that decision and raft's
+// election. So from just before its last check, a prompted follower
+// refuses to acknowledge the old term's messages (refuseAcksUpTo): the
+// leader cannot count a heartbeat the follower accepted after deciding.
+//
+// When the lease does not hold (a follower is down, slow, new or of an
+// earlier version, or a transfer started), reads take the heartbeat round
+// as before; its answers renew the lease.
+
+// leaseDuration is the lease a follower with timing t grants: how long
+// after sending a heartbeat it accepted its leader may serve reads from the
+// lease. It must stay below leaderSilence and the heartbeat timeout, with
+// room for clock rates.
+func leaseDuration(t Timing) time.Duration { return t.Heartbeat / 2 }
+
+// leaderLease is a leader's record, for its current term, of when it sent
+// the latest message each follower accepted. It is safe for concurrent use.
+type leaderLease struct {
+	mu       sync.Mutex
+	term     uint64
+	revoked  bool // a leadership transfer began in term
+	changing int  // membership changes in flight
+	sent     map[raft.ServerID]acceptance
+}
+
+// acceptance is a follower's latest acceptance of a heartbeat: when the
+// heartbeat left, and the lease the follower granted with its answer.
+type acceptance struct {
+	sent  time.Time
+	grant time.Duration
+}
+
+// termLocked moves the record to term, forgetting an earlier one, and
+// reports whether term is the one recorded (false for an older term).
+// Caller holds l.mu.
+func (l *leaderLease) termLocked(term uint64) bool {
+	switch {
+	case term < l.term:
+		return false
+	case term > l.term || l.sent == nil:
+		l.term, l.revoked, l.sent = term, false, map[raft.ServerID]acceptance{}
+	}
+	return true
+}
+
+// accepted records that follower id accepted a heartbeat of term the
+// leader sent at sent, granting a lease of grant with its answer (0: it
+// grants none, as a node of an earlier version).
+func (l *leaderLease) accepted(id raft.ServerID, term uint64, sent time.Time, grant time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.termLocked(term) && sent.After(l.sent[id].sent) {
+		l.sent[id] = acceptance{sent: sent, grant: grant}
+	}
+}
+
+// revoke ends the lease for the rest of term: a leadership transfer is
+// about to let a follower campaign at once.
+func (l *leaderLease) revoke(term uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.termLocked(term) {
+		l.revoked = true
+	}
+}
+
+// suspend keeps the lease from holding until the returned function is
+// called: a membership change is in flight, and the voters of the
+// configuration before it are not all among those whose acceptance holds.
+func (l *leaderLease) suspend() (resume func()) {
+	l.mu.Lock()
+	l.changing++
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		l.changing--
+		l.mu.Unlock()
+	}
+}
+
+// holds reports whether, at now, every one of followers accepted in term a
+// heartbeat sent less than d ago, and less than the lease it granted. With
+// no followers it never holds: a group of one confirms its leadership
+// without a round anyway.
+func (l *leaderLease) holds(term uint64, followers []raft.ServerID, now time.Time, d time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if term != l.term || l.revoked || l.changing > 0 || len(followers) == 0 {
+		return false
+	}
+	for _, id := range followers {
+		a, ok := l.sent[id]
+		if !ok || now.Sub(a.sent) >= min(d, a.grant) {
+			return false
+		}
+	}
+	return true
+}
+
+// leaseHolds reports whether this replica, leading in term, may serve a
+// read from its lease now.
+func (s *Shard) leaseHolds(term uint64) bool {
+	if s.timing.NoReadLease {
+		return false
+	}
+	future := s.raft.GetConfiguration()
+	if future.Error() != nil {
+		return false
+	}
+	var followers []raft.ServerID
+	self := false
+	for _, srv := range future.Configuration().Servers {
+		switch {
+		case srv.Suffrage != raft.Voter:
+		case srv.ID == raft.ServerID(s.nodeID):
+			self = true
+		default:
+			followers = append(followers, srv.ID)
+		}
+	}
+	return self && s.transport.lease.holds(term, followers, time.Now(), leaseDuration(s.timing))
+}
+
+// errCampaigning answers a message of a term this replica has stopped
+// acknowledging because it is about to campaign.
+var errCampaigning = errors.New("replica is campaigning: not acknowledging its old leader")
+
+// refuseAcksUpTo makes the replica stop acknowledging messages of terms up
+// to term, and returns the previous bound for restoreAcks.
+func (t *heartbeatTransport) refuseAcksUpTo(term uint64) (prev uint64) {
+	for {
+		prev = t.refuseUpTo.Load()
+		if prev >= term || t.refuseUpTo.CompareAndSwap(prev, term) {
+			return prev
+		}
+	}
+}
+
+// restoreAcks undoes refuseAcksUpTo(term) when the campaign did not start.
+func (t *heartbeatTransport) restoreAcks(term, prev uint64) {
+	t.refuseUpTo.CompareAndSwap(term, prev)
+}
+
+// guardAck turns raft's acceptance of req into an error when req's term is
+// one the replica no longer acknowledges. It runs after raft handled req,
+// so a message raft accepted before refuseAcksUpTo is visible to the
+// campaign's last check (raft's last contact), and one after it is refused.
+func (t *heartbeatTransport) guardAck(req *raft.AppendEntriesRequest, r raft.RPCResponse) raft.RPCResponse {
+	resp, ok := r.Response.(*raft.AppendEntriesResponse)
+	if r.Error == nil && ok && resp.Success && req != nil && req.Term <= t.refuseUpTo.Load() {
+		return raft.RPCResponse{Error: errCampaigning}
+	}
+	return r
+}
+
+// guardRPC routes the answer to an append raft receives through guardAck.
+func (t *heartbeatTransport) guardRPC(rpc raft.RPC) raft.RPC {
+	req, ok := rpc.Command.(*raft.AppendEntriesRequest)
+	if !ok {
+		return rpc
+	}
+	out, ch := rpc.RespChan, make(chan raft.RPCResponse, 1)
+	rpc.RespChan = ch
+	go func() {
+		select {
+		case r := <-ch:
+			out <- t.guardAck(req, r)
+		case <-t.stop:
+		}
+	}()
+	return rpc
+}
