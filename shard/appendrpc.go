@@ -123,8 +123,12 @@ func (t *heartbeatTransport) relay() {
 	for {
 		select {
 		case rpc := <-in:
+			rpc, ok := t.guardRPC(rpc)
+			if !ok {
+				continue
+			}
 			select {
-			case t.rpcs <- t.guardRPC(rpc):
+			case t.rpcs <- rpc:
 			case <-t.stop:
 				return
 			}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/rpc"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // SetMaxRPCsInFlight makes replicas opened from now on use n as their raft
@@ -82,3 +84,14 @@ func ConfirmLeadership(s *Shard) error {
 // LeaseDuration is how long a read lease lasts after the message that
 // renewed it left, with timing t.
 func LeaseDuration(t Timing) time.Duration { return leaseDuration(t) }
+
+// SendTimeoutNow sends Node.TimeoutNow for shard to the host at addr, as
+// the leader fromID of term would at the end of a leadership transfer.
+func SendTimeoutNow(h *Host, addr string, shard uint32, term uint64, fromID string) error {
+	args := TimeoutNowArgs{Shard: shard, Term: term, Req: raft.TimeoutNowRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(fromID)}}}
+	return h.peers.call(context.Background(), addr, "Node.TimeoutNow", args, &TimeoutNowReply{})
+}
+
+// Term is replica s's current raft term.
+func Term(s *Shard) uint64 { return s.raft.CurrentTerm() }

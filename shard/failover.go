@@ -231,8 +231,14 @@ func (s *Shard) campaignAfterLeaderGone(addr raft.ServerAddress, leaderID raft.S
 // this replica would send it: raft starts an election at once, and other
 // voters grant their votes although they still know a leader.
 func (t *heartbeatTransport) campaign() (taken bool, err error) {
+	return t.handTimeoutNow(&raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}})
+}
+
+// handTimeoutNow gives req to raft's loop, waiting at most promptHandoff
+// for it to be taken, and returns raft's answer; taken says whether raft
+// took it.
+func (t *heartbeatTransport) handTimeoutNow(req *raft.TimeoutNowRequest) (taken bool, err error) {
 	ch := make(chan raft.RPCResponse, 1)
-	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}}
 	timer := time.NewTimer(promptHandoff)
 	defer timer.Stop()
 	select {

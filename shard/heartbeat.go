@@ -261,28 +261,34 @@ type HeartbeatResult struct {
 
 // Heartbeats hands each heartbeat to its local replica.
 func (n *nodeService) Heartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
-	return n.heartbeats(args, reply)
+	return n.heartbeats(args, reply, nil)
 }
 
 // CommitHeartbeatReply answers Node.CommitHeartbeats: the heartbeats'
-// answers and the read lease this node grants their senders (lease.go).
+// answers and, for each, the read lease this node grants its sender
+// (lease.go), 0 for none.
 type CommitHeartbeatReply struct {
 	HeartbeatReply
-	Lease time.Duration
+	Leases []time.Duration
 }
 
 // CommitHeartbeats is Heartbeats from a sender whose heartbeats may carry
 // commit indexes; a node of an earlier version refuses it (commitbeat.go).
 // The answer also grants the lease this node's timing allows.
 func (n *nodeService) CommitHeartbeats(args HeartbeatArgs, reply *CommitHeartbeatReply) error {
-	reply.Lease = leaseDuration(n.h.cfg.Timing)
-	return n.heartbeats(args, &reply.HeartbeatReply)
+	reply.Leases = make([]time.Duration, len(args.Beats))
+	return n.heartbeats(args, &reply.HeartbeatReply, reply.Leases)
 }
 
 // heartbeats answers each heartbeat through raft's fast path, with any
 // commit index taken out, and then hands the commit index of a heartbeat
 // raft accepted to raft's loop.
-func (n *nodeService) heartbeats(args HeartbeatArgs, reply *HeartbeatReply) error {
+//
+// A replica grants a read lease with a heartbeat it accepts (into leases,
+// when not nil) only if it had heard from a leader less than
+// grantableSilence before: one that had not may be deciding, on raft's own
+// timer, to campaign as the heartbeat arrives.
+func (n *nodeService) heartbeats(args HeartbeatArgs, reply *HeartbeatReply, leases []time.Duration) error {
 	reply.Results = make([]HeartbeatResult, len(args.Beats))
 	for i := range args.Beats {
 		b := &args.Beats[i]
@@ -296,12 +302,16 @@ func (n *nodeService) heartbeats(args HeartbeatArgs, reply *HeartbeatReply) erro
 			reply.Results[i].Err = "not a heartbeat"
 			continue
 		}
+		quiet := time.Since(s.raft.LastContact())
 		resp, err := s.transport.deliver(&b.Req)
 		if err != nil {
 			reply.Results[i].Err = err.Error()
 			continue
 		}
 		reply.Results[i].Resp = *resp
+		if leases != nil && quiet < grantableSilence(n.h.cfg.Timing) {
+			leases[i] = leaseDuration(n.h.cfg.Timing)
+		}
 		if notice != nil && resp.Success && resp.Term == b.Req.Term {
 			s.transport.handCommit(notice)
 		}
@@ -510,7 +520,7 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 		}
 	}
 	if !offer {
-		reply.Lease = 0
+		reply.Leases = nil
 		err = s.clients.call(ctx, q.addr, "Node.Heartbeats", args, &reply.HeartbeatReply)
 	}
 	cancel()
@@ -525,7 +535,9 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 			c.done <- errors.New(reply.Results[i].Err)
 		default:
 			*c.resp = reply.Results[i].Resp
-			c.lease = reply.Lease
+			if i < len(reply.Leases) {
+				c.lease = reply.Leases[i]
+			}
 			c.done <- nil
 		}
 	}

@@ -1,7 +1,9 @@
 package shard
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,8 +26,10 @@ import (
 //   - a prompted election (failover.go): leaderSilence, 0.7 of a heartbeat
 //     timeout of silence, and only while the leader's port refuses
 //     connections;
-//   - a leadership transfer, which only the leader starts: it stops using
-//     its lease first (revoke).
+//   - a leadership transfer, which only the leader starts: it ends its
+//     lease before raft sends the target its TimeoutNow (revoke), and the
+//     target takes one only from its leader in its current term, never
+//     from a leader deposed since (currentTimeoutNow).
 //
 // A new leader needs the vote of a quorum, and in a prompted election
 // voters grant it even if they still hear from the old leader, so the
@@ -46,11 +50,14 @@ import (
 // (suspend), and a new leader's lease waits for its first commit (which
 // commits any change it inherited) as every read does.
 //
-// One race is closed by the follower: a prompted campaign decides on
+// Two races are closed by the follower. A prompted campaign decides on
 // silence, and a heartbeat can arrive between that decision and raft's
-// election. So from just before its last check, a prompted follower
-// refuses to acknowledge the old term's messages (refuseAcksUpTo): the
+// election: so from just before its last check, a prompted follower
+// refuses to acknowledge the old term's messages (refuseAcksUpTo), and the
 // leader cannot count a heartbeat the follower accepted after deciding.
+// raft's own timer decides the same way, outside the heartbeat's path: so
+// a follower grants no lease with a heartbeat that ends a silence of
+// grantableSilence or more, when that timer may be about to fire.
 //
 // When the lease does not hold (a follower is down, slow, new or of an
 // earlier version, or a transfer started), reads take the heartbeat round
@@ -61,6 +68,12 @@ import (
 // lease. It must stay below leaderSilence and the heartbeat timeout, with
 // room for clock rates.
 func leaseDuration(t Timing) time.Duration { return t.Heartbeat / 2 }
+
+// grantableSilence is how long a follower may have heard nothing from a
+// leader and still grant a lease with the heartbeat that ends the silence:
+// well short of the heartbeat timeout, after which raft's timer may be
+// deciding to campaign.
+func grantableSilence(t Timing) time.Duration { return t.Heartbeat * 4 / 5 }
 
 // leaderLease is a leader's record, for its current term, of when it sent
 // the latest message each follower accepted. It is safe for concurrent use.
@@ -202,11 +215,85 @@ func (t *heartbeatTransport) guardAck(req *raft.AppendEntriesRequest, r raft.RPC
 	return r
 }
 
-// guardRPC routes the answer to an append raft receives through guardAck.
-func (t *heartbeatTransport) guardRPC(rpc raft.RPC) raft.RPC {
+// TimeoutNow tells a follower to campaign at once: raft sends it to the
+// target of a leadership transfer. The lease of the current term ends
+// first, whatever term the transfer was asked in. It goes as
+// Node.TimeoutNow, which names the term, so that the target can tell a
+// current request from one a deposed leader sent (currentTimeoutNow); to a
+// node of an earlier version, which lacks it, as raft's own RPC.
+func (t *heartbeatTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	term := uint64(0)
+	if src := t.commitSource.Load(); src != nil {
+		term = src.raft.CurrentTerm()
+	}
+	t.lease.revoke(term)
+	if t.sender != nil && term > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), heartbeatTimeout)
+		defer cancel()
+		err := t.sender.clients.call(ctx, string(t.resolve(id, target)), "Node.TimeoutNow",
+			TimeoutNowArgs{Shard: t.shard, Term: term, Req: *args}, &TimeoutNowReply{})
+		if !refusedCommitHeartbeats(err) {
+			return err
+		}
+	}
+	return t.NetworkTransport.TimeoutNow(id, target, args, resp)
+}
+
+// TimeoutNowArgs is raft's TimeoutNow for shard's replica, from its leader
+// in Term.
+type TimeoutNowArgs struct {
+	Shard uint32
+	Term  uint64
+	Req   raft.TimeoutNowRequest
+}
+
+// TimeoutNowReply answers a TimeoutNowArgs raft took.
+type TimeoutNowReply struct{}
+
+// TimeoutNow hands a leadership transfer's TimeoutNow to the local replica
+// if it comes from that replica's leader in its current term.
+func (n *nodeService) TimeoutNow(args TimeoutNowArgs, reply *TimeoutNowReply) error {
+	s := n.h.Shard(args.Shard)
+	if s == nil {
+		return fmt.Errorf("shard %d has no replica on %s", args.Shard, n.h.cfg.NodeID)
+	}
+	if !s.transport.currentTimeoutNow(&args.Req, args.Term) {
+		return errStaleTimeoutNow
+	}
+	_, err := s.transport.handTimeoutNow(&args.Req)
+	return err
+}
+
+// errStaleTimeoutNow refuses a TimeoutNow that is not from this replica's
+// current leader in its current term.
+var errStaleTimeoutNow = errors.New("timeout-now is not from the current leader in the current term")
+
+// currentTimeoutNow reports whether req comes from the leader this replica
+// follows, sent in the replica's current term (term 0: unknown, from a node
+// of an earlier version; the sender alone is checked). raft obeys any
+// TimeoutNow, and its voters then grant their votes although they know a
+// leader: one that a deposed leader sent, delayed or sent after a pause,
+// would start an election the current leader's lease does not expect.
+func (t *heartbeatTransport) currentTimeoutNow(req *raft.TimeoutNowRequest, term uint64) bool {
+	src := t.commitSource.Load()
+	if src == nil {
+		return false
+	}
+	_, leader := src.raft.LeaderWithID()
+	return leader != "" && string(req.ID) == string(leader) && (term == 0 || term == src.raft.CurrentTerm())
+}
+
+// guardRPC refuses a stale TimeoutNow, and routes the answer to an append
+// raft receives through guardAck. It reports false for an RPC it answered
+// itself, which raft must not see.
+func (t *heartbeatTransport) guardRPC(rpc raft.RPC) (raft.RPC, bool) {
+	if req, ok := rpc.Command.(*raft.TimeoutNowRequest); ok && !t.currentTimeoutNow(req, 0) {
+		rpc.Respond(nil, errStaleTimeoutNow)
+		return rpc, false
+	}
 	req, ok := rpc.Command.(*raft.AppendEntriesRequest)
 	if !ok {
-		return rpc
+		return rpc, true
 	}
 	out, ch := rpc.RespChan, make(chan raft.RPCResponse, 1)
 	rpc.RespChan = ch
@@ -217,5 +304,5 @@ func (t *heartbeatTransport) guardRPC(rpc raft.RPC) raft.RPC {
 		case <-t.stop:
 		}
 	}()
-	return rpc
+	return rpc, true
 }

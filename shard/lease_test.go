@@ -122,3 +122,38 @@ func TestAReadLeaseTurnedOffIsNeverUsed(t *testing.T) {
 		t.Fatal("Tuning.NoReadLease does not reach the timing")
 	}
 }
+
+// TestOnlyTheCurrentLeaderCanTellAFollowerToCampaignAtOnce: raft obeys any
+// TimeoutNow, and voters then grant their votes although they know a
+// leader, so one sent by a leader that has since been deposed would start
+// an election under the current leader's lease. A follower takes it only
+// from its leader, in its current term.
+func TestOnlyTheCurrentLeaderCanTellAFollowerToCampaignAtOnce(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	leaderID, _ := lead.Leader()
+	follower := c.followers(0, lead)[0]
+	from, to := c.hostOf(lead), c.hostOf(follower)
+	term := shard.Term(follower)
+	for name, send := range map[string]func() error{
+		"an earlier term": func() error { return shard.SendTimeoutNow(from.host, string(to.host.RaftAddr()), 0, term-1, leaderID) },
+		"another node":    func() error { return shard.SendTimeoutNow(from.host, string(to.host.RaftAddr()), 0, term, to.id) },
+		"a later term":    func() error { return shard.SendTimeoutNow(from.host, string(to.host.RaftAddr()), 0, term+1, leaderID) },
+	} {
+		if err := send(); err == nil {
+			t.Fatalf("a TimeoutNow from %s was taken", name)
+		}
+		if got := shard.Term(follower); got != term || follower.IsLeader() {
+			t.Fatalf("after a TimeoutNow from %s the follower is in term %d (was %d), leading %v", name, got, term, follower.IsLeader())
+		}
+	}
+	if err := shard.SendTimeoutNow(from.host, string(to.host.RaftAddr()), 0, term, leaderID); err != nil {
+		t.Fatalf("the leader's TimeoutNow in the current term: %v", err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if shard.Term(follower) <= term {
+			return errors.New("the follower did not campaign")
+		}
+		return nil
+	})
+}

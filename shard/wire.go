@@ -281,11 +281,14 @@ func (h *HeartbeatReply) read(r *wireReader) {
 	}
 }
 
-// MarshalBinary encodes the answers and the lease granted.
+// MarshalBinary encodes the answers and the leases granted.
 func (h CommitHeartbeatReply) MarshalBinary() ([]byte, error) {
 	b, _ := h.HeartbeatReply.MarshalBinary()
 	w := wireWriter{b: b}
-	w.int(int64(h.Lease))
+	w.uint(uint64(len(h.Leases)))
+	for _, l := range h.Leases {
+		w.int(int64(l))
+	}
 	return w.b, nil
 }
 
@@ -293,7 +296,10 @@ func (h CommitHeartbeatReply) MarshalBinary() ([]byte, error) {
 func (h *CommitHeartbeatReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		h.HeartbeatReply.read(r)
-		h.Lease = time.Duration(r.int())
+		h.Leases = make([]time.Duration, r.count(1))
+		for i := range h.Leases {
+			h.Leases[i] = time.Duration(r.int())
+		}
 	})
 }
 
@@ -353,6 +359,32 @@ func (a ReadIndexArgs) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (a *ReadIndexArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) { a.Shard = uint32(r.uint()) })
+}
+
+// MarshalBinary encodes the TimeoutNow.
+func (a TimeoutNowArgs) MarshalBinary() ([]byte, error) {
+	w := wireWriter{b: make([]byte, 0, 32)}
+	w.uint(uint64(a.Shard))
+	w.uint(a.Term)
+	w.header(a.Req.RPCHeader)
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (a *TimeoutNowArgs) UnmarshalBinary(data []byte) error {
+	return decodeWire(data, func(r *wireReader) {
+		a.Shard = uint32(r.uint())
+		a.Term = r.uint()
+		a.Req.RPCHeader = r.header()
+	})
+}
+
+// MarshalBinary encodes the empty answer.
+func (TimeoutNowReply) MarshalBinary() ([]byte, error) { return nil, nil }
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (a *TimeoutNowReply) UnmarshalBinary(data []byte) error {
+	return decodeWire(data, func(*wireReader) {})
 }
 
 // MarshalBinary encodes the read index or why there is none.

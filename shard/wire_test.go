@@ -134,6 +134,7 @@ func TestWireCarriesEveryFieldOfRaftAppends(t *testing.T) {
 		{&ApplyArgs{}, &ApplyArgs{}}, {&ApplyReply{}, &ApplyReply{}},
 		{&ReadIndexArgs{}, &ReadIndexArgs{}}, {&ReadIndexReply{}, &ReadIndexReply{}},
 		{&CommitHeartbeatReply{}, &CommitHeartbeatReply{}},
+		{&TimeoutNowArgs{}, &TimeoutNowArgs{}}, {&TimeoutNowReply{}, &TimeoutNowReply{}},
 	} {
 		fill(t, reflect.ValueOf(pair[0]), &seed)
 		wireRoundTrip(t, reflect.ValueOf(pair[0]).Elem().Interface(), pair[1])
