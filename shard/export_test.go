@@ -95,3 +95,10 @@ func SendTimeoutNow(h *Host, addr string, shard uint32, term uint64, fromID stri
 
 // Term is replica s's current raft term.
 func Term(s *Shard) uint64 { return s.raft.CurrentTerm() }
+
+// TellToCampaign sends node id at addr the TimeoutNow that ends a
+// leadership transfer, through leader s's raft transport, as raft does.
+func TellToCampaign(s *Shard, id, addr string) error {
+	return s.transport.TimeoutNow(raft.ServerID(id), raft.ServerAddress(addr),
+		&raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}}, &raft.TimeoutNowResponse{})
+}

@@ -231,15 +231,14 @@ func (s *Shard) campaignAfterLeaderGone(addr raft.ServerAddress, leaderID raft.S
 // this replica would send it: raft starts an election at once, and other
 // voters grant their votes although they still know a leader.
 func (t *heartbeatTransport) campaign() (taken bool, err error) {
-	return t.handTimeoutNow(&raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}})
+	return t.handTimeoutNow(&raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}}, promptHandoff)
 }
 
-// handTimeoutNow gives req to raft's loop, waiting at most promptHandoff
-// for it to be taken, and returns raft's answer; taken says whether raft
-// took it.
-func (t *heartbeatTransport) handTimeoutNow(req *raft.TimeoutNowRequest) (taken bool, err error) {
+// handTimeoutNow gives req to raft's loop, waiting at most wait for it to
+// be taken, and returns raft's answer; taken says whether raft took it.
+func (t *heartbeatTransport) handTimeoutNow(req *raft.TimeoutNowRequest, wait time.Duration) (taken bool, err error) {
 	ch := make(chan raft.RPCResponse, 1)
-	timer := time.NewTimer(promptHandoff)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case t.rpcs <- raft.RPC{Command: req, RespChan: ch}:

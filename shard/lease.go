@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -29,7 +30,8 @@ import (
 //   - a leadership transfer, which only the leader starts: it ends its
 //     lease before raft sends the target its TimeoutNow (revoke), and the
 //     target takes one only from its leader in its current term, never
-//     from a leader deposed since (currentTimeoutNow).
+//     from a leader deposed since (currentTimeoutNow), and acknowledges
+//     nothing between that check and raft taking it (timeoutNowFrom).
 //
 // A new leader needs the vote of a quorum, and in a prompted election
 // voters grant it even if they still hear from the old leader, so the
@@ -198,9 +200,12 @@ func (t *heartbeatTransport) refuseAcksUpTo(term uint64) (prev uint64) {
 	}
 }
 
-// restoreAcks undoes refuseAcksUpTo(term) when the campaign did not start.
+// restoreAcks undoes refuseAcksUpTo(term), which returned prev, when the
+// campaign did not start. A bound that was already term or more stays.
 func (t *heartbeatTransport) restoreAcks(term, prev uint64) {
-	t.refuseUpTo.CompareAndSwap(term, prev)
+	if prev < term {
+		t.refuseUpTo.CompareAndSwap(term, prev)
+	}
 }
 
 // guardAck turns raft's acceptance of req into an error when req's term is
@@ -257,10 +262,30 @@ func (n *nodeService) TimeoutNow(args TimeoutNowArgs, reply *TimeoutNowReply) er
 	if s == nil {
 		return fmt.Errorf("shard %d has no replica on %s", args.Shard, n.h.cfg.NodeID)
 	}
-	if !s.transport.currentTimeoutNow(&args.Req, args.Term) {
+	return s.transport.timeoutNowFrom(&args.Req, args.Term)
+}
+
+// transferHandoff bounds how long a transfer's TimeoutNow waits for raft's
+// loop to take it; the sender's call gives up at heartbeatTimeout.
+const transferHandoff = 500 * time.Millisecond
+
+// timeoutNowFrom hands req, from the leader of term, to raft if it is
+// current (currentTimeoutNow). No message is acknowledged from the check
+// until raft took it: otherwise a newer leader could be elected meanwhile,
+// count this replica's answer in its lease, and then see it campaign.
+func (t *heartbeatTransport) timeoutNowFrom(req *raft.TimeoutNowRequest, term uint64) error {
+	prev := t.refuseAcksUpTo(math.MaxUint64)
+	if !t.currentTimeoutNow(req, term) {
+		t.restoreAcks(math.MaxUint64, prev)
 		return errStaleTimeoutNow
 	}
-	_, err := s.transport.handTimeoutNow(&args.Req)
+	taken, err := t.handTimeoutNow(req, transferHandoff)
+	if taken {
+		// raft campaigns from term on: its messages stay unacknowledged.
+		t.refuseUpTo.CompareAndSwap(math.MaxUint64, max(prev, term))
+	} else {
+		t.restoreAcks(math.MaxUint64, prev)
+	}
 	return err
 }
 

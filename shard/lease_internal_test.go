@@ -143,4 +143,11 @@ func TestAFollowerAboutToCampaignNoLongerAcknowledgesItsOldLeader(t *testing.T) 
 	if r := tr.guardAck(req(8), ok); !errors.Is(r.Error, errCampaigning) {
 		t.Fatal("calling off an earlier campaign undid a later one")
 	}
+	// A campaign that found a higher bound set raised nothing, and its
+	// restore must not set that bound back (or raise it) either.
+	p := tr.refuseAcksUpTo(5)
+	tr.restoreAcks(5, p)
+	if r := tr.guardAck(req(8), ok); !errors.Is(r.Error, errCampaigning) {
+		t.Fatal("calling off an earlier campaign undid a later one")
+	}
 }

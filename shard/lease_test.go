@@ -81,21 +81,21 @@ func TestALeaderCutOffFromItsVotersServesNoReadOnceItsLeaseIsOver(t *testing.T) 
 }
 
 // TestALeaderHandingOverLeadershipStopsReadingFromItsLease: the target of
-// a transfer campaigns at once, with its voters' consent, so the old
-// leader's lease ends before the transfer begins, for the rest of its
-// term, even if the transfer goes nowhere; reads confirm leadership with a
+// a transfer campaigns as soon as it is told, with its voters' consent, so
+// the leader's lease ends, for the rest of its term, before it tells it,
+// even if the message never arrives; reads confirm leadership with a
 // round of heartbeats instead.
 func TestALeaderHandingOverLeadershipStopsReadingFromItsLease(t *testing.T) {
 	wires := newLinks(t)
 	_, lead, _ := leaseCluster(t, wires)
-	if err := lead.TransferLeadership("n9", "127.0.0.1:1"); err == nil {
-		t.Fatal("a transfer to a node outside the group succeeded")
+	if err := shard.TellToCampaign(lead, "n9", "127.0.0.1:1"); err == nil {
+		t.Fatal("a TimeoutNow to a node outside the group was answered")
 	}
 	if err := shard.ConfirmLeadership(lead); err != nil {
 		t.Fatal(err)
 	}
 	if shard.LeaseHolds(lead) {
-		t.Fatal("the lease holds after a transfer began")
+		t.Fatal("the lease holds after the leader told a transfer target to campaign")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -387,9 +387,6 @@ func (s *Shard) SnapshotSize() int64 {
 // most up-to-date voter when id is empty. Like Apply, it returns once the
 // replica closes even if raft never answers the queued request.
 func (s *Shard) TransferLeadership(id, addr string) error {
-	// The target campaigns as soon as it is told, without waiting out a
-	// timeout: reads stop relying on the lease first (lease.go).
-	s.transport.lease.revoke(s.raft.CurrentTerm())
 	if id == "" {
 		return s.await(s.raft.LeadershipTransfer())
 	}
