@@ -17,8 +17,9 @@ import (
 )
 
 // 3: cut one node off the network during the write loop. The other two keep
-// serving every session; the isolated node acknowledges nothing and serves no
-// linearizable read; after reconnecting it converges.
+// serving every session; the isolated node acknowledges nothing and, once
+// its read lease has run out, serves no linearizable read; after
+// reconnecting it converges.
 func (s *suite) partition(t *testing.T) {
 	counts, err := leading(s.e.urls, base)
 	s.check(t, err)
