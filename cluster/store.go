@@ -61,12 +61,17 @@ type RaftPortStats struct {
 	// HeartbeatBatches counts the node RPCs that carried this node's
 	// replicas' heartbeats to other nodes, and Heartbeats the heartbeats.
 	HeartbeatBatches, Heartbeats uint64
+	// LeaseReads and RoundReads count the linearizable read rounds of this
+	// node's leaders confirmed by their read lease and by a round of
+	// heartbeats.
+	LeaseReads, RoundReads uint64
 }
 
 // RaftPortStats reports the raft port's counters. It does not block.
 func (n *Node) RaftPortStats() RaftPortStats {
 	st := RaftPortStats{Rejected: n.host.Mux().Rejected()}
 	st.HeartbeatBatches, st.Heartbeats = n.host.HeartbeatStats()
+	st.LeaseReads, st.RoundReads = n.host.ReadConfirmations()
 	return st
 }
 

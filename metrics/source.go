@@ -45,6 +45,9 @@ type NodeState struct {
 	// HeartbeatBatches counts the batched heartbeat messages sent to other
 	// nodes, and Heartbeats the shard heartbeats they carried.
 	HeartbeatBatches, Heartbeats uint64
+	// LeaseReads and RoundReads count linearizable read rounds of this
+	// node's leaders confirmed by the read lease and by heartbeats.
+	LeaseReads, RoundReads uint64
 	// MuxRejected counts raft-port connections closed before reaching raft.
 	MuxRejected uint64
 	// Members counts the cluster members by gossip state (alive, suspect,
@@ -84,6 +87,7 @@ var (
 	descLogTime    = nodeDesc("raftlog_write_seconds_total", "Seconds the shared raft log spent in write and fdatasync; divided by raftlog_commits_total it is the mean commit (fsync) time.")
 	descHBBatches  = nodeDesc("heartbeat_batches_total", "Batched heartbeat messages sent to other nodes, one per node and round for all shards.")
 	descHeartbeats = nodeDesc("heartbeats_total", "Shard heartbeats carried by the batched heartbeat messages.")
+	descReadRounds = prometheus.NewDesc(Namespace+"_read_confirmations_total", "Linearizable read rounds of this node's shard leaders, by how leadership was confirmed: by the read lease, or by a round of heartbeats.", []string{"by"}, nil)
 	descMuxRejects = nodeDesc("mux_rejected_connections_total", "Connections to the raft port closed before reaching raft: failed TLS handshake, no client certificate, bad preamble, another cluster, or a shard not hosted here.")
 	descMembers    = prometheus.NewDesc(Namespace+"_cluster_members", "Cluster members this node knows, by gossip state.", []string{"state"}, nil)
 	descStreams    = nodeDesc("streams", "Change streams and blocking reads this node serves now.")
@@ -113,7 +117,7 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descShardLeader, descShardVoter, descShardTerm, descShardLast,
 		descShardCommit, descShardApplied, descShardLag, descShardSessions, descShardBytes, descSnapBytes,
 		descSnapAge, descShardMove, descLogCommits, descLogWrites, descLogBytes, descLogTime, descHBBatches,
-		descHeartbeats, descMuxRejects, descMembers, descStreams} {
+		descHeartbeats, descReadRounds, descMuxRejects, descMembers, descStreams} {
 		ch <- d
 	}
 }
@@ -157,6 +161,8 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descHBBatches, float64(n.HeartbeatBatches))
 	counter(descHeartbeats, float64(n.Heartbeats))
+	ch <- prometheus.MustNewConstMetric(descReadRounds, prometheus.CounterValue, float64(n.LeaseReads), "lease")
+	ch <- prometheus.MustNewConstMetric(descReadRounds, prometheus.CounterValue, float64(n.RoundReads), "heartbeats")
 	counter(descMuxRejects, float64(n.MuxRejected))
 	for _, state := range []string{"alive", "suspect", "dead", "left"} {
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(n.Members[state]), state)

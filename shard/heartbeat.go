@@ -326,7 +326,10 @@ type heartbeatSender struct {
 	period  time.Duration // heartbeatPeriod
 
 	batches, beats atomic.Uint64 // sent, for HeartbeatStats
-	sharedAppends  atomic.Uint64 // appends sent as node RPCs (appendrpc.go)
+	// Read rounds of this node's leaders confirmed by their read lease
+	// and by a round of heartbeats, for ReadConfirmations (lease.go).
+	leaseReads, roundReads atomic.Uint64
+	sharedAppends          atomic.Uint64 // appends sent as node RPCs (appendrpc.go)
 
 	mu      sync.Mutex
 	queues  map[string]*heartbeatQueue

@@ -153,6 +153,12 @@ func (h *Host) HeartbeatStats() (batches, beats uint64) {
 	return h.beats.batches.Load(), h.beats.beats.Load()
 }
 
+// ReadConfirmations counts the linearizable read rounds of this node's
+// leaders confirmed by their read lease and by a round of heartbeats.
+func (h *Host) ReadConfirmations() (byLease, byRound uint64) {
+	return h.beats.leaseReads.Load(), h.beats.roundReads.Load()
+}
+
 // SharedAppends counts the raft appends this node's replicas have sent
 // over the node's shared connections rather than their group's own.
 func (h *Host) SharedAppends() uint64 { return h.beats.sharedAppends.Load() }

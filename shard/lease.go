@@ -185,6 +185,17 @@ func (s *Shard) leaseHolds(term uint64) bool {
 	return self && s.transport.lease.holds(term, followers, time.Now(), leaseDuration(s.timing))
 }
 
+// countRead counts one read round confirmed by the lease or by heartbeats.
+func (t *heartbeatTransport) countRead(byLease bool) {
+	switch {
+	case t.sender == nil:
+	case byLease:
+		t.sender.leaseReads.Add(1)
+	default:
+		t.sender.roundReads.Add(1)
+	}
+}
+
 // errCampaigning answers a message of a term this replica has stopped
 // acknowledging because it is about to campaign.
 var errCampaigning = errors.New("replica is campaigning: not acknowledging its old leader")

@@ -51,10 +51,14 @@ func TestALeaderWhoseVotersAllAnsweredLatelyReadsWithoutAskingThemAgain(t *testi
 	wires := newLinks(t)
 	c, lead, _ := leaseCluster(t, wires)
 	cutOff(t, c, wires, lead)
+	byLease, _ := c.hostOf(lead).host.ReadConfirmations()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := lead.Read(ctx, shard.Linearizable); err != nil {
 		t.Fatalf("a read within the lease: %v", err)
+	}
+	if after, _ := c.hostOf(lead).host.ReadConfirmations(); after != byLease+1 {
+		t.Fatalf("read rounds confirmed by the lease went from %d to %d, want one more", byLease, after)
 	}
 	if sess, ok := lead.FSM().Get("s"); !ok || sess.MessageCount() != 1 {
 		t.Fatalf("the read shows %v, want the acknowledged message", sess)
@@ -87,7 +91,7 @@ func TestALeaderCutOffFromItsVotersServesNoReadOnceItsLeaseIsOver(t *testing.T) 
 // round of heartbeats instead.
 func TestALeaderHandingOverLeadershipStopsReadingFromItsLease(t *testing.T) {
 	wires := newLinks(t)
-	_, lead, _ := leaseCluster(t, wires)
+	c, lead, _ := leaseCluster(t, wires)
 	if err := shard.TellToCampaign(lead, "n9", "127.0.0.1:1"); err == nil {
 		t.Fatal("a TimeoutNow to a node outside the group was answered")
 	}
@@ -99,8 +103,12 @@ func TestALeaderHandingOverLeadershipStopsReadingFromItsLease(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	_, byRound := c.hostOf(lead).host.ReadConfirmations()
 	if err := lead.Read(ctx, shard.Linearizable); err != nil {
 		t.Fatalf("a read after the transfer attempt: %v", err)
+	}
+	if _, after := c.hostOf(lead).host.ReadConfirmations(); after != byRound+1 {
+		t.Fatalf("read rounds confirmed by heartbeats went from %d to %d, want one more", byRound, after)
 	}
 }
 

@@ -181,8 +181,10 @@ func (s *Shard) readIndex() (uint64, error) {
 	term := s.raft.CurrentTerm()
 	index := s.raft.CommitIndex()
 	if s.leaseHolds(term) && s.raft.State() == raft.Leader && s.raft.CurrentTerm() == term {
+		s.transport.countRead(true)
 		return index, nil // no other leader can have committed since index
 	}
+	s.transport.countRead(false)
 	done := s.transport.verifying()
 	err := s.await(s.raft.VerifyLeader())
 	done()

@@ -41,7 +41,8 @@ func (s nodeSource) Shards() []metrics.ShardState {
 func (s nodeSource) Node() metrics.NodeState {
 	port := s.node.RaftPortStats()
 	n := metrics.NodeState{MuxRejected: port.Rejected, Streams: s.api.OpenStreams(), Members: map[string]int{},
-		HeartbeatBatches: port.HeartbeatBatches, Heartbeats: port.Heartbeats}
+		HeartbeatBatches: port.HeartbeatBatches, Heartbeats: port.Heartbeats,
+		LeaseReads: port.LeaseReads, RoundReads: port.RoundReads}
 	if st, ok := s.node.RaftLogStats(); ok {
 		n.HasRaftLog = true
 		n.RaftLog = metrics.RaftLogState{Commits: st.Batches, Writes: st.Requests, Bytes: st.Bytes, WriteTime: st.WriteTime}
