@@ -124,7 +124,7 @@ func TestMetricsOfAClusterPassPromtoolAndCoverTheDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(board.Metrics(), "sessiond_shard_term", "sessiond_shard_commit_index", "sessiond_shard_applied_index",
-		"sessiond_shard_sessions", "sessiond_shard_snapshot_bytes", "sessiond_raft_commit_time", "sessiond_heartbeats_total", "sessiond_read_confirmations_total",
+		"sessiond_shard_sessions", "sessiond_shard_snapshot_bytes", "sessiond_raft_commit_time", "sessiond_heartbeats_total",
 		"sessiond_memberlist_gossip", "go_gc_duration_seconds")
 	var scrapes []scrape
 	var missing []string
