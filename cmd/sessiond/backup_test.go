@@ -213,6 +213,10 @@ func TestAShardThatLostItsQuorumIsRestoredFromItsSurvivingReplica(t *testing.T) 
 	}
 	src[0].signal(syscall.SIGKILL)
 	src[1].signal(syscall.SIGKILL)
+	// A leader serves linearizable reads by its read lease for up to half
+	// the heartbeat timeout (100ms here) after its followers last answered,
+	// rightly: no other leader can be elected sooner. Wait that out.
+	time.Sleep(300 * time.Millisecond)
 
 	// The node waits a while for a leader before it gives up.
 	code, body := getWith(backupClient, survivor.url("/v1/backup"))
