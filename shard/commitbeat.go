@@ -231,8 +231,8 @@ func (t *heartbeatTransport) deliverCommits() {
 	}
 }
 
-// refusedCommitHeartbeats reports an error from a node that has no
-// Node.CommitHeartbeats.
-func refusedCommitHeartbeats(err error) bool {
+// lacksMethod reports an error from a node of an earlier version that has
+// no such node RPC (Node.CommitHeartbeats, Node.TimeoutNow).
+func lacksMethod(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "can't find method")
 }

@@ -513,7 +513,7 @@ func (s *heartbeatSender) flush(q *heartbeatQueue, batch []*heartbeatCall) {
 	var err error
 	if offer {
 		err = s.clients.call(ctx, q.addr, "Node.CommitHeartbeats", args, &reply)
-		if refusedCommitHeartbeats(err) {
+		if lacksMethod(err) {
 			q.plainUntil = time.Now().Add(plainHeartbeatsFor)
 			offer = false
 			for i, c := range batch {

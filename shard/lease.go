@@ -248,7 +248,7 @@ func (t *heartbeatTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddr
 		defer cancel()
 		err := t.sender.clients.call(ctx, string(t.resolve(id, target)), "Node.TimeoutNow",
 			TimeoutNowArgs{Shard: t.shard, Term: term, Req: *args}, &TimeoutNowReply{})
-		if !refusedCommitHeartbeats(err) {
+		if !lacksMethod(err) {
 			return err
 		}
 	}
