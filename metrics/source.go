@@ -63,6 +63,7 @@ type RaftLogState struct {
 	Writes    uint64        // write requests they carried
 	Bytes     uint64        // bytes written
 	WriteTime time.Duration // time spent in write and fdatasync
+	Held      uint64        // commits held open for more writes while the log was busy
 }
 
 var (
@@ -84,6 +85,7 @@ var (
 	descLogCommits = nodeDesc("raftlog_commits_total", "Group commits of the shared raft log: one write and one fdatasync each.")
 	descLogWrites  = nodeDesc("raftlog_writes_total", "Raft log write requests the shared log's group commits carried.")
 	descLogBytes   = nodeDesc("raftlog_bytes_total", "Bytes written to the shared raft log.")
+	descLogHeld    = nodeDesc("raftlog_held_commits_total", "Group commits of the shared raft log held open (up to the last commit's time, at most 1 ms) for more writes because the log was busy.")
 	descLogTime    = nodeDesc("raftlog_write_seconds_total", "Seconds the shared raft log spent in write and fdatasync; divided by raftlog_commits_total it is the mean commit (fsync) time.")
 	descHBBatches  = nodeDesc("heartbeat_batches_total", "Batched heartbeat messages sent to other nodes, one per node and round for all shards.")
 	descHeartbeats = nodeDesc("heartbeats_total", "Shard heartbeats carried by the batched heartbeat messages.")
@@ -116,7 +118,7 @@ func newSourceCollector(src Source) *sourceCollector {
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descShardLeader, descShardVoter, descShardTerm, descShardLast,
 		descShardCommit, descShardApplied, descShardLag, descShardSessions, descShardBytes, descSnapBytes,
-		descSnapAge, descShardMove, descLogCommits, descLogWrites, descLogBytes, descLogTime, descHBBatches,
+		descSnapAge, descShardMove, descLogCommits, descLogWrites, descLogBytes, descLogTime, descLogHeld, descHBBatches,
 		descHeartbeats, descReadRounds, descMuxRejects, descMembers, descStreams} {
 		ch <- d
 	}
@@ -158,6 +160,7 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLogWrites, float64(n.RaftLog.Writes))
 		counter(descLogBytes, float64(n.RaftLog.Bytes))
 		counter(descLogTime, n.RaftLog.WriteTime.Seconds())
+		counter(descLogHeld, float64(n.RaftLog.Held))
 	}
 	counter(descHBBatches, float64(n.HeartbeatBatches))
 	counter(descHeartbeats, float64(n.Heartbeats))

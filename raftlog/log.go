@@ -50,7 +50,11 @@ type Options struct {
 	// MaxSegments is how many segments may pile up before the shards that
 	// hold the oldest one back have their live entries rewritten. Default 8.
 	MaxSegments int
-	Logger      *slog.Logger
+	// GroupCommitWait bounds how long the writer holds a batch open for
+	// more requests while the log is busy (see groupWait). Default 1ms;
+	// negative: never wait.
+	GroupCommitWait time.Duration
+	Logger          *slog.Logger
 }
 
 // maxBatchBytes bounds one group commit so a burst cannot build one huge
@@ -82,7 +86,7 @@ type Log struct {
 
 	buf   []byte     // the writer's encode buffer
 	batch []*request // the writer's current batch
-	stats struct{ batches, requests, bytes, writeNanos, spares atomic.Uint64 }
+	stats struct{ batches, requests, bytes, writeNanos, spares, held atomic.Uint64 }
 }
 
 // request is one write waiting for the writer.
@@ -113,6 +117,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	if opts.MaxSegments < 2 {
 		opts.MaxSegments = 8
+	}
+	if opts.GroupCommitWait == 0 {
+		opts.GroupCommitWait = time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -283,6 +290,9 @@ type Stats struct {
 	// SpareSegments counts the segments that started from a spare written
 	// full of zeros ahead of time (spare.go), not from a preallocated file.
 	SpareSegments uint64
+	// HeldBatches counts the batches held open for more requests because
+	// the log was busy (groupWait).
+	HeldBatches uint64
 }
 
 // Stats reports the log's counters.
@@ -290,7 +300,7 @@ func (l *Log) Stats() Stats {
 	return Stats{
 		Batches: l.stats.batches.Load(), Requests: l.stats.requests.Load(),
 		Bytes: l.stats.bytes.Load(), WriteTime: time.Duration(l.stats.writeNanos.Load()),
-		SpareSegments: l.stats.spares.Load(),
+		SpareSegments: l.stats.spares.Load(), HeldBatches: l.stats.held.Load(),
 	}
 }
 

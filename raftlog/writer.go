@@ -14,6 +14,9 @@ import (
 // as one batch and answers them all with the batch's outcome.
 func (l *Log) run() {
 	defer close(l.stopped)
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	lastRequests, lastWrite := 0, time.Duration(0)
 	for {
 		var first *request
 		select {
@@ -22,19 +25,16 @@ func (l *Log) run() {
 			l.failQueued()
 			return
 		}
-		batch := append(l.batch[:0], first)
-		size := first.size()
-	drain:
-		for size < maxBatchBytes {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-				size += r.size()
-			default:
-				break drain
-			}
+		batch, size := l.gather(append(l.batch[:0], first), first.size(), nil)
+		if wait := groupWait(lastRequests, lastWrite, l.opts.GroupCommitWait); wait > 0 {
+			l.stats.held.Add(1)
+			hold.Reset(wait)
+			batch, _ = l.gather(batch, size, hold.C)
+			hold.Stop()
 		}
+		start := time.Now()
 		err := l.commit(batch)
+		lastRequests, lastWrite = len(batch), time.Since(start)
 		if err != nil {
 			l.compactAnyway(batch)
 			l.spare.discard()
@@ -50,6 +50,49 @@ func (l *Log) run() {
 		l.batch = batch[:0]
 		l.reclaim()
 	}
+}
+
+// gather adds requests to batch until it holds maxBatchBytes or none is
+// ready: with hold nil, none is queued now; otherwise none came before hold
+// fired (or the log was closed).
+func (l *Log) gather(batch []*request, size int, hold <-chan time.Time) ([]*request, int) {
+	for size < maxBatchBytes {
+		var r *request
+		if hold == nil {
+			select {
+			case r = <-l.reqs:
+			default:
+				return batch, size
+			}
+		} else {
+			select {
+			case r = <-l.reqs:
+			case <-hold:
+				return batch, size
+			case <-l.quit: // write what was taken; run then stops
+				return batch, size
+			}
+		}
+		batch = append(batch, r)
+		size += r.size()
+	}
+	return batch, size
+}
+
+// groupWait is how long the writer holds a batch open for more requests
+// before writing it. Every batch costs a write and an fdatasync, and each
+// raft group's round waits for one: with many groups on few cores, the
+// rounds of a busy node were mostly small and paid for those one by one.
+// Waiting a little while the log is busy puts more of them in each batch.
+// The last batch says whether it is: one request means a lone writer, which
+// is never held back; more mean others are writing too, and the batch is
+// held for as long as the last write took (a fast disk waits little), at
+// most max.
+func groupWait(lastRequests int, lastWrite, max time.Duration) time.Duration {
+	if max <= 0 || lastRequests < 2 {
+		return 0
+	}
+	return min(lastWrite, max)
 }
 
 // compactAnyway applies the prefix deletions of a batch that could not be

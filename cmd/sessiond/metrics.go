@@ -45,7 +45,7 @@ func (s nodeSource) Node() metrics.NodeState {
 		LeaseReads: port.LeaseReads, RoundReads: port.RoundReads}
 	if st, ok := s.node.RaftLogStats(); ok {
 		n.HasRaftLog = true
-		n.RaftLog = metrics.RaftLogState{Commits: st.Batches, Writes: st.Requests, Bytes: st.Bytes, WriteTime: st.WriteTime}
+		n.RaftLog = metrics.RaftLogState{Commits: st.Batches, Writes: st.Requests, Bytes: st.Bytes, WriteTime: st.WriteTime, Held: st.HeldBatches}
 	}
 	for _, m := range s.node.Members() {
 		n.Members[string(m.State)]++
