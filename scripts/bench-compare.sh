@@ -14,10 +14,20 @@
 #
 #   scripts/bench-compare.sh
 #   BENCH_SECONDS=60 SESSIOND_FLAGS="--raft-heartbeat 300ms" scripts/bench-compare.sh
+#   BENCH_ROUNDS=5 scripts/bench-compare.sh
+#
+# With BENCH_ROUNDS=N, N alternating rounds of the 64-client writes follow
+# the table, with both clusters running (the one not measured idles): in
+# each round sessiond round-robin, sessiond sent to leaders, then etcd with
+# as many requests. Consecutive rounds a minute apart see the same machine,
+# where two runs minutes apart can differ by a third on a shared host; the
+# median of the per-round ratios is the figure to quote.
 #
 # Environment:
 #   BENCH_SECONDS       measured seconds of each sessiond workload (20)
 #   BENCH_WARMUP        sessionbench warmup before each workload (2s)
+#   BENCH_ROUNDS        alternating rounds of 64-client writes after the table (0)
+#   BENCH_ROUND_SECONDS measured seconds of each sessiond workload in a round (10)
 #   ETCD_REQUESTS       requests of each etcd workload (default: as many as
 #                       sessiond completed in the same workload, at least 1000)
 #   ETCD_CONNS          gRPC connections of the 64-client etcd runs (16)
@@ -45,6 +55,8 @@ fi
 cd "$(dirname "$0")/.."
 
 secs=${BENCH_SECONDS:-20}
+rounds=${BENCH_ROUNDS:-0}
+round_secs=${BENCH_ROUND_SECONDS:-10}
 warmup=${BENCH_WARMUP:-2s}
 etcd_requests=${ETCD_REQUESTS:-}
 etcd_conns=${ETCD_CONNS:-16}
@@ -321,6 +333,63 @@ PY
   stop_servers
 }
 
+# ------------------------------------------------------------ rounds
+run_rounds() {
+  hdr "$rounds alternating rounds of 64-client writes, both clusters running"
+  start_sessiond
+  start_etcd
+  local r len=(--duration "${round_secs}s" --warmup "$warmup")
+  local put=(put --key-size=16 --val-size="$value_bytes" --key-space-size="$sessions")
+  for r in $(seq "$rounds"); do
+    sessionbench "put64-r$r" "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes"
+    sessionbench "put64leader-r$r" "${len[@]}" --mix append=100 --concurrency "$clients" --sessions "$sessions" --message-bytes "$value_bytes" --route leader
+    etcdbench "put64-r$r" --conns="$etcd_conns" --clients="$clients" "${put[@]}" --total="$(etcd_requests_for "put64-r$r")"
+  done
+  stop_servers
+}
+
+rounds_table() {
+  python3 - "$res" "$rounds" <<'PY'
+import json, os, re, statistics, sys
+res, rounds = sys.argv[1], int(sys.argv[2])
+
+def sessiond(name):
+    try:
+        t = json.load(open(os.path.join(res, "sessiond-%s.json" % name)))["total"]
+        return t["okPerSec"], t["latencyUs"]["p99"] / 1000, t["errors"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+def etcd(name):
+    try:
+        text = open(os.path.join(res, "etcd-%s.txt" % name)).read()
+        return float(re.search(r"Requests/sec:\s*([0-9.]+)", text).group(1)), \
+            float(re.search(r"\b99% in ([0-9.]+) secs", text).group(1)) * 1000
+    except (OSError, AttributeError):
+        return None
+
+fmt = "%-6s %11s %8s %15s %8s %6s %6s %15s %8s %6s %6s"
+print(fmt % ("round", "etcd ops/s", "p99 ms", "round-robin", "p99 ms", "errors", "ratio",
+             "to leaders", "p99 ms", "errors", "ratio"))
+ratios = {"rr": [], "leader": []}
+for r in range(1, rounds + 1):
+    e = etcd("put64-r%d" % r)
+    cells = ["%d" % r] + (["%.0f" % e[0], "%.2f" % e[1]] if e else ["FAILED", "-"])
+    for key, name in (("rr", "put64-r%d"), ("leader", "put64leader-r%d")):
+        s = sessiond(name % r)
+        ratio = s[0] / e[0] if s and e and e[0] > 0 else None
+        if ratio is not None:
+            ratios[key].append(ratio)
+        cells += (["%.0f" % s[0], "%.2f" % s[1], "%d" % s[2]] if s else ["FAILED", "-", "-"]) + \
+            ["%.2f" % ratio if ratio is not None else "-"]
+    print(fmt % tuple(cells))
+for key, label in (("rr", "round-robin"), ("leader", "sent to leaders")):
+    if ratios[key]:
+        print("median sessiond/etcd, %s: %.2f (from %.2f to %.2f)" % (
+            label, statistics.median(ratios[key]), min(ratios[key]), max(ratios[key])))
+PY
+}
+
 # ------------------------------------------------------------ table
 table() {
   python3 - "$res" <<'PY'
@@ -396,9 +465,14 @@ step 300 - - go build -o "$bin/sessionbench" ./cmd/sessionbench
 
 run_sessiond
 run_etcd
+if [ "$rounds" -gt 0 ]; then run_rounds; fi
 
 hdr "results (ops/s: successful requests per second; latency of successful requests)"
 table
+if [ "$rounds" -gt 0 ]; then
+  hdr "alternating rounds: 64 clients, 256-byte writes, ${round_secs}s each (sessiond ops/s and sessiond/etcd)"
+  rounds_table
+fi
 say ""
 say "etcd $(etcd --version 2>/dev/null | awk '/etcd Version/{print $3}'), benchmark tool from etcd $etcd_version, --conns=$etcd_conns for 64 clients"
 say "sessiond $shards shards, flags: ${SESSIOND_FLAGS:-(none)}; load average at the end $(cut -d' ' -f1-3 /proc/loadavg); $((SECONDS - t0)) s"
