@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -25,10 +26,22 @@ func TestGroupWaitHoldsBatchesOnlyWhileOthersWrite(t *testing.T) {
 }
 
 // slowWrites makes every write take d longer, so that the writer's hold,
-// as long as the last write took, is long enough to see.
-func slowWrites(t *testing.T, d time.Duration) {
-	writeFault = func(uint64) error { time.Sleep(d); return nil }
+// as long as the last write took, is long enough to see; the first write
+// also waits for gate to close, when gate is not nil, after closing the
+// channel returned. Call it before openLog, so that the hook is removed
+// only after the log is closed.
+func slowWrites(t *testing.T, d time.Duration, gate chan struct{}) <-chan struct{} {
+	var once sync.Once
+	entered := make(chan struct{})
+	writeFault = func(uint64) error {
+		if gate != nil {
+			once.Do(func() { close(entered); <-gate })
+		}
+		time.Sleep(d)
+		return nil
+	}
 	t.Cleanup(func() { writeFault = nil })
+	return entered
 }
 
 func store(t *testing.T, s *ShardLog, e *raft.Log) <-chan error {
@@ -50,8 +63,8 @@ func stored(t *testing.T, done <-chan error) {
 }
 
 func TestALoneWriterIsNeverHeldBack(t *testing.T) {
+	slowWrites(t, 50*time.Millisecond, nil)
 	l := openLog(t, t.TempDir(), Options{GroupCommitWait: time.Hour, Logger: quietLogger()})
-	slowWrites(t, 50*time.Millisecond)
 	s := l.Shard(1)
 	for i := uint64(1); i <= 5; i++ {
 		stored(t, store(t, s, entry(1, i, 1)))
@@ -62,21 +75,26 @@ func TestALoneWriterIsNeverHeldBack(t *testing.T) {
 }
 
 func TestWritesOfABusyLogShareABatch(t *testing.T) {
+	gate := make(chan struct{})
+	writing := slowWrites(t, 300*time.Millisecond, gate)
 	l := openLog(t, t.TempDir(), Options{GroupCommitWait: time.Hour, Logger: quietLogger()})
 	a, b, c := l.Shard(1), l.Shard(2), l.Shard(3)
 
-	// Two writers at once: the second queues behind the first's write and
-	// the two after it share a batch, which tells the writer it is busy.
-	slowWrites(t, 300*time.Millisecond)
+	// Two writers queue while a first write is under way, and the two then
+	// share a batch, which tells the writer it is busy.
 	first := store(t, a, entry(1, 1, 1))
-	time.Sleep(50 * time.Millisecond) // its write is under way
+	<-writing
 	second, third := store(t, b, entry(2, 1, 1)), store(t, c, entry(3, 1, 1))
+	for len(l.reqs) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
 	stored(t, first)
 	stored(t, second)
 	stored(t, third)
 	before := l.Stats()
-	if before.Requests-before.Batches < 1 {
-		t.Fatalf("%d requests in %d batches: the two queued writes did not share one", before.Requests, before.Batches)
+	if before.Batches != 2 || before.Requests != 3 {
+		t.Fatalf("%d requests in %d batches, want 3 in 2: the two queued writes did not share one", before.Requests, before.Batches)
 	}
 
 	// The next write is held for as long as that write took (300 ms or

@@ -26,15 +26,18 @@ func (l *Log) run() {
 			return
 		}
 		batch, size := l.gather(append(l.batch[:0], first), first.size(), nil)
-		if wait := groupWait(lastRequests, lastWrite, l.opts.GroupCommitWait); wait > 0 {
+		if wait := groupWait(lastRequests, lastWrite, l.opts.GroupCommitWait); wait > 0 && size < maxBatchBytes && !l.closing() {
 			l.stats.held.Add(1)
 			hold.Reset(wait)
 			batch, _ = l.gather(batch, size, hold.C)
 			hold.Stop()
 		}
-		start := time.Now()
+		// The write and fdatasync alone, as commit counts them: a batch that
+		// failed before writing, or the start of a new segment, says nothing
+		// about how long the disk takes.
+		written := l.stats.writeNanos.Load()
 		err := l.commit(batch)
-		lastRequests, lastWrite = len(batch), time.Since(start)
+		lastRequests, lastWrite = len(batch), time.Duration(l.stats.writeNanos.Load()-written)
 		if err != nil {
 			l.compactAnyway(batch)
 			l.spare.discard()
@@ -79,15 +82,26 @@ func (l *Log) gather(batch []*request, size int, hold <-chan time.Time) ([]*requ
 	return batch, size
 }
 
+// closing reports whether Close has been called.
+func (l *Log) closing() bool {
+	select {
+	case <-l.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 // groupWait is how long the writer holds a batch open for more requests
 // before writing it. Every batch costs a write and an fdatasync, and each
 // raft group's round waits for one: with many groups on few cores, the
 // rounds of a busy node were mostly small and paid for those one by one.
 // Waiting a little while the log is busy puts more of them in each batch.
-// The last batch says whether it is: one request means a lone writer, which
-// is never held back; more mean others are writing too, and the batch is
-// held for as long as the last write took (a fast disk waits little), at
-// most max.
+// The last batch says whether it is: one request means a lone writer, whose
+// next batch is not held; more mean others are writing too, and the batch is
+// held for as long as the last write and fdatasync took (a fast disk waits
+// little), at most max. (So a writer left alone is held once, right after
+// the others stopped.)
 func groupWait(lastRequests int, lastWrite, max time.Duration) time.Duration {
 	if max <= 0 || lastRequests < 2 {
 		return 0
