@@ -26,7 +26,7 @@ func (l *Log) run() {
 			return
 		}
 		batch, size := l.gather(append(l.batch[:0], first), first.size(), nil)
-		if wait := groupWait(lastRequests, lastWrite, l.opts.GroupCommitWait); wait > 0 && size < maxBatchBytes && !l.closing() {
+		if wait := groupWait(lastRequests, lastWrite, l.opts.GroupCommitWait); wait > 0 && size < maxBatchBytes {
 			l.stats.held.Add(1)
 			hold.Reset(wait)
 			batch, _ = l.gather(batch, size, hold.C)
@@ -80,16 +80,6 @@ func (l *Log) gather(batch []*request, size int, hold <-chan time.Time) ([]*requ
 		size += r.size()
 	}
 	return batch, size
-}
-
-// closing reports whether Close has been called.
-func (l *Log) closing() bool {
-	select {
-	case <-l.quit:
-		return true
-	default:
-		return false
-	}
 }
 
 // groupWait is how long the writer holds a batch open for more requests
