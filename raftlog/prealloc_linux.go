@@ -11,14 +11,16 @@ import (
 // that a log near a full disk never takes the last of the space the node's
 // snapshots need, and a call that fails gives back what it allocated
 // (ext4 keeps a failed fallocate's partial allocation). Without it the file
-// grows as it is written.
-func preallocate(f *os.File, size int64) {
+// grows as it is written. It reports whether the space was given.
+func preallocate(f *os.File, size int64) bool {
 	if !roomIn(filepath.Dir(f.Name()), size) {
-		return
+		return false
 	}
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		_ = f.Truncate(0)
+		return false
 	}
+	return true
 }
 
 // roomIn reports whether dir's volume has several times size free: space

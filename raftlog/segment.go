@@ -17,6 +17,11 @@ type segment struct {
 	path string
 	f    *os.File
 	size int64 // bytes of valid records
+	// preallocated: the segment was created here in fallocated blocks,
+	// which every flush into must first convert (spare.go), and so is
+	// left for a spare as soon as one is ready. False for a segment
+	// started from a spare, and for one found on disk.
+	preallocated bool
 }
 
 const segmentSuffix = ".wal"
@@ -63,7 +68,8 @@ func openSegment(dir string, seq uint64, create bool, prealloc int64) (*segment,
 	s := &segment{seq: seq, path: path, f: f}
 	if create {
 		if prealloc > 0 {
-			preallocate(f, prealloc) // best effort: without it the file grows as it is written
+			// Best effort: without it the file grows as it is written.
+			s.preallocated = preallocate(f, prealloc)
 		}
 		if err := syncDir(dir); err != nil {
 			f.Close()

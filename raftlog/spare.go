@@ -34,6 +34,10 @@ const (
 	spareTemp = "next.spare.tmp"
 )
 
+// spareEarly is how much a preallocated segment holds before the log,
+// now plainly in use, starts the spare to move into (see commit).
+const spareEarly = 1 << 20
+
 // spareChunk is how much of the spare is written, and flushed, at a time.
 const spareChunk = 1 << 20
 
@@ -103,6 +107,13 @@ func (s *spareSegment) take(path string) bool {
 		return false
 	}
 	return true
+}
+
+// isReady reports whether a finished spare is waiting to be taken.
+func (s *spareSegment) isReady() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
 }
 
 // discard gives a finished spare's space back: a write of the log failed,

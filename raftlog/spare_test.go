@@ -198,3 +198,66 @@ func TestAFailedWriteGivesTheSpareBack(t *testing.T) {
 		t.Fatal("the spare kept its space while the log could not write")
 	}
 }
+
+// TestALogInUseLeavesItsPreallocatedSegmentForASpare: a new log's first
+// segment is preallocated, slow to flush into; once the log has written
+// spareEarly bytes to it a spare is written, and the log moves into it as
+// soon as it is ready rather than when the first segment is full. A log
+// that writes less starts no spare. Every entry reads back after a
+// restart.
+func TestALogInUseLeavesItsPreallocatedSegmentForASpare(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 8 << 20}
+	l := openLog(t, dir, opts)
+	s := l.Shard(1)
+	data := func(i uint64) []byte { return bytes.Repeat([]byte{byte(i)}, 4<<10) }
+	next := uint64(1)
+	store := func() {
+		t.Helper()
+		if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: data(next)}}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	for l.newestSize()+5<<10 < spareEarly {
+		store()
+	}
+	if fileExists(filepath.Join(dir, spareName)) || fileExists(filepath.Join(dir, spareTemp)) {
+		t.Fatal("a spare was started before the log wrote spareEarly bytes")
+	}
+	store() // past spareEarly: the spare is started
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.spare.isReady() {
+		if time.Now().After(deadline) {
+			t.Fatal("no spare was written for the preallocated segment")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	firstSize := l.newestSize()
+	store() // the first write after the spare is ready goes into it
+	if got := l.segments(); got != 2 {
+		t.Fatalf("%d segments once the spare was ready, want 2", got)
+	}
+	if got := l.Stats().SpareSegments; got != 1 {
+		t.Fatalf("%d segments started from a spare, want 1", got)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, segmentName(1))); err != nil || fi.Size() != firstSize {
+		t.Fatalf("the first segment was not cut to its %d bytes of records: %v, %v", firstSize, fi, err)
+	}
+	// The segment started from the spare is kept until it is full.
+	for i := 0; i < 512; i++ {
+		store()
+	}
+	if got := l.segments(); got != 2 {
+		t.Fatalf("%d segments after writing into the spare, want 2", got)
+	}
+	l.Close()
+
+	l = openLog(t, dir, opts)
+	for i := uint64(1); i < next; i++ {
+		var e raft.Log
+		if err := l.Shard(1).GetLog(i, &e); err != nil || !bytes.Equal(e.Data, data(i)) {
+			t.Fatalf("entry %d after a restart: %v", i, err)
+		}
+	}
+}

@@ -127,19 +127,21 @@ func (l *Log) failQueued() {
 }
 
 // commit writes the batch to the newest segment, starting a new one first
-// when it is full, makes it durable with one fdatasync and only then
-// updates the index. On error nothing of the batch is visible and the
-// segment is cut back to where it was, so a later batch can succeed (for
-// example once a full disk has room again).
+// when it is full (or is preallocated and a spare is ready), makes it
+// durable with one fdatasync and only then updates the index. On error
+// nothing of the batch is visible and the segment is cut back to where it
+// was, so a later batch can succeed (for example once a full disk has room
+// again).
 func (l *Log) commit(batch []*request) error {
 	seg := l.segs[len(l.segs)-1]
 	size := 0
 	for _, r := range batch {
 		size += r.size()
 	}
-	if seg.size > 0 && seg.size+int64(size) > l.opts.SegmentSize {
+	full := seg.size+int64(size) > l.opts.SegmentSize
+	if seg.size > 0 && (full || seg.preallocated && l.spare.isReady()) {
 		if err := seg.cut(); err != nil {
-			return fmt.Errorf("raftlog: close a full segment: %w", err)
+			return fmt.Errorf("raftlog: close a segment: %w", err)
 		}
 		next, err := l.newSegment(seg.seq + 1)
 		if err != nil {
@@ -167,10 +169,12 @@ func (l *Log) commit(batch []*request) error {
 	}
 	seg.size += int64(len(buf))
 	l.mu.Unlock()
-	if seg.size > l.opts.SegmentSize/2 {
+	if seg.size > l.opts.SegmentSize/2 || seg.preallocated && seg.size >= spareEarly {
 		// Half full: time to write the next segment's spare. Not sooner,
 		// so that a log that never fills one (a short-lived node, a test)
-		// writes no spare.
+		// writes no spare. A preallocated segment, such as a new log's
+		// first, is left for the spare as soon as it is ready, so a log
+		// in use asks for one early.
 		l.spare.prepare()
 	}
 	l.stats.batches.Add(1)
