@@ -58,11 +58,27 @@ func (c *clients) closeIdle() {
 // attempt is counted.
 func (c *clients) newClient(cfg *config) *client.Client {
 	dialer := &net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c.dials.Add(1)
+		return dialer.DialContext(ctx, network, addr)
+	}
+	var rt http.RoundTripper = newH1Transport(dial, cfg.concurrency)
+	if !cfg.leanHTTP1 {
+		rt = c.netHTTPTransport(cfg, dial)
+	}
+	cl, err := client.New(client.Config{Endpoints: cfg.addrs, Transport: rt, Token: cfg.creds.Token,
+		Timeout: cfg.timeout, MaxAttempts: 1, RouteToLeader: cfg.routeLeader})
+	if err != nil {
+		panic(err) // the addresses were checked by parseFlags
+	}
+	return cl
+}
+
+// netHTTPTransport is net/http's Transport, for https:// addresses, --h2c
+// and --http1 net/http.
+func (c *clients) netHTTPTransport(cfg *config, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c.dials.Add(1)
-			return dialer.DialContext(ctx, network, addr)
-		},
+		DialContext:           dial,
 		MaxIdleConns:          cfg.concurrency * len(cfg.addrs),
 		MaxIdleConnsPerHost:   cfg.concurrency,
 		IdleConnTimeout:       90 * time.Second,
@@ -83,12 +99,7 @@ func (c *clients) newClient(cfg *config) *client.Client {
 	if cfg.tls != nil {
 		tr.TLSClientConfig = cfg.tls.Clone()
 	}
-	cl, err := client.New(client.Config{Endpoints: cfg.addrs, Transport: tr, Token: cfg.creds.Token,
-		Timeout: cfg.timeout, MaxAttempts: 1, RouteToLeader: cfg.routeLeader})
-	if err != nil {
-		panic(err) // the addresses were checked by parseFlags
-	}
-	return cl
+	return tr
 }
 
 // checkH2C sends GET /healthz to every node over every client before the

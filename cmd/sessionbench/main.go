@@ -41,6 +41,7 @@ type config struct {
 	progress     time.Duration
 	h2c          bool // HTTP/2 over cleartext with prior knowledge
 	h2cConns     int  // with h2c: connections per node, shared by all workers
+	leanHTTP1    bool // HTTP/1.1 over http:// through h1Transport, not net/http's
 	retryAfter   bool // closed loop: wait as Retry-After asks after a 429 or 503
 	routeLeader  bool // --route leader: each request to its shard's leader
 	creds        clientauth.Options
@@ -93,7 +94,12 @@ node that no longer leads, makes the worker ask again, and that lookup counts
 in the request's time.
 
 Protocol: by default every worker keeps an HTTP/1.1 keep-alive connection to
-each node. --h2c speaks HTTP/2 over cleartext TCP with prior knowledge
+each node. Over http:// the worker writes each request and reads its response
+itself (--http1 lean); --http1 net/http sends through Go's http.Transport,
+which hands every request to a write goroutine and its response back from a
+read goroutine: the same bytes on the wire, about a quarter more CPU in the
+load generator, which on a shared machine is CPU the nodes do not get.
+https:// always goes through net/http. --h2c speaks HTTP/2 over cleartext TCP with prior knowledge
 instead, and all workers share --h2c-conns connections per node (one by
 default), many requests in flight on each: what a client that multiplexes
 sees. Before the run every node is asked GET /healthz over HTTP/2; one that
@@ -135,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.progress, "progress", 5*time.Second, "interval of progress lines on stderr; 0 disables them")
 	fs.BoolVar(&cfg.h2c, "h2c", false, "speak HTTP/2 over cleartext with prior knowledge (h2c), all workers sharing --h2c-conns connections per node, instead of HTTP/1.1 with a connection per worker")
 	fs.IntVar(&cfg.h2cConns, "h2c-conns", 1, "with --h2c: HTTP/2 connections per node; workers are spread evenly over them")
+	http1 := fs.String("http1", "lean", "HTTP/1.1 client for http:// addresses: lean (each request written and its response read on its worker's goroutine, which leaves more of a shared machine to the nodes) or net/http (Go's Transport, with a read and a write goroutine per connection); https:// always uses net/http")
 	fs.BoolVar(&cfg.retryAfter, "retry-after", true, "closed loop: after a 429 or 503 with Retry-After, a worker waits half to all of it before its next request, as a well-behaved client does; --retry-after=false sends at once")
 	route := fs.String("route", "any", "where requests go: any (round-robin over --addrs; a node that does not lead the session's shard passes the request on) or leader (straight to the leader of the session's shard, learned from the cluster as the Go client's RouteToLeader does)")
 	cfg.creds = clientauth.FromEnv(os.Getenv)
@@ -193,6 +200,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			}
 		}
 	}
+	switch *http1 {
+	case "lean":
+		cfg.leanHTTP1 = !cfg.h2c
+		for _, a := range cfg.addrs {
+			cfg.leanHTTP1 = cfg.leanHTTP1 && strings.HasPrefix(a, "http://")
+		}
+	case "net/http":
+	default:
+		return nil, fmt.Errorf("--http1 must be lean or net/http, got %q", *http1)
+	}
 	switch *route {
 	case "any":
 	case "leader":
@@ -235,7 +252,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "sessionbench: %s against %s, %d workers, %s, %d sessions (bench-%s-N), mix %s, %s\n",
 		describeLength(cfg), strings.Join(cfg.addrs, ","), cfg.concurrency, describeLoop(cfg), cfg.sessions, cfg.prefix, cfg.mix,
-		describeProtocol(cfg.h2c, cfg.h2cConns))
+		describeProtocol(cfg))
 	cl := newClients(cfg)
 	defer cl.closeIdle()
 	if cfg.h2c {
@@ -284,13 +301,17 @@ func describeLength(cfg *config) string {
 }
 
 // describeProtocol names the protocol and how connections are shared.
-func describeProtocol(h2c bool, h2cConns int) string {
-	if !h2c {
-		return "HTTP/1.1, a keep-alive connection per worker and node"
+func describeProtocol(cfg *config) string {
+	if !cfg.h2c {
+		client := "net/http"
+		if cfg.leanHTTP1 {
+			client = "lean client"
+		}
+		return "HTTP/1.1 (" + client + "), a keep-alive connection per worker and node"
 	}
 	conns := "1 connection"
-	if h2cConns > 1 {
-		conns = fmt.Sprintf("%d connections", h2cConns)
+	if cfg.h2cConns > 1 {
+		conns = fmt.Sprintf("%d connections", cfg.h2cConns)
 	}
 	return fmt.Sprintf("h2c (HTTP/2 cleartext, prior knowledge), %s per node shared by all workers", conns)
 }

@@ -145,6 +145,8 @@ type ReportConfig struct {
 	// with h2c.
 	Protocol string `json:"protocol"`
 	H2CConns int    `json:"h2cConns,omitempty"`
+	// HTTP1Client is, over HTTP/1.1, "lean" (h1Transport) or "net/http".
+	HTTP1Client string `json:"http1Client,omitempty"`
 	// Route is "any" or "leader" (--route).
 	Route string `json:"route"`
 }
@@ -220,6 +222,12 @@ func buildReport(cfg *config, res result) *Report {
 		Interrupted:    res.interrupted,
 		Operations:     map[string]OpReport{},
 	}
+	if !cfg.h2c {
+		rep.Config.HTTP1Client = "net/http"
+		if cfg.leanHTTP1 {
+			rep.Config.HTTP1Client = "lean"
+		}
+	}
 	for op, s := range res.ops {
 		all.merge(s)
 		if cfg.mix.weights[op] > 0 || s.count > 0 {
@@ -289,7 +297,7 @@ func writeText(w io.Writer, rep *Report) error {
 		protos = append(protos, fmt.Sprintf("%s %d", p, rep.Protocols[p]))
 	}
 	fmt.Fprintf(&b, "  protocol %s; %d connections dialed; responses by protocol: %s; route %s\n",
-		describeProtocol(c.Protocol == "h2c", c.H2CConns), rep.Connections, orDefault(strings.Join(protos, ", "), "none"), orDefault(c.Route, "any"))
+		describeProtocol(&config{h2c: c.Protocol == "h2c", h2cConns: c.H2CConns, leanHTTP1: c.HTTP1Client == "lean"}), rep.Connections, orDefault(strings.Join(protos, ", "), "none"), orDefault(c.Route, "any"))
 	if rep.Interrupted {
 		b.WriteString("  interrupted: the report covers the run up to the signal\n")
 	}
