@@ -12,6 +12,10 @@
 #                     sessionbench --mix state=100 on one session holding a
 #                     few fields
 #
+# After the table, the CPU each request cost the three servers and, apart,
+# the load generator: the two share this machine's cores, so throughput
+# alone mixes the servers' cost with the tools'.
+#
 #   scripts/bench-compare.sh
 #   BENCH_SECONDS=60 SESSIOND_FLAGS="--raft-heartbeat 300ms" scripts/bench-compare.sh
 #   BENCH_ROUNDS=5 scripts/bench-compare.sh
@@ -155,6 +159,30 @@ wait_for() {
   done
 }
 
+# CPU a workload costs, so that the servers can be compared apart from their
+# load generators, which share the machine: cpu_start PID... notes the
+# servers' CPU time (from /proc) and that of this script's finished children
+# (bash's times); cpu_end FILE PID... writes both differences in seconds,
+# servers first. The load generator is the only child that ends in between.
+server_cpu() {
+  local p t=0
+  for p in "$@"; do
+    if [ -r "/proc/$p/stat" ]; then t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); fi
+  done
+  echo "$t"
+}
+# bash's times, second line: CPU of the finished children. Written to a file
+# by the script's own shell, since a subshell has no children of its own.
+cpu_start() { cpu0_servers=$(server_cpu "$@"); times >"$tmp/times0"; }
+cpu_end() {
+  local out=$1 servers; shift
+  servers=$(( $(server_cpu "$@") - cpu0_servers ))
+  times >"$tmp/times1"
+  awk -v servers="$servers" -v tck="$(getconf CLK_TCK)" '
+    FNR == 2 { gsub(/[ms]/, " "); t[FILENAME] = $1 * 60 + $2 + $3 * 60 + $4 }
+    END { printf "%.3f %.3f\n", servers / tck, t[ARGV[2]] - t[ARGV[1]] }' "$tmp/times0" "$tmp/times1" >"$out"
+}
+
 ports_free() {
   local p
   for p in "$@"; do
@@ -213,12 +241,14 @@ s_join=127.0.0.1:17947,127.0.0.1:17948,127.0.0.1:17949
 start_sessiond() {
   local i
   ports_free "${s_http[@]}" "${s_raft[@]}" "${s_gossip[@]}"
+  s_pids=()
   for i in 0 1 2; do
     # shellcheck disable=SC2086 # SESSIOND_FLAGS is a list of flags
     start "sessiond-node$((i + 1))" "$bin/sessiond" --node-id "node$((i + 1))" --data-dir "$tmp/sessiond/node$((i + 1))" \
       --http-addr "127.0.0.1:${s_http[i]}" --raft-addr "127.0.0.1:${s_raft[i]}" \
       --gossip-addr "127.0.0.1:${s_gossip[i]}" --join "$s_join" --bootstrap-expect 3 \
       --shards "$shards" --drain-timeout 5s ${SESSIOND_FLAGS:-}
+    s_pids+=("${pids[-1]}")
   done
   for i in 0 1 2; do
     wait_for 90 curl -fsS -m 2 "http://127.0.0.1:${s_http[i]}/readyz" ||
@@ -241,9 +271,11 @@ sys.exit(0 if ok else 1)'
 sessionbench() {
   local name=$1; shift
   say "sessionbench --addrs $s_addrs $*"
+  cpu_start "${s_pids[@]}"
   step $((secs + 90)) "$res/sessiond-$name.json" "$logs/sessionbench-$name.log" \
     "$bin/sessionbench" --addrs "$s_addrs" --progress 0 --json "$@" ||
     say "warning: sessionbench $name failed; see the table"
+  cpu_end "$res/cpu-sessiond-$name" "${s_pids[@]}"
 }
 
 run_sessiond() {
@@ -276,12 +308,14 @@ start_etcd() {
   local i cluster=""
   ports_free "${e_client[@]}" "${e_peer[@]}"
   for i in 0 1 2; do cluster+="${cluster:+,}e$((i + 1))=http://127.0.0.1:${e_peer[i]}"; done
+  e_pids=()
   for i in 0 1 2; do
     start "etcd-e$((i + 1))" etcd --name "e$((i + 1))" --data-dir "$tmp/etcd/e$((i + 1))" \
       --listen-client-urls "http://127.0.0.1:${e_client[i]}" --advertise-client-urls "http://127.0.0.1:${e_client[i]}" \
       --listen-peer-urls "http://127.0.0.1:${e_peer[i]}" --initial-advertise-peer-urls "http://127.0.0.1:${e_peer[i]}" \
       --initial-cluster "$cluster" --initial-cluster-token bench-compare --initial-cluster-state new \
       --logger zap --log-outputs stderr
+    e_pids+=("${pids[-1]}")
   done
   for i in 0 1 2; do
     wait_for 60 etcd_healthy "${e_client[i]}" || { say "etcd e$((i + 1)) not healthy after 60 s" >&2; exit 1; }
@@ -304,9 +338,11 @@ PY
 etcdbench() {
   local name=$1; shift
   say "benchmark --precise --endpoints=$e_endpoints $*"
+  cpu_start "${e_pids[@]}"
   step $((secs * 4 + 120)) "$res/etcd-$name.txt" "$logs/etcd-benchmark-$name.log" \
     "$etcd_bench" --precise --endpoints="$e_endpoints" "$@" ||
     say "warning: etcd benchmark $name failed; see the table"
+  cpu_end "$res/cpu-etcd-$name" "${e_pids[@]}"
 }
 
 run_etcd() {
@@ -387,6 +423,34 @@ for key, label in (("rr", "round-robin"), ("leader", "sent to leaders")):
     if ratios[key]:
         print("median sessiond/etcd, %s: %.2f (from %.2f to %.2f)" % (
             label, statistics.median(ratios[key]), min(ratios[key]), max(ratios[key])))
+
+def cpu_per_request(system, name):
+    # (servers, load generator) µs per request; sessiond's window includes
+    # its warmup.
+    try:
+        servers, tool = (float(v) for v in open(os.path.join(res, "cpu-%s-%s" % (system, name))).read().split())
+        if system == "etcd":
+            text = open(os.path.join(res, "etcd-%s.txt" % name)).read()
+            n = float(re.search(r"Total:\s*([0-9.]+) secs", text).group(1)) * \
+                float(re.search(r"Requests/sec:\s*([0-9.]+)", text).group(1))
+        else:
+            r = json.load(open(os.path.join(res, "sessiond-%s.json" % name)))
+            warmup = sum(float(v) * {"m": 60, "s": 1, "ms": 1e-3}[u]
+                         for v, u in re.findall(r"([0-9.]+)(ms|m|s)", r["config"]["warmup"]))
+            n = r["total"]["opsPerSec"] * (r["elapsedSeconds"] + warmup)
+        return servers / n * 1e6, tool / n * 1e6
+    except (OSError, ValueError, KeyError, AttributeError, ZeroDivisionError):
+        return None
+
+cells = []
+for system, name, label in (("etcd", "put64-r%d", "etcd"), ("sessiond", "put64-r%d", "sessiond round-robin"),
+                            ("sessiond", "put64leader-r%d", "sessiond to leaders")):
+    got = [c for c in (cpu_per_request(system, name % r) for r in range(1, rounds + 1)) if c]
+    if got:
+        cells.append("%s %.0f (load generator %.0f)" % (label, statistics.median(c[0] for c in got),
+                                                      statistics.median(c[1] for c in got)))
+if cells:
+    print("median CPU per write of the three servers, µs: " + "; ".join(cells))
 PY
 }
 
@@ -434,6 +498,31 @@ def etcd(name):
         note.append("etcd errors %d" % errs)
     return float(rps.group(1)), float(p50.group(1)) * 1000, float(p99.group(1)) * 1000, note
 
+def cpu(system, name):
+    try:
+        servers, tool = open(os.path.join(res, "cpu-%s-%s" % (system, name))).read().split()
+        return float(servers), float(tool)
+    except (OSError, ValueError):
+        return None
+
+def etcd_requests(name):
+    try:
+        text = open(os.path.join(res, "etcd-%s.txt" % name)).read()
+        return float(re.search(r"Total:\s*([0-9.]+) secs", text).group(1)) * \
+            float(re.search(r"Requests/sec:\s*([0-9.]+)", text).group(1))
+    except (OSError, AttributeError):
+        return None
+
+def sessiond_requests(name):
+    # Requests over the CPU's window: the measured run and its warmup.
+    try:
+        r = json.load(open(os.path.join(res, "sessiond-%s.json" % name)))
+        units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+        warmup = sum(float(v) * units[u] for v, u in re.findall(r"([0-9.]+)(h|ms|m|s|us|µs|ns)", r["config"]["warmup"]))
+        return r["total"]["opsPerSec"] * (r["elapsedSeconds"] + warmup)
+    except (OSError, ValueError, KeyError):
+        return None
+
 head = ("workload", "etcd ops/s", "p50 ms", "p99 ms", "sessiond ops/s", "p50 ms", "p99 ms", "sessiond/etcd")
 fmt = "%-44s %11s %8s %8s %15s %8s %8s %14s"
 print(fmt % head)
@@ -450,6 +539,19 @@ for name, ename, label in rows:
             notes.append("%s: %s" % (label, "; ".join(m[3])))
 for n in notes:
     print("note: " + n)
+
+# CPU per request, from the cpu-* files: the servers apart from the load
+# generator that shares the machine with them.
+print()
+print("CPU per request, µs (all three servers; the load generator apart; sessiond's include its warmup)")
+fmt = "%-44s %13s %10s %17s %13s"
+print(fmt % ("workload", "etcd servers", "etcd tool", "sessiond servers", "sessionbench"))
+for name, ename, label in rows:
+    cells = []
+    for system, n, per in (("etcd", ename, etcd_requests), ("sessiond", name, sessiond_requests)):
+        c, reqs = cpu(system, n), per(n)
+        cells += ["%.0f" % (c[0] / reqs * 1e6), "%.0f" % (c[1] / reqs * 1e6)] if c and reqs else ["-", "-"]
+    print(fmt % tuple([label] + cells))
 PY
 }
 
