@@ -70,9 +70,9 @@ start() {
   curl_opts=(-fsS -m 2 --cacert "$tmp/secrets/ca.pem" -H "Authorization: Bearer $token")
   addrs="$scheme://127.0.0.1:${http[0]},$scheme://127.0.0.1:${http[1]},$scheme://127.0.0.1:${http[2]}"
   local deadline=$((SECONDS + 90))
-  until [ "$(curl "${curl_opts[@]}" "$scheme://127.0.0.1:${http[0]}/v1/cluster" 2>/dev/null | python3 -c 'import json, math, sys
+  until [ "$(curl "${curl_opts[@]}" "$scheme://127.0.0.1:${http[0]}/v1/cluster" 2>/dev/null | python3 -c 'import json, sys
 c = json.load(sys.stdin); per = c["summary"]["leadersPerNode"]
-print(int(c["ready"] and len(per) == 3 and sum(per.values()) == c["shardCount"] and max(per.values()) <= math.ceil(c["shardCount"] / 3)))' 2>/dev/null)" = 1 ]; do
+print(int(c["ready"] and len(per) == 3 and sum(per.values()) == c["shardCount"] and max(per.values()) - min(per.values()) <= 1))' 2>/dev/null)" = 1 ]; do
     if [ $SECONDS -ge $deadline ]; then echo "$mode cluster not ready and balanced after 90 s" >&2; tail -5 "$tmp/$mode-node1.log" >&2; exit 1; fi
     sleep 0.5
   done
