@@ -97,13 +97,14 @@ Protocol: by default every worker keeps an HTTP/1.1 keep-alive connection to
 each node. Over http:// the worker writes each request and reads its response
 itself (--http1 lean); --http1 net/http sends through Go's http.Transport,
 which hands every request to a write goroutine and its response back from a
-read goroutine: the same bytes on the wire, about a quarter more CPU in the
+read goroutine: the same bytes on the wire, about two fifths more CPU in the
 load generator, which on a shared machine is CPU the nodes do not get.
-https:// always goes through net/http. --h2c speaks HTTP/2 over cleartext TCP with prior knowledge
-instead, and all workers share --h2c-conns connections per node (one by
-default), many requests in flight on each: what a client that multiplexes
-sees. Before the run every node is asked GET /healthz over HTTP/2; one that
-does not answer in HTTP/2 ends the run at once. During the run a response
+https:// always goes through net/http. --h2c speaks HTTP/2 over cleartext
+TCP with prior knowledge instead, and all workers share --h2c-conns
+connections per node (one by default), many requests in flight on each:
+what a client that multiplexes sees. Before the run every node is asked GET
+/healthz over HTTP/2; one that does not answer in HTTP/2 ends the run at
+once. During the run a response
 that is not HTTP/2 counts as the transport error protocol_mismatch. The
 report names the protocol, the connections dialed and the responses by
 protocol.
