@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // h1Transport is the load generator's HTTP/1.1 transport for http://
@@ -35,16 +36,25 @@ type h1Transport struct {
 	// maxIdle bounds the idle connections kept per host, like
 	// MaxIdleConnsPerHost.
 	maxIdle int
+	// maxIdleAge is how long a connection may sit idle and still be used:
+	// a server closes idle connections after a while (sessiond after two
+	// minutes), and with no goroutine reading an idle connection the close
+	// would only show as a failed request.
+	maxIdleAge time.Duration
 }
 
 type h1Conn struct {
 	net.Conn
-	r *bufio.Reader
-	w *bufio.Writer
+	r         *bufio.Reader
+	w         *bufio.Writer
+	idleSince time.Time
 }
 
+// defaultMaxIdleAge stays well inside sessiond's two-minute idle timeout.
+const defaultMaxIdleAge = 30 * time.Second
+
 func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Conn, error), maxIdle int) *h1Transport {
-	return &h1Transport{dial: dial, idle: map[string][]*h1Conn{}, maxIdle: maxIdle}
+	return &h1Transport{dial: dial, idle: map[string][]*h1Conn{}, maxIdle: maxIdle, maxIdleAge: defaultMaxIdleAge}
 }
 
 // errH1Scheme is returned for a request this transport does not speak.
@@ -112,16 +122,23 @@ func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// get takes an idle connection to host, or dials one.
+// get takes an idle connection to host that has not sat idle for too
+// long, or dials one.
 func (t *h1Transport) get(ctx context.Context, host string) (*h1Conn, error) {
+	var stale []*h1Conn
 	t.mu.Lock()
-	if conns := t.idle[host]; len(conns) > 0 {
+	for conns := t.idle[host]; len(conns) > 0; conns = t.idle[host] {
 		c := conns[len(conns)-1]
 		t.idle[host] = conns[:len(conns)-1]
-		t.mu.Unlock()
-		return c, nil
+		if time.Since(c.idleSince) <= t.maxIdleAge {
+			t.mu.Unlock()
+			closeAll(stale)
+			return c, nil
+		}
+		stale = append(stale, c)
 	}
 	t.mu.Unlock()
+	closeAll(stale)
 	nc, err := t.dial(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
@@ -130,6 +147,7 @@ func (t *h1Transport) get(ctx context.Context, host string) (*h1Conn, error) {
 }
 
 func (t *h1Transport) put(host string, c *h1Conn) {
+	c.idleSince = time.Now()
 	t.mu.Lock()
 	if len(t.idle[host]) < t.maxIdle {
 		t.idle[host] = append(t.idle[host], c)
@@ -149,8 +167,12 @@ func (t *h1Transport) CloseIdleConnections() {
 	t.idle = map[string][]*h1Conn{}
 	t.mu.Unlock()
 	for _, conns := range idle {
-		for _, c := range conns {
-			c.Close()
-		}
+		closeAll(conns)
+	}
+}
+
+func closeAll(conns []*h1Conn) {
+	for _, c := range conns {
+		c.Close()
 	}
 }

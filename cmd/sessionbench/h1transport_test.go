@@ -151,3 +151,31 @@ func TestTheLeanTransportRefusesHTTPS(t *testing.T) {
 		t.Error("--http1 fast was accepted")
 	}
 }
+
+// TestTheLeanTransportDropsConnectionsIdleTooLong: a server closes a
+// connection that sat idle past its idle timeout; one idle longer than the
+// transport's maxIdleAge is not used again, so the request after a pause
+// does not fail on a connection the server already closed.
+func TestTheLeanTransportDropsConnectionsIdleTooLong(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	tr, dials := newTestH1Transport()
+	tr.maxIdleAge = 50 * time.Millisecond
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	for i := range 3 {
+		resp, err := hc.Get(srv.URL)
+		if err != nil {
+			t.Fatalf("request %d after a pause longer than the server's idle timeout: %v", i, err)
+		}
+		resp.Body.Close()
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := dials.Load(); n != 3 {
+		t.Fatalf("%d connections dialed, want 3 (each one idle too long for the next request)", n)
+	}
+}
