@@ -438,8 +438,9 @@ def cpu_per_request(system, name):
                 float(re.search(r"Requests/sec:\s*([0-9.]+)", text).group(1))
         else:
             r = json.load(open(os.path.join(res, "sessiond-%s.json" % name)))
-            warmup = sum(float(v) * {"m": 60, "s": 1, "ms": 1e-3}[u]
-                         for v, u in re.findall(r"([0-9.]+)(ms|m|s)", r["config"]["warmup"]))
+            units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+            warmup = sum(float(v) * units[u]
+                         for v, u in re.findall(r"([0-9.]+)(h|ms|m|s|us|µs|ns)", r["config"]["warmup"]))
             n = r["total"]["opsPerSec"] * (r["elapsedSeconds"] + warmup)
         return servers / n * 1e6, tool / n * 1e6
     except (OSError, ValueError, KeyError, AttributeError, ZeroDivisionError):

@@ -27,7 +27,10 @@ import (
 // the connection is given; a context without one is not watched (the
 // workers always have one). A connection is put back only after a complete
 // exchange that did not ask to close it; one that fails is closed, and the
-// request is not retried.
+// request is not retried. Nothing reads an idle connection, so a server
+// that closes one (a node restarting, or an idle timeout) shows as the
+// transport error of the next request on it, where net/http would have
+// seen the close; connections idle longer than maxIdleAge are not reused.
 type h1Transport struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
@@ -96,6 +99,9 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	deadline, _ := req.Context().Deadline() // zero: none
 	if err := c.SetDeadline(deadline); err != nil {
+		if req.Body != nil {
+			req.Body.Close() // Write, which would have closed it, is not reached
+		}
 		return nil, err
 	}
 	if err := req.Write(c.w); err != nil {
