@@ -62,8 +62,10 @@ func (c *clients) newClient(cfg *config) *client.Client {
 		c.dials.Add(1)
 		return dialer.DialContext(ctx, network, addr)
 	}
-	var rt http.RoundTripper = newH1Transport(dial, cfg.concurrency)
-	if !cfg.leanHTTP1 {
+	var rt http.RoundTripper
+	if cfg.leanHTTP1 {
+		rt = newH1Transport(dial, cfg.concurrency)
+	} else {
 		rt = c.netHTTPTransport(cfg, dial)
 	}
 	cl, err := client.New(client.Config{Endpoints: cfg.addrs, Transport: rt, Token: cfg.creds.Token,
