@@ -67,9 +67,7 @@ var errH1Scheme = errors.New("sessionbench: the HTTP/1.1 transport speaks http:/
 // memory.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != "http" {
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		closeBody(req)
 		return nil, errH1Scheme
 	}
 	host := req.URL.Host
@@ -78,9 +76,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c, err := t.get(req.Context(), host)
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		closeBody(req)
 		return nil, err
 	}
 	resp, err := c.exchange(req)
@@ -96,12 +92,18 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// closeBody closes the body of a request that is not sent, as a
+// RoundTripper must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
 func (c *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	deadline, _ := req.Context().Deadline() // zero: none
 	if err := c.SetDeadline(deadline); err != nil {
-		if req.Body != nil {
-			req.Body.Close() // Write, which would have closed it, is not reached
-		}
+		closeBody(req) // Write, which would have closed it, is not reached
 		return nil, err
 	}
 	if err := req.Write(c.w); err != nil {
