@@ -92,7 +92,12 @@ func startCluster(o Options, tempDir func() (string, error)) ([]*Node, error) {
 	if o.Replicas <= 0 {
 		o.Replicas = 3
 	}
-	gossip := make([]net.PacketConn, o.Nodes)
+	gossip := make([]*heldPort, o.Nodes)
+	defer func() {
+		for _, g := range gossip {
+			g.release() // those of nodes that never started
+		}
+	}()
 	var join []string
 	for i := range gossip {
 		g, err := freeGossipPort()
@@ -100,12 +105,12 @@ func startCluster(o Options, tempDir func() (string, error)) ([]*Node, error) {
 			return nil, err
 		}
 		gossip[i] = g
-		join = append(join, g.LocalAddr().String())
+		join = append(join, g.addr())
 	}
 	nodes := make([]*Node, 0, o.Nodes)
 	for i := range gossip {
-		addr := gossip[i].LocalAddr().String()
-		gossip[i].Close() // memberlist binds it next
+		addr := gossip[i].addr()
+		gossip[i].release() // memberlist binds it next
 		dir, err := tempDir()
 		if err != nil {
 			return nodes, err
@@ -124,19 +129,38 @@ func startCluster(o Options, tempDir func() (string, error)) ([]*Node, error) {
 	return nodes, nil
 }
 
-// freeGossipPort holds a loopback UDP port that is also free over TCP
-// (memberlist uses both).
-func freeGossipPort() (net.PacketConn, error) {
+// heldPort is a loopback port held over both TCP and UDP (memberlist uses
+// both) until its node starts: released earlier, the TCP side could be
+// taken by a listener or connection of the nodes started before it, or of
+// a test running beside it.
+type heldPort struct {
+	tcp net.Listener
+	udp net.PacketConn
+}
+
+func (p *heldPort) addr() string { return p.tcp.Addr().String() }
+
+// release frees the port; it may be called again.
+func (p *heldPort) release() {
+	if p != nil && p.tcp != nil {
+		p.tcp.Close()
+		p.udp.Close()
+		p.tcp, p.udp = nil, nil
+	}
+}
+
+// freeGossipPort holds a loopback port free over both TCP and UDP.
+func freeGossipPort() (*heldPort, error) {
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			continue
 		}
 		u, err := net.ListenPacket("udp", l.Addr().String())
-		l.Close()
 		if err == nil {
-			return u, nil
+			return &heldPort{tcp: l, udp: u}, nil
 		}
+		l.Close()
 	}
 	return nil, errors.New("no free gossip port")
 }
