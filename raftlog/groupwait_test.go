@@ -69,8 +69,9 @@ func TestALoneWriterIsNeverHeldBack(t *testing.T) {
 	for i := uint64(1); i <= 5; i++ {
 		stored(t, store(t, s, entry(1, i, 1)))
 	}
-	if st := l.Stats(); st.HeldBatches != 0 || st.Batches != 5 {
-		t.Fatalf("serial writes: %d batches, %d held; want 5, none held", st.Batches, st.HeldBatches)
+	if st := l.Stats(); st.HeldBatches != 0 || st.Batches != 5 || st.LoneBatches != 5 {
+		t.Fatalf("serial writes: %d batches, %d held, %d written by their caller; want 5, none held, all 5 by their caller",
+			st.Batches, st.HeldBatches, st.LoneBatches)
 	}
 }
 
@@ -85,7 +86,7 @@ func TestWritesOfABusyLogShareABatch(t *testing.T) {
 	first := store(t, a, entry(1, 1, 1))
 	<-writing
 	second, third := store(t, b, entry(2, 1, 1)), store(t, c, entry(3, 1, 1))
-	for len(l.reqs) < 2 {
+	for l.queued.Load() < 2 {
 		time.Sleep(time.Millisecond)
 	}
 	close(gate)
@@ -96,6 +97,9 @@ func TestWritesOfABusyLogShareABatch(t *testing.T) {
 	if before.Batches != 2 || before.Requests != 3 {
 		t.Fatalf("%d requests in %d batches, want 3 in 2: the two queued writes did not share one", before.Requests, before.Batches)
 	}
+	if before.LoneBatches != 1 {
+		t.Fatalf("%d batches written by their caller, want 1: the first write, alone; the two that found it writing wait for the writer", before.LoneBatches)
+	}
 
 	// The next write is held for as long as that write took (300 ms or
 	// more), and one made meanwhile joins it.
@@ -105,7 +109,7 @@ func TestWritesOfABusyLogShareABatch(t *testing.T) {
 	stored(t, fourth)
 	stored(t, fifth)
 	after := l.Stats()
-	if after.Batches-before.Batches != 1 || after.HeldBatches-before.HeldBatches != 1 {
+	if after.Batches-before.Batches != 1 || after.HeldBatches-before.HeldBatches != 1 || after.LoneBatches != before.LoneBatches {
 		t.Fatalf("two writes 30 ms apart on a busy log: %d batches, %d held; want one, held",
 			after.Batches-before.Batches, after.HeldBatches-before.HeldBatches)
 	}

@@ -4,7 +4,8 @@
 // through one writer goroutine, which turns every write that is waiting
 // when it starts — leader appends and follower appendEntries of all shards,
 // term and vote changes — into one write and one fdatasync (group commit).
-// A node then pays for one disk flush per batch, not one per shard.
+// A node then pays for one disk flush per batch, not one per shard. A write
+// that finds the log idle is written by its caller instead (writer.go).
 //
 // Durability: no call returns success before its records are on disk. On
 // Open, every segment is read back; a record that is cut short or fails its
@@ -70,26 +71,32 @@ type Log struct {
 	opts   Options
 	logger *slog.Logger
 
-	// mu guards shards and segs. The writer goroutine is their only
-	// mutator and takes mu for writing only while it changes them, so it
-	// may read them without the lock.
+	// mu guards shards and segs. The holder of the turn (writer.go) is
+	// their only mutator and takes mu for writing only while it changes
+	// them, so it may read them without the lock.
 	mu     sync.RWMutex
 	shards map[uint32]*shardState
 	segs   []*segment // oldest first; the last one is written to
 
-	reqs      chan *request
-	quit      chan struct{} // closed by Close
-	stopped   chan struct{} // closed when the writer has exited
-	closeOnce sync.Once
+	reqs       chan *request
+	turn       chan struct{} // holds a token while nobody writes (writer.go)
+	queued     atomic.Int64  // requests handed to the writer, not yet in a batch (until Close)
+	reclaimDue chan struct{} // a lone write asks the writer to reclaim segments
+	quit       chan struct{} // closed by Close
+	stopped    chan struct{} // closed when the writer has exited
+	closeOnce  sync.Once
 
 	spare *spareSegment // the next segment's file, written ahead (spare.go)
 
-	buf   []byte     // the writer's encode buffer
-	batch []*request // the writer's current batch
-	stats struct{ batches, requests, bytes, writeNanos, spares, held atomic.Uint64 }
+	// What only the holder of the turn uses.
+	buf          []byte        // the encode buffer
+	batch        []*request    // the batch being written
+	lastRequests int           // requests in the last batch
+	lastWrite    time.Duration // its write and fdatasync
+	stats        struct{ batches, requests, bytes, writeNanos, spares, held, lone atomic.Uint64 }
 }
 
-// request is one write waiting for the writer.
+// request is one write, waiting for the writer or written by its caller.
 type request struct {
 	shard    uint32
 	kind     recordKind
@@ -133,10 +140,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{lock: lock,
 		dir: dir, opts: opts, logger: opts.Logger,
-		shards:  map[uint32]*shardState{},
-		reqs:    make(chan *request, 1024),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		shards:     map[uint32]*shardState{},
+		reqs:       make(chan *request, 1024),
+		turn:       make(chan struct{}, 1),
+		reclaimDue: make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if err := l.replay(); err != nil {
 		l.closeSegments()
@@ -144,6 +153,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.spare = newSpareSegment(dir, opts.SegmentSize)
+	l.turn <- struct{}{}
 	go l.run()
 	return l, nil
 }
@@ -248,7 +258,7 @@ func (l *Log) replayRecord(seg *segment, off int64, r record, moved map[uint32][
 	return nil
 }
 
-// state returns shard's state, creating it. Writer or Open only.
+// state returns shard's state, creating it. The holder of the turn, or Open.
 func (l *Log) state(shard uint32) *shardState {
 	st := l.shards[shard]
 	if st == nil {
@@ -293,6 +303,9 @@ type Stats struct {
 	// HeldBatches counts the batches held open for more requests because
 	// the log was busy (groupWait).
 	HeldBatches uint64
+	// LoneBatches counts the batches of one request its caller wrote
+	// itself, finding the log idle (writeAlone).
+	LoneBatches uint64
 }
 
 // Stats reports the log's counters.
@@ -300,7 +313,7 @@ func (l *Log) Stats() Stats {
 	return Stats{
 		Batches: l.stats.batches.Load(), Requests: l.stats.requests.Load(),
 		Bytes: l.stats.bytes.Load(), WriteTime: time.Duration(l.stats.writeNanos.Load()),
-		SpareSegments: l.stats.spares.Load(), HeldBatches: l.stats.held.Load(),
+		SpareSegments: l.stats.spares.Load(), HeldBatches: l.stats.held.Load(), LoneBatches: l.stats.lone.Load(),
 	}
 }
 
@@ -311,12 +324,13 @@ func (l *Log) Segments() int {
 	return len(l.segs)
 }
 
-// Close stops the writer, failing writes still queued with ErrClosed, and
-// closes the files. It is safe to call more than once.
+// Close stops the writer, failing writes still queued with ErrClosed, waits
+// for a write its caller is making, and closes the files. It is safe to call more than once.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.quit)
 		<-l.stopped
+		<-l.turn // a lone write in progress ends; later ones find none
 		l.spare.close()
 		l.closeSegments()
 		l.lock.Close()
@@ -332,12 +346,18 @@ func (l *Log) closeSegments() {
 	}
 }
 
-// submit hands r to the writer and waits for its outcome.
+// submit writes r itself if the log is idle (writeAlone), or hands it to
+// the writer, and returns its outcome.
 func (l *Log) submit(r *request) error {
 	r.done = make(chan error, 1)
+	if done, err := l.writeAlone(r); done {
+		return err
+	}
+	l.queued.Add(1)
 	select {
 	case l.reqs <- r:
 	case <-l.quit:
+		l.queued.Add(-1)
 		return ErrClosed
 	}
 	select {

@@ -42,8 +42,8 @@ const spareEarly = 1 << 20
 const spareChunk = 1 << 20
 
 // spareSegment prepares the file of the next segment. prepare, take and
-// discard are called by the log's writer goroutine only; close by Close
-// once the writer has exited.
+// discard are called by the holder of the log's turn only; close by Close
+// once it took the turn for good.
 type spareSegment struct {
 	dir  string
 	size int64

@@ -9,7 +9,8 @@ type location struct {
 
 // shardState is the in-memory index of one shard's log: the entries
 // first..last (locs[i] is entry first+i) and its stable store. Only the
-// writer goroutine (or Open, before it starts) changes it, under Log.mu.
+// holder of the log's turn (or Open, before there is one) changes it, under
+// Log.mu.
 //
 // Entries of one shard sit in segments in index order: an entry is always
 // written to the newest segment, and any rewrite moves every live entry of
