@@ -78,13 +78,12 @@ type Log struct {
 	shards map[uint32]*shardState
 	segs   []*segment // oldest first; the last one is written to
 
-	reqs       chan *request
-	turn       chan struct{} // holds a token while nobody writes (writer.go)
-	queued     atomic.Int64  // requests handed to the writer, not yet in a batch (until Close)
-	reclaimDue chan struct{} // a lone write asks the writer to reclaim segments
-	quit       chan struct{} // closed by Close
-	stopped    chan struct{} // closed when the writer has exited
-	closeOnce  sync.Once
+	reqs      chan *request
+	turn      chan struct{} // holds a token while nobody writes (writer.go)
+	queued    atomic.Int64  // requests handed to the writer, not yet in a batch (until Close)
+	quit      chan struct{} // closed by Close
+	stopped   chan struct{} // closed when the writer has exited
+	closeOnce sync.Once
 
 	spare *spareSegment // the next segment's file, written ahead (spare.go)
 
@@ -140,12 +139,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{lock: lock,
 		dir: dir, opts: opts, logger: opts.Logger,
-		shards:     map[uint32]*shardState{},
-		reqs:       make(chan *request, 1024),
-		turn:       make(chan struct{}, 1),
-		reclaimDue: make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		stopped:    make(chan struct{}),
+		shards:  map[uint32]*shardState{},
+		reqs:    make(chan *request, 1024),
+		turn:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	if err := l.replay(); err != nil {
 		l.closeSegments()

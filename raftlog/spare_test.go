@@ -98,7 +98,14 @@ func TestNewSegmentsStartFromASpareWrittenAhead(t *testing.T) {
 		t.Fatalf("the short spare is still there: %v", err)
 	}
 	// Writes that fill half of the newest segment have a new spare written.
-	for l.segments() == 4 && !fileExists(spare) {
+	// (They stop once it is under way: a write that filled the segment
+	// meanwhile would move the log into the finished spare.)
+	started := func() bool {
+		l.spare.mu.Lock()
+		defer l.spare.mu.Unlock()
+		return l.spare.filling || l.spare.ready
+	}
+	for l.segments() == 4 && !started() {
 		if err := l.Shard(1).StoreLogs([]*raft.Log{{Index: next, Term: 1, Data: data(next)}}); err != nil {
 			t.Fatal(err)
 		}

@@ -18,8 +18,7 @@ import (
 // next one's reads.
 
 // run is the writer goroutine: it takes every request waiting, commits them
-// as one batch and answers them all with the batch's outcome; it also
-// reclaims segments when a lone write left that to it.
+// as one batch and answers them all with the batch's outcome.
 func (l *Log) run() {
 	defer close(l.stopped)
 	hold := time.NewTimer(time.Hour)
@@ -28,7 +27,6 @@ func (l *Log) run() {
 		var first *request
 		select {
 		case first = <-l.reqs:
-		case <-l.reclaimDue:
 		case <-l.quit:
 			l.failQueued()
 			return
@@ -36,17 +34,10 @@ func (l *Log) run() {
 		select {
 		case <-l.turn:
 		case <-l.quit:
-			if first != nil {
-				l.queued.Add(-1)
-				first.done <- ErrClosed
-			}
+			l.queued.Add(-1)
+			first.done <- ErrClosed
 			l.failQueued()
 			return
-		}
-		if first == nil {
-			l.reclaim()
-			l.turn <- struct{}{}
-			continue
 		}
 		batch, size := l.gather(append(l.batch[:0], first), first.size(), nil)
 		if wait := groupWait(l.lastRequests, l.lastWrite, l.opts.GroupCommitWait); wait > 0 && size < maxBatchBytes {
@@ -67,12 +58,11 @@ func (l *Log) run() {
 // the writer would not hold this one open: see groupWait). A write by
 // itself then costs no hand-off to the writer goroutine and back, two
 // thread wakeups on a busy machine; across three nodes under load that
-// was about 6 % more appends per second (BENCHMARKS.md). Old
-// segments are deleted or rewritten by the writer afterwards, so that the
-// caller, a raft group's loop, waits for its own write alone; only after a
-// compaction, or a write that failed, does the caller reclaim them first,
-// so that the space is free before the next write (a full disk). It
-// reports whether it wrote r; if not, r goes to the writer.
+// was about 6 % more appends per second (BENCHMARKS.md). Like the writer
+// after a batch, it then deletes or rewrites old segments when there are
+// any to reclaim (after a compaction or a new segment; rarely), so that
+// the space is free before the next write. It reports whether it wrote r;
+// if not, r goes to the writer.
 func (l *Log) writeAlone(r *request) (bool, error) {
 	select {
 	case <-l.turn:
@@ -90,27 +80,17 @@ func (l *Log) writeAlone(r *request) (bool, error) {
 		return false, nil
 	}
 	l.stats.lone.Add(1)
-	due := false
-	if err := l.writeBatch(append(l.batch[:0], r)); err != nil || r.kind == kindDeleteRange {
-		// Space to free before anything else is written: a compaction,
-		// or a write that failed (a full disk) and may have compacted.
+	l.writeBatch(append(l.batch[:0], r))
+	if l.mayReclaim() {
 		l.reclaim()
-	} else {
-		due = l.mayReclaim()
 	}
 	l.turn <- struct{}{}
-	if due {
-		select {
-		case l.reclaimDue <- struct{}{}:
-		default: // already asked
-		}
-	}
 	return true, <-r.done
 }
 
 // writeBatch commits batch and answers every request in it with the
-// outcome, which it returns. The caller holds the turn.
-func (l *Log) writeBatch(batch []*request) error {
+// outcome. The caller holds the turn.
+func (l *Log) writeBatch(batch []*request) {
 	// The write and fdatasync alone, as commit counts them: a batch that
 	// failed before writing, or the start of a new segment, says nothing
 	// about how long the disk takes.
@@ -130,7 +110,6 @@ func (l *Log) writeBatch(batch []*request) error {
 		batch[i] = nil
 	}
 	l.batch = batch[:0]
-	return err
 }
 
 // gather adds requests to batch until it holds maxBatchBytes or none is
