@@ -110,8 +110,8 @@ func TestWritesOfABusyLogShareABatch(t *testing.T) {
 	stored(t, fifth)
 	after := l.Stats()
 	if after.Batches-before.Batches != 1 || after.HeldBatches-before.HeldBatches != 1 || after.LoneBatches != before.LoneBatches {
-		t.Fatalf("two writes 30 ms apart on a busy log: %d batches, %d held; want one, held",
-			after.Batches-before.Batches, after.HeldBatches-before.HeldBatches)
+		t.Fatalf("two writes 30 ms apart on a busy log: %d batches, %d held, %d written by their caller; want one, held, by the writer",
+			after.Batches-before.Batches, after.HeldBatches-before.HeldBatches, after.LoneBatches-before.LoneBatches)
 	}
 	requireRange(t, a, 1, 2, func(i uint64) *raft.Log { return entry(1, i, 1) })
 	requireRange(t, b, 1, 2, func(i uint64) *raft.Log { return entry(2, i, 1) })

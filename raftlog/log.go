@@ -323,7 +323,8 @@ func (l *Log) Segments() int {
 }
 
 // Close stops the writer, failing writes still queued with ErrClosed, waits
-// for a write its caller is making, and closes the files. It is safe to call more than once.
+// for a write its caller is making, and closes the files. It is safe to
+// call more than once.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.quit)

@@ -59,9 +59,8 @@ func (l *Log) run() {
 // itself then costs no hand-off to the writer goroutine and back, two
 // thread wakeups on a busy machine; across three nodes under load that
 // was about 6 % more appends per second (BENCHMARKS.md). Like the writer
-// after a batch, it then deletes or rewrites old segments when there are
-// any to reclaim (after a compaction or a new segment; rarely), so that
-// the space is free before the next write. It reports whether it wrote r;
+// after a batch, it then reclaims old segments, so that the space is free
+// before the next write. It reports whether it wrote r;
 // if not, r goes to the writer.
 func (l *Log) writeAlone(r *request) (bool, error) {
 	select {
@@ -81,9 +80,7 @@ func (l *Log) writeAlone(r *request) (bool, error) {
 	}
 	l.stats.lone.Add(1)
 	l.writeBatch(append(l.batch[:0], r))
-	if l.mayReclaim() {
-		l.reclaim()
-	}
+	l.reclaim()
 	l.turn <- struct{}{}
 	return true, <-r.done
 }
@@ -359,36 +356,27 @@ func (l *Log) apply(seg *segment, r *request) {
 	}
 }
 
-// oldestLive is the oldest segment still needed: by a shard's entries, or
-// for the stable values. The caller holds the turn.
-func (l *Log) oldestLive() uint64 {
+// reclaim deletes the oldest segments while no shard has a live entry in
+// them, and when too many remain, rewrites the live entries of the shards
+// holding the oldest one so it can go at the next pass. The caller holds
+// the turn; with nothing to reclaim (most of the time) it takes no lock.
+func (l *Log) reclaim() {
 	active := l.segs[len(l.segs)-1]
-	oldest := active.seq
+	oldestLive := active.seq
 	if active.size == 0 && len(l.segs) > 1 {
 		// The newest segment gets the stable values (term, vote) with its
 		// first write, which has not succeeded yet (a full disk): until it
 		// does, the segment before it holds the only whole copy.
-		oldest = l.segs[len(l.segs)-2].seq
+		oldestLive = l.segs[len(l.segs)-2].seq
 	}
 	for _, st := range l.shards {
-		if !st.empty() && st.locs[0].seg.seq < oldest {
-			oldest = st.locs[0].seg.seq
+		if !st.empty() && st.locs[0].seg.seq < oldestLive {
+			oldestLive = st.locs[0].seg.seq
 		}
 	}
-	return oldest
-}
-
-// mayReclaim reports whether reclaim has anything to do. The caller holds
-// the turn.
-func (l *Log) mayReclaim() bool {
-	return len(l.segs) > l.opts.MaxSegments || len(l.segs) > 1 && l.segs[0].seq < l.oldestLive()
-}
-
-// reclaim deletes the oldest segments while no shard has a live entry in
-// them, and when too many remain, rewrites the live entries of the shards
-// holding the oldest one so it can go at the next pass.
-func (l *Log) reclaim() {
-	oldestLive := l.oldestLive()
+	if l.segs[0].seq >= oldestLive && len(l.segs) <= l.opts.MaxSegments {
+		return
+	}
 	var dead []*segment
 	l.mu.Lock()
 	for len(l.segs) > 1 && l.segs[0].seq < oldestLive {
