@@ -56,6 +56,11 @@ type members struct {
 	self    string
 	cluster atomic.Uint64
 
+	// overQuota counts the members whose metadata says they are over their
+	// data quota, so the write path (Node.checkQuota) can skip the member
+	// list while there are none, which is nearly always.
+	overQuota atomic.Int32
+
 	warnMu sync.Mutex
 	warned map[string]uint64 // foreign members logged, with the cluster id logged
 }
@@ -116,6 +121,13 @@ func (m *members) set(n *memberlist.Node, state MemberState) {
 	}
 	mm := &Member{Meta: meta, State: state, GossipAddr: n.Address(), Since: since}
 	m.byID[n.Name] = mm
+	over := int32(0)
+	for _, mm := range m.byID {
+		if mm.OverQuota {
+			over++
+		}
+	}
+	m.overQuota.Store(over)
 	m.mu.Unlock()
 	if local := m.localCluster(); m.foreign(mm, local) {
 		m.noteForeign(*mm, local)

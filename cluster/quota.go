@@ -88,6 +88,9 @@ func (n *Node) checkQuota(s uint32, cmd *fsm.Command) error {
 	if n.overQuota.Load() && n.host.Shard(s) != nil {
 		return &NoSpaceError{Shard: s, Node: n.cfg.NodeID}
 	}
+	if n.members.overQuota.Load() == 0 {
+		return nil
+	}
 	for _, m := range n.members.list() {
 		if m.NodeID != n.cfg.NodeID && m.live() && m.OverQuota && m.HostsShard(s) {
 			return &NoSpaceError{Shard: s, Node: m.NodeID}
