@@ -168,6 +168,16 @@ func (t *heartbeatTransport) sendHeartbeat(id raft.ServerID, target raft.ServerA
 	return err
 }
 
+// forgetBeats drops the send times of an earlier leadership, so that the
+// map holds only the current followers: a replica that leads again after a
+// membership change would otherwise keep its former peers' entries for
+// good.
+func (t *heartbeatTransport) forgetBeats() {
+	t.beatMu.Lock()
+	clear(t.lastBeat)
+	t.beatMu.Unlock()
+}
+
 // resolve is the address to dial for peer id: what the address provider
 // says now (a node may have moved), else the address in raft's
 // configuration, as NetworkTransport does.

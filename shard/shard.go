@@ -212,6 +212,7 @@ func (s *Shard) watchLeadership(ch <-chan bool) {
 		case leader := <-ch:
 			if leader {
 				s.transport.progress.reset()
+				s.transport.forgetBeats()
 				s.logger.Info("became shard leader", "term", s.raft.CurrentTerm())
 				s.wg.Add(1)
 				go s.establishLeadership()
