@@ -56,10 +56,11 @@ type members struct {
 	self    string
 	cluster atomic.Uint64
 
-	// overQuota counts the members whose metadata says they are over their
-	// data quota, so the write path (Node.checkQuota) can skip the member
-	// list while there are none, which is nearly always.
-	overQuota atomic.Int32
+	// overQuotaMembers counts the members whose metadata says they are
+	// over their data quota, so the write path (Node.checkQuota) can skip
+	// the member list while there are none, which is nearly always. (Node's
+	// own overQuota is this node's count, not gossip's.)
+	overQuotaMembers atomic.Int32
 
 	warnMu sync.Mutex
 	warned map[string]uint64 // foreign members logged, with the cluster id logged
@@ -127,7 +128,7 @@ func (m *members) set(n *memberlist.Node, state MemberState) {
 			over++
 		}
 	}
-	m.overQuota.Store(over)
+	m.overQuotaMembers.Store(over)
 	m.mu.Unlock()
 	if local := m.localCluster(); m.foreign(mm, local) {
 		m.noteForeign(*mm, local)

@@ -88,7 +88,7 @@ func (n *Node) checkQuota(s uint32, cmd *fsm.Command) error {
 	if n.overQuota.Load() && n.host.Shard(s) != nil {
 		return &NoSpaceError{Shard: s, Node: n.cfg.NodeID}
 	}
-	if n.members.overQuota.Load() == 0 {
+	if n.members.overQuotaMembers.Load() == 0 {
 		return nil
 	}
 	for _, m := range n.members.list() {
