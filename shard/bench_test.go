@@ -1,59 +1,25 @@
 package shard_test
 
 import (
-	"context"
 	"fmt"
 	"runtime"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/sessiond/sessiond/fsm"
+	"github.com/sessiond/sessiond/shard"
 )
 
 // BenchmarkApplySingleNode measures acknowledged appends per second on one
 // node with one shard: 64 goroutines each append 256-byte messages, one per
-// command, and every acknowledgement waits for raft-boltdb's fsync.
+// command, and every acknowledgement waits for the shared log's fsync.
 //
 //	go test -run '^$' -bench ApplySingleNode -benchtime 5s ./shard
 func BenchmarkApplySingleNode(b *testing.B) {
 	const clients = 64
 	_, s := single(b, nil)
-	content := strings.Repeat("x", 256)
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				cmd := &fsm.Command{Op: fsm.OpAppendMessages, At: time.Now().UnixMilli(),
-					// A fresh session every 10 000 messages keeps each well
-					// under the per-session message limit.
-					Session:  fmt.Sprintf("c%d-%d", c, i/10_000),
-					Messages: []fsm.NewMessage{{ID: fmt.Sprintf("m%d", i), Role: "user", Content: content}}}
-				res, err := s.Apply(context.Background(), cmd)
-				if err != nil || res.Status != fsm.StatusOK {
-					b.Errorf("append: %+v, %v", res, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+	benchAppends(b, []*shard.Shard{s}, clients)
 }
 
 // BenchmarkReplicaCost reports what each idle replica costs in goroutines
