@@ -129,14 +129,18 @@ func (c *commitTracker) due(id raft.ServerID, term uint64, committed func(term u
 type commitSource struct {
 	raft *raft.Raft
 	logs raft.LogStore
+	// durable is the highest index durable in this node's log: raft's
+	// commit index may run ahead of it (leaderlog.go), and followers are
+	// told no commit beyond it.
+	durable func() uint64
 }
 
-// committed is the replica's commit index, and whether it still led in
-// term after reading it. The order matters: if the term has not moved
-// since, the leader's log has only grown since the follower's matching
-// append.
+// committed is the replica's commit index as followers may learn it (no
+// further than its durable log), and whether it still led in term after
+// reading it. The order matters: if the term has not moved since, the
+// leader's log has only grown since the follower's matching append.
 func (c commitSource) committed(term uint64) (uint64, bool) {
-	commit := c.raft.CommitIndex()
+	commit := min(c.raft.CommitIndex(), c.durable())
 	return commit, c.raft.State() == raft.Leader && c.raft.CurrentTerm() == term
 }
 
@@ -150,9 +154,19 @@ func (c commitSource) termOf(index uint64) (uint64, bool) {
 }
 
 // setCommitSource lets heartbeats carry r's commit index; logs is the log
-// r reads (with its cache).
-func (t *heartbeatTransport) setCommitSource(r *raft.Raft, logs raft.LogStore) {
-	t.commitSource.Store(&commitSource{raft: r, logs: logs})
+// r reads (with its cache), durable what of it is on disk (see
+// commitSource).
+func (t *heartbeatTransport) setCommitSource(r *raft.Raft, logs raft.LogStore, durable func() uint64) {
+	t.commitSource.Store(&commitSource{raft: r, logs: logs, durable: durable})
+}
+
+// durableCommit cuts a commit index to what is durable in this node's log,
+// the most a follower may apply up to (leaderlog.go).
+func (t *heartbeatTransport) durableCommit(commit uint64) uint64 {
+	if src := t.commitSource.Load(); src != nil {
+		return min(commit, src.durable())
+	}
+	return commit
 }
 
 // commitFor is the commit to add to a heartbeat to id in term, as the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/rpc"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,18 @@ func SetMaxRPCsInFlight(n int) (restore func()) {
 	old := maxRPCsInFlight
 	maxRPCsInFlight = n
 	return func() { maxRPCsInFlight = old }
+}
+
+// HoldLeaderWrites stalls the queued writes of s's own log (leaderlog.go)
+// until release is called: s, leading, goes on replicating what it has not
+// written yet.
+func HoldLeaderWrites(s *Shard) (release func()) {
+	held := make(chan struct{})
+	s.leaderLog.mu.Lock()
+	s.leaderLog.beforeWrite = func() { <-held }
+	s.leaderLog.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(held) }) }
 }
 
 // CallNode makes one Node.Apply call carrying payload to the host at addr,

@@ -117,6 +117,9 @@ func newHeartbeatTransport(nt *raft.NetworkTransport, shard uint32, addressOf ra
 // maxSharedAppendBytes over the host's connection to the peer, and the rest
 // over the group's own connection.
 func (t *heartbeatTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	// Followers apply up to the commit index: no further than what is
+	// durable here (leaderlog.go).
+	args.LeaderCommitIndex = t.durableCommit(args.LeaderCommitIndex)
 	var err error
 	switch {
 	case t.sender == nil:

@@ -99,6 +99,7 @@ type Shard struct {
 	raft      *raft.Raft
 	transport *heartbeatTransport
 	logStore  replicaLog
+	leaderLog *leaderLog // between raft's log cache and logStore
 	snapshots *raft.FileSnapshotStore
 
 	// readyTerm is the term in which this node, as leader, has applied its
@@ -129,13 +130,16 @@ func Open(cfg Config) (*Shard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open log store: %w", cfg.ShardID, err)
 	}
-	logCache, err := raft.NewLogCache(logCacheEntries, logStore)
+	leaderLog := newLeaderLog(logStore)
+	logCache, err := raft.NewLogCache(logCacheEntries, leaderLog)
 	if err != nil {
+		leaderLog.Close()
 		logStore.Close()
 		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Snapshots.Retain, hl.Named("snapshot"))
 	if err != nil {
+		leaderLog.Close()
 		logStore.Close()
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", cfg.ShardID, err)
 	}
@@ -150,7 +154,7 @@ func Open(cfg Config) (*Shard, error) {
 	transport := newHeartbeatTransport(nt, cfg.ShardID, cfg.AddressOf, cfg.heartbeats)
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
-		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, snapshots: snaps,
+		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, leaderLog: leaderLog, snapshots: snaps,
 		readIndexFrom: cfg.ReadIndexFrom,
 		closed:        make(chan struct{}),
 	}
@@ -158,14 +162,20 @@ func Open(cfg Config) (*Shard, error) {
 	rc.Logger = hl
 	leaderCh := make(chan bool, 8)
 	rc.NotifyCh = leaderCh
-	r, err := raft.NewRaft(rc, s.fsm, logCache, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, gatedFSM{FSM: s.fsm, log: leaderLog}, logCache, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
+		leaderLog.Close()
 		logStore.Close()
 		return nil, fmt.Errorf("shard %d: start raft: %w", cfg.ShardID, err)
 	}
 	s.raft = r
-	transport.setCommitSource(r, logCache)
+	if maxRPCsInFlight <= 1 {
+		// Pipelined appends bypass the transport's cut of the commit
+		// index (leaderlog.go), so only unpipelined replicas queue.
+		leaderLog.setLeader(func() bool { return r.State() == raft.Leader })
+	}
+	transport.setCommitSource(r, logCache, leaderLog.durableThrough)
 	s.reads = newReadLoop(s, s.readIndex)
 	s.followerReads = newReadLoop(s, s.leaderReadIndex)
 	s.wg.Add(3)
@@ -352,6 +362,7 @@ func (s *Shard) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.leaderLog.release()         // raft's shutdown waits for its state machine goroutine
 		shutdown := s.raft.Shutdown() // tells raft's goroutines to stop
 		// Close the connections before waiting for them: a follower
 		// receiving a snapshot reads the leader's connection without a
@@ -361,6 +372,7 @@ func (s *Shard) Close() error {
 		s.transport.Close()
 		err = shutdown.Error()
 		s.wg.Wait()
+		s.leaderLog.Close()
 		if cerr := s.logStore.Close(); err == nil {
 			err = cerr
 		}

@@ -1,0 +1,76 @@
+package shard_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/shard"
+)
+
+// TestAWriteIsAppliedAndAcknowledgedOnlyOnceItsLeaderHoldsItDurably: a
+// leader replicates a write while its own log is still writing it, and
+// raft may count it committed on the followers' copies alone; but no
+// replica applies it and the writer is not answered until the leader's copy
+// is durable too, which makes two durable copies of three.
+func TestAWriteIsAppliedAndAcknowledgedOnlyOnceItsLeaderHoldsItDurably(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	if _, err := c.apply(0, appendCmd("before", "m0")); err != nil {
+		t.Fatal(err)
+	}
+	committed := lead.CommitIndex()
+	release := shard.HoldLeaderWrites(lead)
+	defer release()
+
+	// Two writes: the append that carries the second also carries raft's
+	// commit of the first, and heartbeats carry commits too.
+	answered := make(chan error, 2)
+	for i, session := range []string{"held1", "held2"} {
+		go func() {
+			_, err := lead.Apply(context.Background(), appendCmd(session, "m1"))
+			answered <- err
+		}()
+		eventually(t, 10*time.Second, func() error {
+			if lead.CommitIndex() < committed+uint64(i)+1 {
+				return errors.New("raft has not committed the held write on the followers' copies")
+			}
+			return nil
+		})
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("a write was answered (%v) before its leader's copy was durable", err)
+	case <-time.After(time.Second): // heartbeats go out every half second
+	}
+	for _, r := range c.replicas(0) {
+		for _, session := range []string{"held1", "held2"} {
+			if _, ok := r.FSM().Get(session); ok {
+				t.Fatalf("a replica applied %s before its leader's copy was durable", session)
+			}
+		}
+	}
+
+	release()
+	for range 2 {
+		select {
+		case err := <-answered:
+			if err != nil {
+				t.Fatalf("a write failed once its leader's copy was durable: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a write was not answered once its leader's copy was durable")
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		for _, r := range c.replicas(0) {
+			for _, session := range []string{"held1", "held2"} {
+				if _, ok := r.FSM().Get(session); !ok {
+					return errors.New("a replica has not applied the writes")
+				}
+			}
+		}
+		return nil
+	})
+}
