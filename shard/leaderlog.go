@@ -99,15 +99,40 @@ func (l *leaderLog) StoreLogs(logs []*raft.Log) error {
 // StoreLog stores one entry; see StoreLogs.
 func (l *leaderLog) StoreLog(log *raft.Log) error { return l.StoreLogs([]*raft.Log{log}) }
 
-// DeleteRange deletes once everything queued is written.
+// DeleteRange deletes once the entries it covers that are queued are
+// written. A prefix below the queue (compaction after a snapshot, from
+// raft's snapshot goroutine while the leader keeps queueing) does not wait,
+// and goes ahead even while a queued write keeps failing, so a full disk can
+// still free space.
 func (l *leaderLog) DeleteRange(min, max uint64) error {
 	l.mu.Lock()
-	err := l.drained()
+	for l.durableLocked() < max && l.failed == nil {
+		l.changed.Wait()
+	}
+	err := l.failed
+	if l.durableLocked() >= max {
+		err = nil
+	}
 	l.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	return l.LogStore.DeleteRange(min, max)
+}
+
+// GetLog reads entry index from the queue while it waits to be written, so
+// raft finds it even once its log cache has moved on; else from the store.
+func (l *leaderLog) GetLog(index uint64, out *raft.Log) error {
+	l.mu.Lock()
+	for _, pending := range [][]*raft.Log{l.writing, l.queue} {
+		if len(pending) > 0 && index >= pending[0].Index && index-pending[0].Index < uint64(len(pending)) {
+			*out = *pending[index-pending[0].Index]
+			l.mu.Unlock()
+			return nil
+		}
+	}
+	l.mu.Unlock()
+	return l.LogStore.GetLog(index, out)
 }
 
 // drained waits until nothing is queued or being written, or a queued

@@ -256,3 +256,38 @@ func TestReleaseEndsWaitsForAWriteThatCannotHappen(t *testing.T) {
 		t.Fatalf("durable through %d after close, want 0", got)
 	}
 }
+
+// TestQueuedEntriesAreReadableAndCompactionDoesNotWaitForThem: raft reads
+// entries its cache no longer holds from the queue while they wait to be
+// written, and a compaction of older entries (raft's snapshot goroutine,
+// while the leader keeps queueing) goes ahead at once, even while the
+// queued write fails.
+func TestQueuedEntriesAreReadableAndCompactionDoesNotWaitForThem(t *testing.T) {
+	l, store, lead := newTestLeaderLog(t)
+	lead(false)
+	if err := l.StoreLogs(commands(1, 4)); err != nil {
+		t.Fatal(err)
+	}
+	lead(true)
+	store.fail(errors.New("no space left on device"))
+	if err := l.StoreLogs(commands(5, 7)); err != nil {
+		t.Fatal(err)
+	}
+	var out raft.Log
+	if err := l.GetLog(6, &out); err != nil || out.Index != 6 || out.Data[0] != 6 {
+		t.Fatalf("queued entry 6: %+v, %v", out, err)
+	}
+	if err := l.GetLog(2, &out); err != nil || out.Index != 2 {
+		t.Fatalf("stored entry 2: %+v, %v", out, err)
+	}
+	if !returnsWithin(time.Second, func() {
+		if err := l.DeleteRange(1, 3); err != nil {
+			t.Errorf("compaction below the queue: %v", err)
+		}
+	}) {
+		t.Fatal("a compaction below the queue waited for it")
+	}
+	if first, _ := store.FirstIndex(); first != 4 {
+		t.Fatalf("first index %d after compacting 1-3, want 4", first)
+	}
+}
