@@ -74,3 +74,45 @@ func TestAWriteIsAppliedAndAcknowledgedOnlyOnceItsLeaderHoldsItDurably(t *testin
 		return nil
 	})
 }
+
+// TestALeaderClosingBeforeItsCopyIsDurableDoesNotAcknowledgeTheWrite: a
+// replica that closes while raft has committed a write its own log has not
+// yet written answers the writer with an error, never success, and its
+// close does not hang on the state machine waiting for that write.
+func TestALeaderClosingBeforeItsCopyIsDurableDoesNotAcknowledgeTheWrite(t *testing.T) {
+	c := makeCluster(t, 3, 1, 0)
+	lead := c.leader(0)
+	if _, err := c.apply(0, appendCmd("before", "m0")); err != nil {
+		t.Fatal(err)
+	}
+	committed := lead.CommitIndex()
+	release := shard.HoldLeaderWrites(lead)
+	defer release()
+	answered := make(chan error, 1)
+	go func() {
+		_, err := lead.Apply(context.Background(), appendCmd("held", "m1"))
+		answered <- err
+	}()
+	eventually(t, 10*time.Second, func() error {
+		if lead.CommitIndex() <= committed {
+			return errors.New("raft has not committed the held write on the followers' copies")
+		}
+		return nil
+	})
+	closed := make(chan error, 1)
+	go func() { closed <- lead.Close() }()
+	select {
+	case err := <-answered:
+		if err == nil {
+			t.Fatal("a write was acknowledged by a leader that closed before its copy was durable")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer was not answered when its leader closed")
+	}
+	release() // the log write in progress finishes, as a real one would
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the leader hung")
+	}
+}

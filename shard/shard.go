@@ -332,11 +332,14 @@ func (s *Shard) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error
 			return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 		}
 	}
-	res, ok := f.Response().(*fsm.Result)
-	if !ok {
-		return nil, fmt.Errorf("shard %d: unexpected apply response %T", s.id, f.Response())
+	switch res := f.Response().(type) {
+	case *fsm.Result:
+		return res, nil
+	case error: // committed, but the replica closed before applying it (gatedFSM)
+		return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, res)
+	default:
+		return nil, fmt.Errorf("shard %d: unexpected apply response %T", s.id, res)
 	}
-	return res, nil
 }
 
 func (s *Shard) notLeader() error {
