@@ -9,19 +9,25 @@ import (
 	"github.com/sessiond/sessiond/shard"
 )
 
+// clusterWithHeldLeaderWrites starts three replicas of shard 0, applies one
+// write, and stalls the leader's own log writes until release; committed is
+// the leader's commit index before the stall.
+func clusterWithHeldLeaderWrites(t *testing.T) (c *testCluster, lead *shard.Shard, committed uint64, release func()) {
+	c = makeCluster(t, 3, 1, 0)
+	lead = c.leader(0)
+	if _, err := c.apply(0, appendCmd("before", "m0")); err != nil {
+		t.Fatal(err)
+	}
+	return c, lead, lead.CommitIndex(), shard.HoldLeaderWrites(lead)
+}
+
 // TestAWriteIsAppliedAndAcknowledgedOnlyOnceItsLeaderHoldsItDurably: a
 // leader replicates a write while its own log is still writing it, and
 // raft may count it committed on the followers' copies alone; but no
 // replica applies it and the writer is not answered until the leader's copy
 // is durable too, which makes two durable copies of three.
 func TestAWriteIsAppliedAndAcknowledgedOnlyOnceItsLeaderHoldsItDurably(t *testing.T) {
-	c := makeCluster(t, 3, 1, 0)
-	lead := c.leader(0)
-	if _, err := c.apply(0, appendCmd("before", "m0")); err != nil {
-		t.Fatal(err)
-	}
-	committed := lead.CommitIndex()
-	release := shard.HoldLeaderWrites(lead)
+	c, lead, committed, release := clusterWithHeldLeaderWrites(t)
 	defer release()
 
 	// Two writes: the append that carries the second also carries raft's
@@ -80,13 +86,7 @@ func TestAWriteIsAppliedAndAcknowledgedOnlyOnceItsLeaderHoldsItDurably(t *testin
 // yet written answers the writer with an error, never success, and its
 // close does not hang on the state machine waiting for that write.
 func TestALeaderClosingBeforeItsCopyIsDurableDoesNotAcknowledgeTheWrite(t *testing.T) {
-	c := makeCluster(t, 3, 1, 0)
-	lead := c.leader(0)
-	if _, err := c.apply(0, appendCmd("before", "m0")); err != nil {
-		t.Fatal(err)
-	}
-	committed := lead.CommitIndex()
-	release := shard.HoldLeaderWrites(lead)
+	_, lead, committed, release := clusterWithHeldLeaderWrites(t)
 	defer release()
 	answered := make(chan error, 1)
 	go func() {
