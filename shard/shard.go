@@ -130,16 +130,16 @@ func Open(cfg Config) (*Shard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: open log store: %w", cfg.ShardID, err)
 	}
-	leaderLog := newLeaderLog(logStore)
-	logCache, err := raft.NewLogCache(logCacheEntries, leaderLog)
+	queued := newLeaderLog(logStore)
+	logCache, err := raft.NewLogCache(logCacheEntries, queued)
 	if err != nil {
-		leaderLog.Close()
+		queued.Close()
 		logStore.Close()
 		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Snapshots.Retain, hl.Named("snapshot"))
 	if err != nil {
-		leaderLog.Close()
+		queued.Close()
 		logStore.Close()
 		return nil, fmt.Errorf("shard %d: open snapshot store: %w", cfg.ShardID, err)
 	}
@@ -154,7 +154,7 @@ func Open(cfg Config) (*Shard, error) {
 	transport := newHeartbeatTransport(nt, cfg.ShardID, cfg.AddressOf, cfg.heartbeats)
 	s := &Shard{
 		id: cfg.ShardID, nodeID: cfg.NodeID, timing: cfg.Timing, logger: logger, onLeadership: cfg.OnLeadership,
-		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, leaderLog: leaderLog, snapshots: snaps,
+		fsm: fsm.New(cfg.Limits), transport: transport, logStore: logStore, leaderLog: queued, snapshots: snaps,
 		readIndexFrom: cfg.ReadIndexFrom,
 		closed:        make(chan struct{}),
 	}
@@ -162,10 +162,10 @@ func Open(cfg Config) (*Shard, error) {
 	rc.Logger = hl
 	leaderCh := make(chan bool, 8)
 	rc.NotifyCh = leaderCh
-	r, err := raft.NewRaft(rc, gatedFSM{FSM: s.fsm, log: leaderLog}, logCache, logStore, snaps, transport)
+	r, err := raft.NewRaft(rc, gatedFSM{FSM: s.fsm, log: queued}, logCache, logStore, snaps, transport)
 	if err != nil {
 		transport.Close()
-		leaderLog.Close()
+		queued.Close()
 		logStore.Close()
 		return nil, fmt.Errorf("shard %d: start raft: %w", cfg.ShardID, err)
 	}
@@ -173,9 +173,9 @@ func Open(cfg Config) (*Shard, error) {
 	if maxRPCsInFlight <= 1 {
 		// Pipelined appends bypass the transport's cut of the commit
 		// index (leaderlog.go), so only unpipelined replicas queue.
-		leaderLog.setLeader(func() bool { return r.State() == raft.Leader })
+		queued.setLeader(func() bool { return r.State() == raft.Leader })
 	}
-	transport.setCommitSource(r, logCache, leaderLog.durableThrough)
+	transport.setCommitSource(r, logCache, queued.durableThrough)
 	s.reads = newReadLoop(s, s.readIndex)
 	s.followerReads = newReadLoop(s, s.leaderReadIndex)
 	s.wg.Add(3)
