@@ -11,11 +11,11 @@ import (
 
 // Defaults of the in-flight bounds.
 //
-// A shard's leader hands raft at most MaxAppendEntries (256, set in the
+// A shard's leader hands raft at most MaxAppendEntries (64, set in the
 // shard package) proposals per log write, and buffers as many again in its
 // apply channel while it writes the previous batch. 256 operations in flight
-// on one shard can fill a batch under load, and one admitted at the bound
-// waits for about two log writes, not seconds.
+// on one shard fill several batches under load, and one admitted at the
+// bound waits for about four log writes, not seconds.
 //
 // The node-wide bound is what sheds load when many shards are busy at once,
 // since 16 shards × 256 is far more than one node serves promptly: a node

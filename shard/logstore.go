@@ -29,8 +29,8 @@ const (
 
 // logCacheEntries is how many recent entries each replica keeps in memory
 // in front of its log store, so replication to followers does not read
-// them back from disk. Twice MaxAppendEntries covers a follower one batch
-// behind.
+// them back from disk. Eight rounds of maxAppendEntries (config.go) cover a
+// follower a few rounds behind.
 const logCacheEntries = 512
 
 // sharedLogDir is where the shared log lives inside the data directory.
