@@ -19,7 +19,7 @@ import (
 //	bytes    service method ("Node.AppendEntries")
 //	uvarint  sequence number
 //	bytes    error (responses only; "" when none)
-//	...      the body, as its MarshalBinary wrote it
+//	...      the body, as its AppendBinary wrote it
 //
 // (bytes: a uvarint length, then the bytes.) net/rpc serializes the writes
 // of a client and of a server connection, and each frame leaves in one
@@ -37,6 +37,7 @@ type wireCodec struct {
 	r    *bufio.Reader
 	buf  []byte // the last frame read, reused for the next up to maxKeptFrameBytes
 	body []byte // the part of buf after the header
+	wbuf []byte // the last frame written, reused likewise
 }
 
 func newWireCodec(conn io.ReadWriteCloser) *wireCodec {
@@ -81,38 +82,43 @@ func (c *wireCodec) readFrame() (*wireReader, error) {
 // next frame; appends sent over node RPC are at most 64 KiB.
 const maxKeptFrameBytes = 256 << 10
 
-// writeFrame writes header and body as one frame, in one Write.
+// writeFrame writes header and body as one frame, in one Write. The frame
+// is built in the codec's write buffer: net/rpc lets one call at a time
+// write on a connection, client and server alike, and Write does not keep
+// the bytes it is given (io.Writer), so the buffer serves the next frame.
 func (c *wireCodec) writeFrame(method string, seq uint64, errMsg *string, body any) error {
-	var data []byte
-	if body != nil && (errMsg == nil || *errMsg == "") {
-		m, ok := body.(encoding.BinaryMarshaler)
-		if !ok {
-			return fmt.Errorf("node rpc: %T has no binary encoding", body)
-		}
-		var err error
-		if data, err = m.MarshalBinary(); err != nil {
-			return err
-		}
-	}
-	// One buffer: room for the length prefix, then the header and the
-	// body; the prefix is written last, right before the header.
+	// Room for the length prefix, then the header and the body; the prefix
+	// is written last, right before the header.
 	const room = binary.MaxVarintLen64
-	errLen := 0
-	if errMsg != nil {
-		errLen = len(*errMsg)
+	if cap(c.wbuf) < room {
+		c.wbuf = make([]byte, 0, 4<<10)
 	}
-	w := wireWriter{b: make([]byte, room, room+3*binary.MaxVarintLen64+len(method)+errLen+len(data))}
+	w := wireWriter{b: c.wbuf[:room]}
 	w.string(method)
 	w.uint(seq)
 	if errMsg != nil {
 		w.string(*errMsg)
 	}
-	w.b = append(w.b, data...)
+	if body != nil && (errMsg == nil || *errMsg == "") {
+		a, ok := body.(encoding.BinaryAppender)
+		if !ok {
+			return fmt.Errorf("node rpc: %T has no binary encoding", body)
+		}
+		var err error
+		if w.b, err = a.AppendBinary(w.b); err != nil {
+			return err
+		}
+	}
 	var prefix [binary.MaxVarintLen64]byte
 	n := binary.PutUvarint(prefix[:], uint64(len(w.b)-room))
 	start := room - n
 	copy(w.b[start:], prefix[:n])
 	_, err := c.conn.Write(w.b[start:])
+	if cap(w.b) <= maxKeptFrameBytes {
+		c.wbuf = w.b[:0]
+	} else {
+		c.wbuf = nil // a rare large frame's buffer is not kept
+	}
 	return err
 }
 

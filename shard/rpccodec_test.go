@@ -69,8 +69,8 @@ func TestNodeRPCCodecRefusesAnOversizedFrameBeforeReadingIt(t *testing.T) {
 }
 
 // TestNodeRPCCodecKeepsNoLargeFrameBuffer: a connection reuses its frame
-// buffer for ordinary frames but does not keep one a rare large frame
-// needed.
+// buffers, reading and writing, for ordinary frames but does not keep one a
+// rare large frame needed.
 func TestNodeRPCCodecKeepsNoLargeFrameBuffer(t *testing.T) {
 	var buf closingBuffer
 	w := newWireCodec(&buf)
@@ -80,6 +80,12 @@ func TestNodeRPCCodecKeepsNoLargeFrameBuffer(t *testing.T) {
 		if err := w.WriteRequest(&rpc.Request{ServiceMethod: "Node.Apply", Seq: uint64(i)}, a); err != nil {
 			t.Fatal(err)
 		}
+		if cap(w.wbuf) > maxKeptFrameBytes {
+			t.Fatalf("after writing frame %d the connection keeps a %d-byte buffer", i, cap(w.wbuf))
+		}
+	}
+	if cap(w.wbuf) == 0 {
+		t.Fatal("the connection keeps no buffer for the next ordinary frame")
 	}
 	r := newWireCodec(&buf)
 	for i, want := range []ApplyArgs{small, large, small} {

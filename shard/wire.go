@@ -204,15 +204,15 @@ func decodeWire(data []byte, decode func(*wireReader)) error {
 	return r.err
 }
 
-// MarshalBinary encodes the append.
-func (a AppendArgs) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 64+appendDataSize(&a.Req))}
+// AppendBinary appends the encoded append to b.
+func (a AppendArgs) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(uint64(a.Shard))
 	w.appendRequest(&a.Req)
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *AppendArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		a.Shard = uint32(r.uint())
@@ -223,21 +223,21 @@ func (a *AppendArgs) UnmarshalBinary(data []byte) error {
 // AppendReply is raft's answer to an AppendArgs.
 type AppendReply struct{ Resp raft.AppendEntriesResponse }
 
-// MarshalBinary encodes the answer.
-func (a AppendReply) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 64)}
+// AppendBinary appends the encoded answer to b.
+func (a AppendReply) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.appendResponse(&a.Resp)
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *AppendReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) { r.appendResponse(&a.Resp) })
 }
 
-// MarshalBinary encodes the heartbeats.
-func (h HeartbeatArgs) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 16+48*len(h.Beats))}
+// AppendBinary appends the encoded heartbeats to b.
+func (h HeartbeatArgs) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(uint64(len(h.Beats)))
 	for i := range h.Beats {
 		w.uint(uint64(h.Beats[i].Shard))
@@ -246,7 +246,7 @@ func (h HeartbeatArgs) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (h *HeartbeatArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		h.Beats = make([]Heartbeat, r.count(minHeartbeatBytes))
@@ -257,9 +257,9 @@ func (h *HeartbeatArgs) UnmarshalBinary(data []byte) error {
 	})
 }
 
-// MarshalBinary encodes the answers.
-func (h HeartbeatReply) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 16+32*len(h.Results))}
+// AppendBinary appends the encoded answers to b.
+func (h HeartbeatReply) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(uint64(len(h.Results)))
 	for i := range h.Results {
 		w.appendResponse(&h.Results[i].Resp)
@@ -268,7 +268,7 @@ func (h HeartbeatReply) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (h *HeartbeatReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, h.read)
 }
@@ -281,9 +281,9 @@ func (h *HeartbeatReply) read(r *wireReader) {
 	}
 }
 
-// MarshalBinary encodes the answers and the leases granted.
-func (h CommitHeartbeatReply) MarshalBinary() ([]byte, error) {
-	b, _ := h.HeartbeatReply.MarshalBinary()
+// AppendBinary appends the encoded answers and the leases granted to b.
+func (h CommitHeartbeatReply) AppendBinary(b []byte) ([]byte, error) {
+	b, _ = h.HeartbeatReply.AppendBinary(b)
 	w := wireWriter{b: b}
 	w.uint(uint64(len(h.Leases)))
 	for _, l := range h.Leases {
@@ -292,7 +292,7 @@ func (h CommitHeartbeatReply) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (h *CommitHeartbeatReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		h.HeartbeatReply.read(r)
@@ -303,23 +303,15 @@ func (h *CommitHeartbeatReply) UnmarshalBinary(data []byte) error {
 	})
 }
 
-func appendDataSize(req *raft.AppendEntriesRequest) int {
-	n := 0
-	for _, e := range req.Entries {
-		n += len(e.Data) + len(e.Extensions) + 32
-	}
-	return n
-}
-
-// MarshalBinary encodes the forwarded command.
-func (a ApplyArgs) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 16+len(a.Command))}
+// AppendBinary appends the encoded forwarded command to b.
+func (a ApplyArgs) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(uint64(a.Shard))
 	w.bytes(a.Command)
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *ApplyArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		a.Shard = uint32(r.uint())
@@ -327,9 +319,9 @@ func (a *ApplyArgs) UnmarshalBinary(data []byte) error {
 	})
 }
 
-// MarshalBinary encodes the forwarded command's answer.
-func (a ApplyReply) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 32+len(a.Result)+len(a.LeaderID)+len(a.LeaderAddr)+len(a.Err))}
+// AppendBinary appends the encoded answer to a forwarded command to b.
+func (a ApplyReply) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.bytes(a.Result)
 	w.string(a.Code)
 	w.string(a.LeaderID)
@@ -338,7 +330,7 @@ func (a ApplyReply) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *ApplyReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		a.Result = r.bytes()
@@ -349,28 +341,28 @@ func (a *ApplyReply) UnmarshalBinary(data []byte) error {
 	})
 }
 
-// MarshalBinary encodes the read-index request.
-func (a ReadIndexArgs) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 8)}
+// AppendBinary appends the encoded read-index request to b.
+func (a ReadIndexArgs) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(uint64(a.Shard))
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *ReadIndexArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) { a.Shard = uint32(r.uint()) })
 }
 
-// MarshalBinary encodes the TimeoutNow.
-func (a TimeoutNowArgs) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 32)}
+// AppendBinary appends the encoded TimeoutNow to b.
+func (a TimeoutNowArgs) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(uint64(a.Shard))
 	w.uint(a.Term)
 	w.header(a.Req.RPCHeader)
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *TimeoutNowArgs) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		a.Shard = uint32(r.uint())
@@ -379,17 +371,17 @@ func (a *TimeoutNowArgs) UnmarshalBinary(data []byte) error {
 	})
 }
 
-// MarshalBinary encodes the empty answer.
-func (TimeoutNowReply) MarshalBinary() ([]byte, error) { return nil, nil }
+// AppendBinary appends the empty answer (nothing) to b.
+func (TimeoutNowReply) AppendBinary(b []byte) ([]byte, error) { return b, nil }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *TimeoutNowReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(*wireReader) {})
 }
 
-// MarshalBinary encodes the read index or why there is none.
-func (a ReadIndexReply) MarshalBinary() ([]byte, error) {
-	w := wireWriter{b: make([]byte, 0, 16+len(a.LeaderID)+len(a.LeaderAddr)+len(a.Err))}
+// AppendBinary appends the encoded read index, or why there is none, to b.
+func (a ReadIndexReply) AppendBinary(b []byte) ([]byte, error) {
+	w := wireWriter{b: b}
 	w.uint(a.Index)
 	w.bool(a.NotLeader)
 	w.string(a.LeaderID)
@@ -398,7 +390,7 @@ func (a ReadIndexReply) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded.
+// UnmarshalBinary decodes what AppendBinary encoded.
 func (a *ReadIndexReply) UnmarshalBinary(data []byte) error {
 	return decodeWire(data, func(r *wireReader) {
 		a.Index = r.uint()

@@ -160,17 +160,17 @@ func FuzzWireDecode(f *testing.F) {
 	var seed uint64
 	var args AppendArgs
 	fill(f, reflect.ValueOf(&args), &seed)
-	b, _ := args.MarshalBinary()
+	b, _ := args.AppendBinary(nil)
 	f.Add(b)
 	var beats HeartbeatArgs
 	fill(f, reflect.ValueOf(&beats), &seed)
-	b, _ = beats.MarshalBinary()
+	b, _ = beats.AppendBinary(nil)
 	f.Add(b)
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a AppendArgs
 		if a.UnmarshalBinary(data) == nil {
-			if again, _ := a.MarshalBinary(); len(again) == 0 {
+			if again, _ := a.AppendBinary(nil); len(again) == 0 {
 				t.Fatal("a decoded append encodes to nothing")
 			}
 		}
@@ -198,11 +198,11 @@ func TestWireMinimumSizesAreTheSmallestEncodings(t *testing.T) {
 	if got := len(w.b) - len(empty.b); got != minLogBytes {
 		t.Errorf("an empty log entry encodes to %d bytes, minLogBytes is %d", got, minLogBytes)
 	}
-	beats, _ := HeartbeatArgs{Beats: []Heartbeat{{}}}.MarshalBinary()
+	beats, _ := HeartbeatArgs{Beats: []Heartbeat{{}}}.AppendBinary(nil)
 	if got := len(beats) - 1; got != minHeartbeatBytes {
 		t.Errorf("an empty heartbeat encodes to %d bytes, minHeartbeatBytes is %d", got, minHeartbeatBytes)
 	}
-	answers, _ := HeartbeatReply{Results: []HeartbeatResult{{}}}.MarshalBinary()
+	answers, _ := HeartbeatReply{Results: []HeartbeatResult{{}}}.AppendBinary(nil)
 	if got := len(answers) - 1; got != minBeatReplyBytes {
 		t.Errorf("an empty heartbeat answer encodes to %d bytes, minBeatReplyBytes is %d", got, minBeatReplyBytes)
 	}
