@@ -28,7 +28,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 		}
 	}
 	ids := f.msgIndex[cmd.Session]
-	var stored []Message
+	var stored messageLog
 	if cur != nil {
 		stored = cur.messages
 	}
@@ -37,7 +37,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	var batchSeq map[string]uint64
 	for i, m := range cmd.Messages {
 		if seq, ok := ids[m.ID]; ok {
-			old := stored[seq-1]
+			old := stored.at(int(seq - 1))
 			if !sameMessage(old, m) {
 				return &Result{Status: StatusIDConflict, Version: versionOf(cur), Session: cur,
 					Detail: fmt.Sprintf("message id %q is already stored with different content", m.ID)}
@@ -70,7 +70,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	if r := checkVersion(cur, cmd); r != nil {
 		return r
 	}
-	if len(stored)+len(fresh) > f.limits.MaxMessages {
+	if stored.len()+len(fresh) > f.limits.MaxMessages {
 		return &Result{Status: StatusTooLarge, Version: versionOf(cur), Session: cur,
 			Detail: fmt.Sprintf("session would exceed %d messages", f.limits.MaxMessages)}
 	}
@@ -81,19 +81,21 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	}
 	// Appending to the newest version only writes past every older version's
 	// length; see Session.messages.
+	// The index keys are the command's own strings, not the log's: see
+	// messageLog.
 	msgs := stored
 	for _, i := range fresh {
 		m := out[i]
-		m.Seq = uint64(len(msgs) + 1)
+		m.Seq = uint64(msgs.len() + 1)
 		m.Version = index
-		msgs = append(msgs, m)
+		msgs = msgs.appended(&m)
 		s.msgBytes += messageSize(&m)
 		ids[m.ID] = m.Seq
 		out[i] = m
 	}
 	for i, m := range cmd.Messages { // duplicates within the batch get the seq too
 		if out[i].Seq == 0 {
-			out[i] = msgs[ids[m.ID]-1]
+			out[i] = out[batchSeq[m.ID]]
 		}
 	}
 	s.messages = msgs

@@ -142,8 +142,8 @@ func FuzzRestore(f *testing.F) {
 				break
 			}
 			var c Command
-			if len(s.messages) > 0 {
-				m := s.messages[0]
+			if s.messages.len() > 0 {
+				m := s.messages.at(0)
 				c = appendCmd(s.ID, NewMessage{ID: m.ID, Role: m.Role, Content: m.Content, Meta: m.Meta})
 			} else {
 				c = mergeCmd(s.ID, "zz", "1")

@@ -235,8 +235,8 @@ func sessions(f *FSM) []*Session {
 // seqs are 1..n, message ids unique, FieldBytes the sum of key and value
 // lengths, and the session stored under its own id.
 func checkSession(s *Session) error {
-	seen := make(map[string]bool, len(s.messages))
-	for i, m := range s.messages {
+	seen := make(map[string]bool, s.messages.len())
+	for i, m := range s.Messages() {
 		if m.Seq != uint64(i+1) {
 			return fmt.Errorf("session %q: message %d has seq %d", s.ID, i, m.Seq)
 		}
@@ -269,8 +269,8 @@ func checkInvariants(t testing.TB, f *FSM) {
 		for k, v := range s.fields {
 			size += int64(len(k) + len(v))
 		}
-		for i := range s.messages {
-			size += int64(messageSize(&s.messages[i]))
+		for _, m := range s.Messages() {
+			size += int64(messageSize(&m))
 		}
 		for _, a := range s.alarms {
 			size += int64(messageOverhead + len(a.Name) + len(a.Payload))
@@ -286,10 +286,10 @@ func checkInvariants(t testing.TB, f *FSM) {
 			t.Fatalf("session %q is not found under its own id", s.ID)
 		}
 		ids := f.msgIndex[s.ID]
-		if len(ids) != len(s.messages) {
-			t.Fatalf("session %q: index holds %d ids, session %d messages", s.ID, len(ids), len(s.messages))
+		if len(ids) != s.messages.len() {
+			t.Fatalf("session %q: index holds %d ids, session %d messages", s.ID, len(ids), s.messages.len())
 		}
-		for _, m := range s.messages {
+		for _, m := range s.Messages() {
 			if ids[m.ID] != m.Seq {
 				t.Fatalf("session %q: index maps %q to %d, want %d", s.ID, m.ID, ids[m.ID], m.Seq)
 			}

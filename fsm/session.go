@@ -31,9 +31,9 @@ type Session struct {
 	Version   uint64 // raft index of the last write; the ETag
 
 	// messages is append-only across versions: a newer version may share the
-	// backing array of an older one, but only ever writes past the older
-	// version's length, which no holder of the older version reads.
-	messages []Message
+	// arrays of an older one, but only ever writes past the older version's
+	// length, which no holder of the older version reads (messagelog.go).
+	messages messageLog
 	// fields is copied on every change; values are compact JSON.
 	fields     map[string]json.RawMessage
 	fieldBytes int // sum of len(key)+len(value) over fields
@@ -119,23 +119,28 @@ func sizeOf(s *Session) int64 {
 	return s.Size()
 }
 
-// Messages returns the session's messages in order. The slice is shared and
-// must not be modified; its capacity is capped so appending to it copies.
-func (s *Session) Messages() []Message { return s.messages[:len(s.messages):len(s.messages)] }
+// Messages returns the session's messages in order. The slice is the
+// caller's; the bytes of each message's Meta are shared and must not be
+// modified.
+func (s *Session) Messages() []Message { return s.messages.slice(0, s.messages.len()) }
+
+// Message returns the message with seq, from 1 to MessageCount, without
+// copying: its strings and Meta point into the session's stored bytes, and
+// Meta must not be modified.
+func (s *Session) Message(seq uint64) Message { return s.messages.at(int(seq - 1)) }
 
 // MessageCount is the number of messages, which is also the highest seq.
-func (s *Session) MessageCount() int { return len(s.messages) }
+func (s *Session) MessageCount() int { return s.messages.len() }
 
-// MessagesAfter returns up to limit messages with seq > after.
+// MessagesAfter returns up to limit messages with seq > after, as Messages
+// does.
 func (s *Session) MessagesAfter(after uint64, limit int) []Message {
-	if after >= uint64(len(s.messages)) || limit <= 0 {
+	n := uint64(s.messages.len())
+	if after >= n || limit <= 0 {
 		return nil
 	}
-	end := after + uint64(limit)
-	if end > uint64(len(s.messages)) {
-		end = uint64(len(s.messages))
-	}
-	return s.messages[after:end:end]
+	end := min(after+uint64(limit), n)
+	return s.messages.slice(int(after), int(end))
 }
 
 // Field returns one field's JSON value.

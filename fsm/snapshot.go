@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -135,9 +136,9 @@ func encodeSession(e *encoder, s *Session, withVersions bool) {
 		e.string(k)
 		e.bytes(s.fields[k])
 	}
-	e.uvarint(uint64(len(s.messages)))
-	for i := range s.messages {
-		m := &s.messages[i]
+	e.uvarint(uint64(s.messages.len()))
+	for i := range s.messages.len() {
+		m := s.messages.at(i)
 		e.string(m.ID)
 		e.string(m.Role)
 		e.string(m.Content)
@@ -167,15 +168,17 @@ func decodeSession(b []byte, withVersions bool) (*Session, error) {
 	}
 	nm := d.count(5)
 	if nm > 0 {
-		s.messages = make([]Message, nm)
+		// The record's size bounds the messages' bytes: one array, no growth.
+		s.messages = messageLog{recs: make([]messageRec, 0, nm), text: make([]byte, 0, len(d.buf))}
 	}
 	for i := 0; i < nm && d.err == nil; i++ {
-		s.messages[i] = Message{Seq: uint64(i + 1), ID: d.string(), Role: d.string(),
+		m := Message{Seq: uint64(i + 1), ID: d.string(), Role: d.string(),
 			Content: d.string(), CreatedAt: d.varint(), Meta: d.bytes()}
 		if withVersions {
-			s.messages[i].Version = d.uvarint()
+			m.Version = d.uvarint()
 		}
-		s.msgBytes += messageSize(&s.messages[i])
+		s.messages = s.messages.appended(&m)
+		s.msgBytes += messageSize(&m)
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = errors.New("fsm: trailing bytes in session record")
@@ -222,9 +225,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if err != nil {
 			return fmt.Errorf("fsm: decode snapshot: %w", err)
 		}
-		ids := make(map[string]uint64, len(s.messages))
-		for _, m := range s.messages {
-			ids[m.ID] = m.Seq
+		ids := make(map[string]uint64, s.messages.len())
+		for i := range s.messages.len() {
+			ids[strings.Clone(s.messages.id(i))] = uint64(i + 1) // see messageLog
 		}
 		index[s.ID] = ids
 		buckets[bucketOf(s.ID)].sessions[s.ID] = s

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"sort"
+	"strings"
 )
 
 // Tombstones: the message ids of deleted sessions, kept for a while.
@@ -36,20 +37,20 @@ type tombRef struct {
 // bury records the message ids of a session being deleted at time at.
 func (f *FSM) bury(s *Session, at int64) {
 	f.sweepTombs(at)
-	if s == nil || len(s.messages) == 0 {
+	if s == nil || s.messages.len() == 0 {
 		return
 	}
 	// Tombstones are immutable once published, so a snapshot can stream
 	// them while Apply goes on: a second delete builds a new one.
-	t := &tombstone{ids: make(map[string]struct{}, len(s.messages)), at: at}
+	t := &tombstone{ids: make(map[string]struct{}, s.messages.len()), at: at}
 	if old := f.tombs[s.ID]; old != nil && at-old.at <= TombstoneRetention {
 		for id := range old.ids {
 			t.ids[id] = struct{}{}
 		}
 		t.at = max(old.at, at)
 	}
-	for _, m := range s.messages {
-		t.ids[m.ID] = struct{}{}
+	for i := range s.messages.len() {
+		t.ids[strings.Clone(s.messages.id(i))] = struct{}{} // see messageLog
 	}
 	f.tombs[s.ID] = t
 	f.tombQueue = append(f.tombQueue, tombRef{session: s.ID, at: t.at})

@@ -276,26 +276,32 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) (
 	// Every change after the position, in version order: messages (a batch
 	// shares a version, in seq order), the fields, fired alarms.
 	var pending []streamEvent
-	msgs := sess.Messages()
-	first := len(msgs)
-	for first > 0 && (msgs[first-1].Version > st.pos.version ||
-		(msgs[first-1].Version == st.pos.version && st.pos.seq > 0 && msgs[first-1].Seq > st.pos.seq)) {
+	// Messages are looked at from the newest back, one by one: a long
+	// session is not copied for the few messages after the position.
+	count := sess.MessageCount()
+	version := func(i int) uint64 { return sess.Message(uint64(i + 1)).Version }
+	first := count
+	for first > 0 && (version(first-1) > st.pos.version ||
+		(version(first-1) == st.pos.version && st.pos.seq > 0 && uint64(first) > st.pos.seq)) {
 		first--
 	}
 	// Take a bounded batch, never splitting the messages of one version;
 	// the fields and fires go with it up to its last version.
-	last, limit := len(msgs), uint64(0)
+	last, limit := count, uint64(0)
 	if last-first > streamBatch {
 		last = first + streamBatch
-		for last < len(msgs) && msgs[last].Version == msgs[last-1].Version {
+		for last < count && version(last) == version(last-1) {
 			last++
 		}
-		limit, more = msgs[last-1].Version, true
+		limit, more = version(last-1), true
 	}
 	within := func(v uint64) bool { return limit == 0 || v <= limit }
-	for i := first; i < last; i++ {
+	msgs := sess.MessagesAfter(uint64(first), last-first) // seqs first+1 … last
+	for i := range msgs {
 		m := &msgs[i]
 		id := position{version: m.Version, known: true}
+		// The batch never splits a version, so the next of the same
+		// version, if any, is in it.
 		if i+1 < len(msgs) && msgs[i+1].Version == m.Version {
 			id.seq = m.Seq // not the last of its batch
 		}

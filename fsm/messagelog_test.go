@@ -1,0 +1,72 @@
+package fsm
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// TestMessageLogReturnsWhatWasAppended: every field of a message comes back
+// as it went in, empty strings and absent meta included.
+func TestMessageLogReturnsWhatWasAppended(t *testing.T) {
+	in := []Message{
+		{Seq: 1, ID: "m1", Role: "user", Content: "hello", CreatedAt: 1700, Version: 3},
+		{Seq: 2, ID: "m2", Role: "", Content: "", CreatedAt: -1, Version: 4, Meta: json.RawMessage(`{"a":1}`)},
+		{Seq: 3, ID: "m3", Role: "assistant", Content: "héllo ✓", Meta: json.RawMessage(`null`)},
+	}
+	var l messageLog
+	for i := range in {
+		l = l.appended(&in[i])
+	}
+	if got := l.slice(0, l.len()); !reflect.DeepEqual(got, in) {
+		t.Fatalf("got  %+v\nwant %+v", got, in)
+	}
+	for i := range in {
+		if l.id(i) != in[i].ID {
+			t.Fatalf("id %d: %q, want %q", i, l.id(i), in[i].ID)
+		}
+	}
+}
+
+// TestMessageLogOlderVersionsKeepTheirMessages: appending to the newest
+// version, which may share arrays with older ones, changes nothing an older
+// version or a message read from it shows.
+func TestMessageLogOlderVersionsKeepTheirMessages(t *testing.T) {
+	var older messageLog
+	for i := range 5 {
+		m := Message{Seq: uint64(i + 1), ID: string(rune('a' + i)), Role: "user", Content: "first"}
+		older = older.appended(&m)
+	}
+	read := older.at(4)
+	newer := older
+	for i := range 50 {
+		m := Message{Seq: uint64(newer.len() + 1), ID: "n" + string(rune('a'+i%26)), Role: "assistant", Content: "second"}
+		newer = newer.appended(&m)
+	}
+	if older.len() != 5 || !reflect.DeepEqual(older.at(4), read) {
+		t.Fatalf("older version changed: %d messages, last %+v", older.len(), older.at(4))
+	}
+	if read.ID != "e" || read.Content != "first" || read.Seq != 5 {
+		t.Fatalf("a message read from the older version changed: %+v", read)
+	}
+	if newer.len() != 55 || newer.at(54).Content != "second" || newer.at(4).ID != "e" {
+		t.Fatalf("newer version: %d messages, %+v, %+v", newer.len(), newer.at(4), newer.at(54))
+	}
+}
+
+// TestMessageRecordsHoldNoPointers: the point of messageLog is that the
+// collector has nothing to follow in it; a pointer added to a record would
+// quietly bring back the cost of marking every message.
+func TestMessageRecordsHoldNoPointers(t *testing.T) {
+	typ := reflect.TypeOf(messageRec{})
+	for i := range typ.NumField() {
+		switch f := typ.Field(i); f.Type.Kind() {
+		case reflect.Int64, reflect.Uint64, reflect.Uint32:
+		default:
+			t.Errorf("messageRec.%s is a %s", f.Name, f.Type)
+		}
+	}
+	if k := reflect.TypeOf(messageLog{}.text).Elem().Kind(); k != reflect.Uint8 {
+		t.Errorf("messageLog.text holds %s", k)
+	}
+}
