@@ -80,9 +80,8 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 		f.msgIndex[cmd.Session] = ids
 	}
 	// Appending to the newest version only writes past every older version's
-	// length; see Session.messages.
-	// The index keys are the command's own strings, not the log's: see
-	// messageLog.
+	// length; see Session.messages. The index keys are the command's own
+	// strings, not the log's (see messageLog).
 	msgs := stored
 	for _, i := range fresh {
 		m := out[i]
