@@ -36,7 +36,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	var fresh []int // positions in cmd.Messages to append
 	var batchSeq map[string]uint64
 	for i, m := range cmd.Messages {
-		if seq, ok := ids[m.ID]; ok {
+		if seq, ok := ids.lookup(stored, m.ID); ok {
 			old := stored.at(int(seq - 1))
 			if !sameMessage(old, m) {
 				return &Result{Status: StatusIDConflict, Version: versionOf(cur), Session: cur,
@@ -76,12 +76,11 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	}
 	s, created := next(index, cur, cmd)
 	if ids == nil {
-		ids = make(map[string]uint64, len(fresh))
+		ids = newIDIndex(len(fresh))
 		f.msgIndex[cmd.Session] = ids
 	}
 	// Appending to the newest version only writes past every older version's
-	// length; see Session.messages. The index keys are the command's own
-	// strings, not the log's (see messageLog).
+	// length; see Session.messages.
 	msgs := stored
 	for _, i := range fresh {
 		m := out[i]
@@ -89,7 +88,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 		m.Version = index
 		msgs = msgs.appended(&m)
 		s.msgBytes += messageSize(&m)
-		ids[m.ID] = m.Seq
+		ids.add(msgs, m.ID, m.Seq)
 		out[i] = m
 	}
 	for i, m := range cmd.Messages { // duplicates within the batch get the seq too

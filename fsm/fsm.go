@@ -38,7 +38,7 @@ type FSM struct {
 
 	// msgIndex maps session id → message id → seq. It is derived from the
 	// messages, used only by the apply goroutine, and rebuilt on Restore.
-	msgIndex map[string]map[string]uint64
+	msgIndex map[string]*idIndex
 
 	// tombs holds the message ids of recently deleted sessions (see
 	// tombstone.go); tombQueue orders them for expiry. Apply goroutine only,
@@ -71,7 +71,7 @@ func (f *FSM) reset() {
 	for i := range f.buckets {
 		f.buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
-	f.msgIndex = map[string]map[string]uint64{}
+	f.msgIndex = map[string]*idIndex{}
 	f.bytes.Store(0)
 	f.timed.Store(0)
 	f.tombs = map[string]*tombstone{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"sort"
 	"testing"
@@ -182,17 +183,13 @@ func stateBytes(t testing.TB, f *FSM) []byte {
 // msgIndexCopy deep-copies the message-id index so it can be compared later.
 // A session without messages may or may not have an (empty) entry; the copy
 // leaves empty entries out.
-func msgIndexCopy(f *FSM) map[string]map[string]uint64 {
-	out := make(map[string]map[string]uint64, len(f.msgIndex))
+func msgIndexCopy(f *FSM) map[string]idIndex {
+	out := make(map[string]idIndex, len(f.msgIndex))
 	for s, ids := range f.msgIndex {
-		if len(ids) == 0 {
+		if ids.len() == 0 {
 			continue
 		}
-		c := make(map[string]uint64, len(ids))
-		for k, v := range ids {
-			c[k] = v
-		}
-		out[s] = c
+		out[s] = idIndex{seqs: maps.Clone(ids.seqs), clash: maps.Clone(ids.clash)}
 	}
 	return out
 }
@@ -200,7 +197,7 @@ func msgIndexCopy(f *FSM) map[string]map[string]uint64 {
 // stateMark captures the state so a test can assert that nothing changed.
 type stateMark struct {
 	state []byte
-	index map[string]map[string]uint64
+	index map[string]idIndex
 }
 
 func markState(t testing.TB, f *FSM) stateMark {
@@ -286,12 +283,12 @@ func checkInvariants(t testing.TB, f *FSM) {
 			t.Fatalf("session %q is not found under its own id", s.ID)
 		}
 		ids := f.msgIndex[s.ID]
-		if len(ids) != s.messages.len() {
-			t.Fatalf("session %q: index holds %d ids, session %d messages", s.ID, len(ids), s.messages.len())
+		if ids.len() != s.messages.len() {
+			t.Fatalf("session %q: index holds %d ids, session %d messages", s.ID, ids.len(), s.messages.len())
 		}
 		for _, m := range s.Messages() {
-			if ids[m.ID] != m.Seq {
-				t.Fatalf("session %q: index maps %q to %d, want %d", s.ID, m.ID, ids[m.ID], m.Seq)
+			if seq, _ := ids.lookup(s.messages, m.ID); seq != m.Seq {
+				t.Fatalf("session %q: index maps %q to %d, want %d", s.ID, m.ID, seq, m.Seq)
 			}
 		}
 	}

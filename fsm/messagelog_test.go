@@ -70,3 +70,30 @@ func TestMessageRecordsHoldNoPointers(t *testing.T) {
 		t.Errorf("messageLog.text holds %s", k)
 	}
 }
+
+// TestIDIndexFindsEveryIDWhenHashesCollide: ids whose hashes are equal are
+// still told apart, each found at its own seq, and an absent id is not
+// found, whichever id took the hash first.
+func TestIDIndexFindsEveryIDWhenHashesCollide(t *testing.T) {
+	defer func(h func(string) uint64) { idHash = h }(idHash)
+	idHash = func(string) uint64 { return 7 }
+	var l messageLog
+	x := newIDIndex(0)
+	ids := []string{"a", "b", "c", "", "dd"}
+	for i, id := range ids {
+		m := Message{Seq: uint64(i + 1), ID: id}
+		l = l.appended(&m)
+		x.add(l, id, m.Seq)
+	}
+	if x.len() != len(ids) {
+		t.Fatalf("%d ids indexed, want %d", x.len(), len(ids))
+	}
+	for i, id := range ids {
+		if seq, ok := x.lookup(l, id); !ok || seq != uint64(i+1) {
+			t.Fatalf("id %q: seq %d, %v; want %d", id, seq, ok, i+1)
+		}
+	}
+	if seq, ok := x.lookup(l, "zz"); ok {
+		t.Fatalf("absent id found at seq %d", seq)
+	}
+}

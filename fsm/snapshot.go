@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"sort"
-	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -210,7 +209,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for i := range buckets {
 		buckets[i] = &bucket{sessions: map[string]*Session{}}
 	}
-	index := map[string]map[string]uint64{}
+	index := map[string]*idIndex{}
 	var total, timed int64
 	var rec bytes.Buffer
 	for {
@@ -225,9 +224,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if err != nil {
 			return fmt.Errorf("fsm: decode snapshot: %w", err)
 		}
-		ids := make(map[string]uint64, s.messages.len())
+		ids := newIDIndex(s.messages.len())
 		for i := range s.messages.len() {
-			ids[strings.Clone(s.messages.id(i))] = uint64(i + 1) // see messageLog
+			ids.add(s.messages, s.messages.id(i), uint64(i+1))
 		}
 		index[s.ID] = ids
 		buckets[bucketOf(s.ID)].sessions[s.ID] = s
