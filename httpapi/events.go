@@ -262,8 +262,11 @@ func (st *streamState) emit(w *eventWriter, sess *fsm.Session, applied uint64) (
 		// after the position is unknown in detail.
 		st.snapshot(w, sess, applied)
 		return false
-	case sess.CreatedVersion() > st.pos.version && !st.gone && st.pos.version > 0:
+	case sess.CreatedVersion() > st.pos.version+1 && !st.gone && st.pos.version > 0:
 		// Deleted and written again since the position: say so first.
+		// (Created right after the position, the session was absent at
+		// it, so no deletion lies after it: a reader that resumes there
+		// saw it absent, and a deleted event would repeat its id.)
 		st.pos = position{version: sess.CreatedVersion() - 1, known: true}
 		w.event("deleted", st.pos.String(), []byte(fmt.Sprintf(`{"id":%s,"version":%d}`, jsonString(st.id), st.pos.version)))
 	}

@@ -216,3 +216,20 @@ func TestChangeStreamDeliversALongBacklogInOrder(t *testing.T) {
 		t.Fatalf("%d fields events, want 1", fields)
 	}
 }
+
+// A reader that saw a session absent at version v and resumes after v,
+// when the session was first written at v+1, gets that write first: no
+// deletion lies after its position, so there is none to report (a
+// "deleted" event would repeat the id v it already has).
+func TestChangeStreamResumedBeforeACreationReportsNoDeletion(t *testing.T) {
+	n := startNode(t)
+	s := openStream(t, n.url+sessionPath("late", "/events"))
+	absent, _ := s.next(t, 10*time.Second)
+	s.close()
+	n.appendMsg("late", "m1", "first")
+	s = openStream(t, n.url+sessionPath("late", "/events"), "Last-Event-ID", absent.ID)
+	got, _ := s.next(t, 10*time.Second)
+	if got.Event != "message" || version(got.ID) <= version(absent.ID) {
+		t.Fatalf("after %+v, resumed at %q: got %+v, want the message after it", absent, absent.ID, got)
+	}
+}
