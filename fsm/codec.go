@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"errors"
+	"unsafe"
 )
 
 // encoder appends the primitive values of the command and snapshot formats.
@@ -101,6 +102,16 @@ func (d *decoder) raw() []byte {
 }
 
 func (d *decoder) string() string { return string(d.raw()) }
+
+// view is string without the copy: the result aliases the decoded buffer,
+// so it must be copied before that buffer is reused.
+func (d *decoder) view() string {
+	b := d.raw()
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
 
 // bytes returns a copy (nil for empty), so decoded values never alias the
 // raft log buffer.

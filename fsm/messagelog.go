@@ -18,8 +18,9 @@ import (
 // share with older values, which never read that far. The strings and
 // slices a Message read from it carries point into those arrays, which are
 // never written below their published length, so they stay valid and
-// unchanged; a holder that keeps one for longer than the session (an
-// index, a tombstone) must copy it, or it keeps the whole array alive.
+// unchanged; a holder that keeps one for longer than the session (a
+// tombstone, an id kept apart by the index for its clashing hash) must copy
+// it, or it keeps the whole array alive.
 type messageLog struct {
 	recs []messageRec // message seq-1
 	text []byte       // id, role, content and meta of every message

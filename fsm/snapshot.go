@@ -171,8 +171,9 @@ func decodeSession(b []byte, withVersions bool) (*Session, error) {
 		s.messages = messageLog{recs: make([]messageRec, 0, nm), text: make([]byte, 0, len(d.buf))}
 	}
 	for i := 0; i < nm && d.err == nil; i++ {
-		m := Message{Seq: uint64(i + 1), ID: d.string(), Role: d.string(),
-			Content: d.string(), CreatedAt: d.varint(), Meta: d.bytes()}
+		// The strings alias the record only until appended copies them.
+		m := Message{Seq: uint64(i + 1), ID: d.view(), Role: d.view(),
+			Content: d.view(), CreatedAt: d.varint(), Meta: d.raw()}
 		if withVersions {
 			m.Version = d.uvarint()
 		}
