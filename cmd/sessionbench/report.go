@@ -113,7 +113,9 @@ type Report struct {
 	// OpenLoop is how well the --rate schedule was kept; absent in a closed loop.
 	OpenLoop *OpenLoopReport `json:"openLoop,omitempty"`
 	// Routing splits successful requests by whether the node asked served
-	// them itself (it led the shard) or forwarded them to the leader.
+	// them itself or proxied them over HTTP to the leader (it names itself
+	// in X-Sessiond-Forwarded-By). A write that a node with a replica of the
+	// shard proposes to the leader over the raft port is served itself.
 	Routing         map[string]RouteReport `json:"routing"`
 	Operations      map[string]OpReport    `json:"operations"`
 	Statuses        map[string]int64       `json:"statuses"`
