@@ -81,9 +81,10 @@ func (n *nodeService) Apply(args ApplyArgs, reply *ApplyReply) error {
 		return nil
 	}
 	defer n.forwarded.give(args.Shard)
-	ctx, cancel := context.WithTimeout(context.Background(), s.timing.Apply+s.timing.Read)
-	defer cancel()
-	res, err := s.Apply(ctx, cmd)
+	// The command was decoded to check it; raft gets the bytes it came
+	// in (decodeWire copied them out of the connection's buffer). Apply
+	// bounds its own wait (raft's enqueue timeout, the shard's close).
+	res, err := s.applyForwarded(args.Command)
 	var nle *NotLeaderError
 	switch {
 	case err == nil:
@@ -175,4 +176,18 @@ func (c *nodeClients) callSent(ctx context.Context, addr, method string, args, r
 		return true, nil
 	}
 	return false, rpc.ErrShutdown
+}
+
+// applyForwarded proposes a forwarded command, already encoded and checked,
+// as Apply would.
+func (s *Shard) applyForwarded(data []byte) (*fsm.Result, error) {
+	select {
+	case <-s.closed:
+		return nil, ErrShutdown
+	default:
+	}
+	if s.raft.State() != raft.Leader {
+		return nil, s.notLeader()
+	}
+	return s.applyEncoded(data)
 }

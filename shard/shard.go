@@ -302,7 +302,12 @@ func (s *Shard) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error
 	if s.raft.State() != raft.Leader {
 		return nil, s.notLeader()
 	}
-	data := cmd.Encode()
+	return s.applyEncoded(cmd.Encode())
+}
+
+// applyEncoded is Apply for a command already encoded (a forwarded one);
+// data must not be modified afterwards: raft keeps it in the log.
+func (s *Shard) applyEncoded(data []byte) (*fsm.Result, error) {
 	var f raft.ApplyFuture
 	for attempt := 0; ; attempt++ {
 		f = s.raft.Apply(data, s.timing.Apply)
