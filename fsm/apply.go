@@ -34,7 +34,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	}
 	out := make([]Message, len(cmd.Messages))
 	var fresh []int // positions in cmd.Messages to append
-	var batchSeq map[string]uint64
+	batch := batchIDs{msgs: cmd.Messages}
 	for i, m := range cmd.Messages {
 		if seq, ok := ids.lookup(stored, m.ID); ok {
 			old := stored.at(int(seq - 1))
@@ -45,7 +45,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 			out[i] = old
 			continue
 		}
-		if seq, ok := batchSeq[m.ID]; ok { // the same id twice in one batch
+		if seq, ok := batch.first(fresh, m.ID); ok { // the same id twice in one batch
 			if !sameMessage(out[seq], m) {
 				return &Result{Status: StatusIDConflict, Version: versionOf(cur), Session: cur,
 					Detail: fmt.Sprintf("message id %q appears twice with different content", m.ID)}
@@ -53,10 +53,7 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 			out[i] = out[seq]
 			continue
 		}
-		if batchSeq == nil {
-			batchSeq = map[string]uint64{}
-		}
-		batchSeq[m.ID] = uint64(i)
+		batch.add(m.ID, i)
 		fresh = append(fresh, i)
 		out[i] = Message{ID: m.ID, Role: m.Role, Content: m.Content, Meta: m.Meta, CreatedAt: cmd.At}
 	}
@@ -93,7 +90,8 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	}
 	for i, m := range cmd.Messages { // duplicates within the batch get the seq too
 		if out[i].Seq == 0 {
-			out[i] = out[batchSeq[m.ID]]
+			first, _ := batch.first(fresh, m.ID)
+			out[i] = out[first]
 		}
 	}
 	s.messages = msgs
@@ -102,6 +100,41 @@ func (f *FSM) appendMessages(index uint64, cur *Session, cmd *Command) *Result {
 	}
 	f.put(cmd.Session, s)
 	return &Result{Status: StatusOK, Version: index, Created: created, Changed: true, Messages: out, Session: s}
+}
+
+// batchIDs finds the first new message of a batch with a given id. Most
+// batches hold one message, or a few: those are searched in place, and
+// only a long batch gets a map.
+type batchIDs struct {
+	msgs  []NewMessage
+	index map[string]int // id → position, for batches over batchScanMax
+}
+
+const batchScanMax = 8
+
+func (b *batchIDs) add(id string, i int) {
+	if len(b.msgs) <= batchScanMax {
+		return
+	}
+	if b.index == nil {
+		b.index = make(map[string]int, len(b.msgs))
+	}
+	b.index[id] = i
+}
+
+// first returns the position of the first message among fresh (positions
+// in the batch, in order) whose id is id.
+func (b *batchIDs) first(fresh []int, id string) (int, bool) {
+	if len(b.msgs) > batchScanMax {
+		i, ok := b.index[id]
+		return i, ok
+	}
+	for _, i := range fresh {
+		if b.msgs[i].ID == id {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func sameMessage(old Message, m NewMessage) bool {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -446,5 +447,35 @@ func TestEveryChangeCarriesItsVersion(t *testing.T) {
 	applyLog(t, f, 10, mergeCmd("s", "k", "2"))
 	if s, _ := f.Get("s"); s.CreatedVersion() != 10 || s.FieldsVersion() != 10 || s.MessageCount() != 0 {
 		t.Fatalf("a session written again after a delete: created %d, fields %d, %d messages", s.CreatedVersion(), s.FieldsVersion(), s.MessageCount())
+	}
+}
+
+// TestAnIDRepeatedInALongBatchIsStoredOnce: batches longer than the ones
+// searched in place find repeated ids through a map; both ways answer a
+// repeat with the first copy and store it once.
+func TestAnIDRepeatedInALongBatchIsStoredOnce(t *testing.T) {
+	for _, n := range []int{batchScanMax, batchScanMax + 1, 3 * batchScanMax} {
+		f := New(DefaultLimits)
+		var msgs []NewMessage
+		for i := range n - 1 {
+			msgs = append(msgs, msg(fmt.Sprintf("m%d", i), "user", fmt.Sprintf("c%d", i)))
+		}
+		msgs = append(msgs, msgs[1]) // the second message again, last
+		r := applyLog(t, f, 1, appendCmd("s", msgs...))
+		if r.Status != StatusOK {
+			t.Fatalf("batch of %d: status %v (%s)", n, r.Status, r.Detail)
+		}
+		if got := r.Messages[n-1]; got.Seq != 2 || got.ID != "m1" {
+			t.Errorf("batch of %d: the repeat was answered as seq %d id %q, want seq 2 id m1", n, got.Seq, got.ID)
+		}
+		if s, _ := f.Get("s"); s.MessageCount() != n-1 {
+			t.Errorf("batch of %d: %d messages stored, want %d", n, s.MessageCount(), n-1)
+		}
+
+		conflicting := append(msgs[:n-1:n-1], msg("m1", "user", "other"))
+		r = applyLog(t, f, 2, appendCmd("t", conflicting...))
+		if r.Status != StatusIDConflict {
+			t.Errorf("batch of %d: a repeat with other content answered %v, want an id conflict", n, r.Status)
+		}
 	}
 }
