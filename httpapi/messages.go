@@ -91,8 +91,8 @@ func (s *Server) parseMessage(raw map[string]json.RawMessage, i int) (fsm.NewMes
 			}
 			return "", nil
 		}
-		var out string
-		if err := json.Unmarshal(v, &out); err != nil {
+		out, ok := decodeJSONString(v)
+		if !ok {
 			return "", errorf(http.StatusBadRequest, CodeInvalidMessage, "message %d: %s must be a string", i, name)
 		}
 		return out, nil

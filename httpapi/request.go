@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -142,18 +143,40 @@ func (s *Server) readJSON(c echo.Context) (json.RawMessage, error) {
 
 // readObject reads a body that must be a JSON object and returns its members.
 func (s *Server) readObject(c echo.Context, code string) (map[string]json.RawMessage, json.RawMessage, error) {
-	b, err := s.readJSON(c)
+	b, err := s.readBody(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	if b[0] != '{' {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0:
+		return nil, nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "request body is empty; send a JSON value")
+	case b[0] != '{' && !json.Valid(b):
+		return nil, nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON")
+	case b[0] != '{':
 		return nil, nil, errorf(http.StatusBadRequest, code, "request body must be a JSON object")
 	}
+	// Unmarshal checks that the whole body is valid JSON before it decodes.
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "request body is not valid JSON")
 	}
 	return m, b, nil
+}
+
+// decodeJSONString decodes v, a member of a body already checked to be valid
+// JSON, as a string. Most strings have no escapes: those are their bytes
+// between the quotes, as json.Unmarshal would return them, without its
+// second pass over the value.
+func decodeJSONString(v json.RawMessage) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
+		return string(v[1 : len(v)-1]), true
+	}
+	var out string
+	if err := json.Unmarshal(v, &out); err != nil {
+		return "", false
+	}
+	return out, true
 }
 
 // ifMatch parses If-Match into a command condition. It accepts the ETag
