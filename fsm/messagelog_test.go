@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -66,8 +68,8 @@ func TestMessageRecordsHoldNoPointers(t *testing.T) {
 			t.Errorf("messageRec.%s is a %s", f.Name, f.Type)
 		}
 	}
-	if k := reflect.TypeOf(messageLog{}.text).Elem().Kind(); k != reflect.Uint8 {
-		t.Errorf("messageLog.text holds %s", k)
+	if k := reflect.TypeOf(messageLog{}.chunks).Elem().Elem().Kind(); k != reflect.Uint8 {
+		t.Errorf("messageLog.chunks hold %s", k)
 	}
 }
 
@@ -95,5 +97,52 @@ func TestIDIndexFindsEveryIDWhenHashesCollide(t *testing.T) {
 	}
 	if seq, ok := x.lookup(l, "zz"); ok {
 		t.Fatalf("absent id found at seq %d", seq)
+	}
+}
+
+// TestMessageLogKeepsMessagesAcrossChunks: messages of every size, from
+// empty to several times a chunk, come back as they went in, from the
+// newest version and from every older one, however the bytes were split
+// into chunks.
+func TestMessageLogKeepsMessagesAcrossChunks(t *testing.T) {
+	sizes := []int{0, 1, 300, firstChunk, firstChunk + 1, maxChunk - 20, maxChunk, 3 * maxChunk, 5, 700}
+	var want []Message
+	var versions []messageLog
+	var l messageLog
+	for i := range 400 {
+		n := sizes[i%len(sizes)]
+		m := Message{Seq: uint64(i + 1), ID: fmt.Sprintf("id-%d", i), Role: "user",
+			Content: strings.Repeat(string(rune('a'+i%26)), n), CreatedAt: int64(i), Version: uint64(i + 7)}
+		if i%3 == 0 {
+			m.Meta = json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))
+		}
+		l = l.appended(&m)
+		want = append(want, m)
+		versions = append(versions, l)
+	}
+	if len(l.chunks) < 10 {
+		t.Fatalf("%d chunks: the test does not cross chunk boundaries", len(l.chunks))
+	}
+	for v, old := range versions {
+		if old.len() != v+1 {
+			t.Fatalf("version %d holds %d messages", v, old.len())
+		}
+		for _, i := range []int{0, v / 2, v} {
+			if got := old.at(i); !reflect.DeepEqual(got, want[i]) {
+				t.Fatalf("version %d, message %d: got %.60v, want %.60v", v, i, got, want[i])
+			}
+		}
+	}
+	if got := l.slice(0, l.len()); !reflect.DeepEqual(got, want) {
+		t.Fatal("the newest version does not return every message")
+	}
+	perChunk := make([]int, len(l.chunks))
+	for _, r := range l.recs {
+		perChunk[r.chunk]++
+	}
+	for i, c := range l.chunks {
+		if len(c) > maxChunk && perChunk[i] != 1 {
+			t.Errorf("chunk %d holds %d bytes and %d messages: only a message larger than a chunk gets one of its own", i, len(c), perChunk[i])
+		}
 	}
 }

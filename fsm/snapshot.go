@@ -167,8 +167,9 @@ func decodeSession(b []byte, withVersions bool) (*Session, error) {
 	}
 	nm := d.count(5)
 	if nm > 0 {
-		// The record's size bounds the messages' bytes: one array, no growth.
-		s.messages = messageLog{recs: make([]messageRec, 0, nm), text: make([]byte, 0, len(d.buf))}
+		// The record's size bounds the messages' bytes: one chunk for all
+		// (up to maxRestoreChunk, which keeps offsets in a chunk small).
+		s.messages = newMessageLog(nm, min(len(d.buf), maxRestoreChunk))
 	}
 	for i := 0; i < nm && d.err == nil; i++ {
 		// The strings alias the record only until appended copies them.
