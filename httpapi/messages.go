@@ -72,12 +72,7 @@ func (s *Server) appendMessages(c echo.Context) error {
 	if res.Changed {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, appendResponse{Messages: res.Messages, Version: res.Version})
-}
-
-type appendResponse struct {
-	Messages []fsm.Message `json:"messages"`
-	Version  uint64        `json:"version"`
+	return c.JSONBlob(status, messagesDocument(res.Messages, res.Version, nil))
 }
 
 // parseMessage checks one message object's members and their JSON types.
@@ -176,20 +171,21 @@ func (s *Server) listMessages(c echo.Context) error {
 	if page == nil {
 		page = []fsm.Message{}
 	}
-	resp := pageResponse{Messages: page, Version: sess.Version, Total: sess.MessageCount()}
+	info := pageInfo{Total: sess.MessageCount()}
 	if len(page) > 0 {
-		resp.NextAfter = page[len(page)-1].Seq
-		resp.HasMore = resp.NextAfter < uint64(sess.MessageCount())
+		info.NextAfter = page[len(page)-1].Seq
+		info.HasMore = info.NextAfter < uint64(sess.MessageCount())
 	}
-	return c.JSON(http.StatusOK, resp)
+	return c.JSONBlob(http.StatusOK, messagesDocument(page, sess.Version, &info))
 }
 
-type pageResponse struct {
-	Messages  []fsm.Message `json:"messages"`
-	Version   uint64        `json:"version"`
-	Total     int           `json:"total"`
-	NextAfter uint64        `json:"nextAfter,omitempty"`
-	HasMore   bool          `json:"hasMore"`
+// pageInfo is what a page of messages says about the rest: the session's
+// message count, the seq to ask for the next page after (0 for an empty
+// page, when it is left out) and whether there are more.
+type pageInfo struct {
+	Total     int
+	NextAfter uint64
+	HasMore   bool
 }
 
 // MaxWait bounds ?wait= of a blocking read.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -222,5 +221,7 @@ func etagMatches(header string, version uint64) bool {
 }
 
 func setETag(c echo.Context, version uint64) {
-	c.Response().Header().Set("ETag", fmt.Sprintf("%q", strconv.FormatUint(version, 10)))
+	var b [24]byte
+	tag := strconv.AppendUint(append(b[:0], '"'), version, 10)
+	c.Response().Header().Set("ETag", string(append(tag, '"')))
 }
