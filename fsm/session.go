@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 )
 
@@ -128,6 +129,16 @@ func (s *Session) Messages() []Message { return s.messages.slice(0, s.messages.l
 // copying: its strings and Meta point into the session's stored bytes, and
 // Meta must not be modified.
 func (s *Session) Message(seq uint64) Message { return s.messages.at(int(seq - 1)) }
+
+// String describes the session in one line. fmt would otherwise print
+// its internals, the message log's chunks whole, past what this version
+// holds, where a newer version may be writing.
+func (s *Session) String() string {
+	if s == nil {
+		return "<nil session>"
+	}
+	return fmt.Sprintf("session %q (version %d, %d messages, %d fields)", s.ID, s.Version, s.messages.len(), len(s.fields))
+}
 
 // MessageCount is the number of messages, which is also the highest seq.
 func (s *Session) MessageCount() int { return s.messages.len() }
