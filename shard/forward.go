@@ -181,13 +181,8 @@ func (c *nodeClients) callSent(ctx context.Context, addr, method string, args, r
 // applyForwarded proposes a forwarded command, already encoded and checked,
 // as Apply would.
 func (s *Shard) applyForwarded(data []byte) (*fsm.Result, error) {
-	select {
-	case <-s.closed:
-		return nil, ErrShutdown
-	default:
-	}
-	if s.raft.State() != raft.Leader {
-		return nil, s.notLeader()
+	if err := s.canPropose(); err != nil {
+		return nil, err
 	}
 	return s.applyEncoded(data)
 }

@@ -293,16 +293,29 @@ const transferWaitRounds = 40
 // Results the FSM decided (conflicts, not found) are not errors.
 func (s *Shard) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	select {
-	case <-s.closed:
-		return nil, ErrShutdown
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	default:
 	}
-	if s.raft.State() != raft.Leader {
-		return nil, s.notLeader()
+	// Checked before encoding: a follower's caller forwards the command.
+	if err := s.canPropose(); err != nil {
+		return nil, err
 	}
 	return s.applyEncoded(cmd.Encode())
+}
+
+// canPropose says why this replica cannot propose now: ErrShutdown, or a
+// *NotLeaderError naming the leader it knows of.
+func (s *Shard) canPropose() error {
+	select {
+	case <-s.closed:
+		return ErrShutdown
+	default:
+	}
+	if s.raft.State() != raft.Leader {
+		return s.notLeader()
+	}
+	return nil
 }
 
 // applyEncoded is Apply for a command already encoded (a forwarded one);
