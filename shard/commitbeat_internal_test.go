@@ -148,7 +148,7 @@ func fakePeer(t *testing.T, svc any) string {
 	if err := srv.RegisterName("Node", svc); err != nil {
 		t.Fatal(err)
 	}
-	go serveNodeRPC(layer, srv, nil, logger)
+	go serveNodeRPC(layer, srv.ServeCodec, nil, logger)
 	go mux.Serve()
 	t.Cleanup(func() { mux.Close() })
 	return ln.Addr().String()

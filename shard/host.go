@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/rpc"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,8 +56,10 @@ type Host struct {
 	logStore  string
 	sharedLog *raftlog.Log // nil with per-shard logs
 	nodeRPC   *StreamLayer // node-to-node RPCs on the raft port
-	peers     *nodeClients
-	beats     *heartbeatSender
+	// nodeServer serves them (nodeserver.go); close stops its workers.
+	nodeServer *nodeServer
+	peers      *nodeClients
+	beats      *heartbeatSender
 
 	mu     sync.RWMutex
 	shards map[uint32]*Shard
@@ -121,11 +122,8 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		}
 		return nil, err
 	}
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Node", &nodeService{h: h}); err != nil {
-		return nil, err
-	}
-	go serveNodeRPC(h.nodeRPC, srv, h.peerClosed, cfg.Logger)
+	h.nodeServer = newNodeServer((&nodeService{h: h}).methods(), nodeWorkers)
+	go serveNodeRPC(h.nodeRPC, h.nodeServer.serveCodec, h.peerClosed, cfg.Logger)
 	go h.monitorFollowers(h.monitorStop, cfg.Logger)
 	go func() {
 		defer close(h.serveDone)
@@ -284,6 +282,7 @@ func (h *Host) close() error {
 		}()
 	}
 	wg.Wait()
+	h.nodeServer.stop()
 	h.peers.close()
 	h.beats.appends.close()
 	errs = append(errs, h.mux.Close())

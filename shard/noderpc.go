@@ -14,9 +14,10 @@ import (
 )
 
 // Node RPC: hosts call each other over the raft port, on a connection
-// whose preamble names nodeServiceID instead of a shard, with net/rpc and
-// the binary codec of rpccodec.go. It
-// carries read indexes (readindex.go), writes forwarded from followers
+// whose preamble names nodeServiceID instead of a shard, with net/rpc's
+// calls in the binary codec of rpccodec.go: net/rpc's client, and a server
+// of our own with net/rpc's behaviour (nodeserver.go). It carries raft
+// appends (appendrpc.go), read indexes (readindex.go), writes forwarded from followers
 // (forward.go) and batched heartbeats (heartbeat.go). Mutual TLS, when the
 // mux has it, covers these connections like raft's.
 
@@ -26,16 +27,28 @@ import (
 // the other way round, instead of misreading them.)
 const nodeServiceID = math.MaxUint32 - 1
 
-// nodeService answers other hosts' RPCs. Exported methods are the RPCs.
+// nodeService answers other hosts' RPCs. Exported methods are the RPCs,
+// with net/rpc's signature; methods lists them for nodeServer.
 type nodeService struct {
 	h         *Host
 	forwarded forwardSlots
 }
 
+func (n *nodeService) methods() map[string]nodeMethod {
+	return map[string]nodeMethod{
+		"Node.AppendEntries":    method(n.AppendEntries),
+		"Node.Apply":            method(n.Apply),
+		"Node.Heartbeats":       method(n.Heartbeats),
+		"Node.CommitHeartbeats": method(n.CommitHeartbeats),
+		"Node.ReadIndex":        method(n.ReadIndex),
+		"Node.TimeoutNow":       method(n.TimeoutNow),
+	}
+}
+
 // serveNodeRPC accepts node-to-node connections until the layer closes.
 // Closing the layer closes the connections it accepted, which ends their
 // ServeConn loops.
-func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, onPeerClose func(), logger *slog.Logger) {
+func serveNodeRPC(layer *StreamLayer, serve func(rpc.ServerCodec), onPeerClose func(), logger *slog.Logger) {
 	for {
 		conn, err := layer.Accept()
 		if err != nil {
@@ -46,7 +59,7 @@ func serveNodeRPC(layer *StreamLayer, srv *rpc.Server, onPeerClose func(), logge
 		}
 		nc := newNodeConn(conn)
 		nc.onPeerClose = onPeerClose
-		go srv.ServeCodec(newWireCodec(nc))
+		go serve(newWireCodec(nc))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/rpc"
 	"strings"
 	"testing"
+	"time"
 )
 
 type echoService struct{}
@@ -23,17 +24,35 @@ func (echoService) Apply(args ApplyArgs, reply *ApplyReply) error {
 
 // TestNodeRPCCodecCarriesCallsAnswersAndErrors: calls over the codec get
 // their answers, a method's error comes back as the call's error and
-// leaves the connection usable, and an unknown method is refused.
+// leaves the connection usable, and an unknown method is refused, whether
+// the server is the node's own (nodeServer, a few workers so that calls
+// also run on goroutines of their own) or net/rpc's, which nodes of
+// earlier versions run.
 func TestNodeRPCCodecCarriesCallsAnswersAndErrors(t *testing.T) {
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Node", echoService{}); err != nil {
+	netrpc := rpc.NewServer()
+	if err := netrpc.RegisterName("Node", echoService{}); err != nil {
 		t.Fatal(err)
 	}
-	a, b := net.Pipe()
-	go srv.ServeCodec(newWireCodec(a))
-	cl := rpc.NewClientWithCodec(newWireCodec(b))
-	defer cl.Close()
+	own := newNodeServer(map[string]nodeMethod{"Node.Apply": method(echoService{}.Apply)}, 3)
+	defer own.stop()
+	for name, serve := range map[string]func(rpc.ServerCodec){"nodeServer": own.serveCodec, "net/rpc": netrpc.ServeCodec} {
+		t.Run(name, func(t *testing.T) {
+			a, b := net.Pipe()
+			served := make(chan struct{})
+			go func() {
+				serve(newWireCodec(a))
+				close(served)
+			}()
+			cl := rpc.NewClientWithCodec(newWireCodec(b))
+			checkEchoCalls(t, cl)
+			cl.Close()
+			<-served // the server's loop ends when the client hangs up
+		})
+	}
+}
 
+func checkEchoCalls(t *testing.T, cl *rpc.Client) {
+	t.Helper()
 	calls := make([]*rpc.Call, 50)
 	for i := range calls {
 		calls[i] = cl.Go("Node.Apply", ApplyArgs{Shard: 1, Command: []byte{byte('a' + i%26)}}, new(ApplyReply), nil)
@@ -100,5 +119,41 @@ func TestNodeRPCCodecKeepsNoLargeFrameBuffer(t *testing.T) {
 		if cap(r.buf) > maxKeptFrameBytes {
 			t.Fatalf("after frame %d the connection keeps a %d-byte buffer", i, cap(r.buf))
 		}
+	}
+}
+
+// TestNodeServerNeverMakesACallWaitForAWorker: with every worker busy on
+// a call that cannot finish until a later call has, the later call still
+// runs and answers.
+func TestNodeServerNeverMakesACallWaitForAWorker(t *testing.T) {
+	release := make(chan struct{})
+	blocking := func(args ApplyArgs, reply *ApplyReply) error {
+		if string(args.Command) == "wait" {
+			<-release
+		} else {
+			close(release)
+		}
+		reply.Result = args.Command
+		return nil
+	}
+	srv := newNodeServer(map[string]nodeMethod{"Node.Apply": method(blocking)}, 1)
+	defer srv.stop()
+	a, b := net.Pipe()
+	go srv.serveCodec(newWireCodec(a))
+	cl := rpc.NewClientWithCodec(newWireCodec(b))
+	defer cl.Close()
+	first := cl.Go("Node.Apply", ApplyArgs{Command: []byte("wait")}, new(ApplyReply), nil)
+	second := cl.Go("Node.Apply", ApplyArgs{Command: []byte("go")}, new(ApplyReply), nil)
+	select {
+	case <-second.Done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second call waited for the busy worker")
+	}
+	if second.Error != nil || string(second.Reply.(*ApplyReply).Result) != "go" {
+		t.Fatalf("second call: %+v, %v", second.Reply, second.Error)
+	}
+	<-first.Done
+	if first.Error != nil || string(first.Reply.(*ApplyReply).Result) != "wait" {
+		t.Fatalf("first call: %+v, %v", first.Reply, first.Error)
 	}
 }
